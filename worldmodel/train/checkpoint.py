@@ -1,0 +1,95 @@
+"""Self-describing checkpoints: written atomically, read without unpickling code.
+
+A checkpoint is a plain dict ``{"kind", "config", "model", "extra", "step", "optimizer", "scheduler", "rng"}``
+holding only tensors, numbers, strings, lists and dicts, so ``torch.load(weights_only=True)`` opens it and
+opening a checkpoint never runs pickled code. Any stage loads the previous one by path alone: ``config`` is the
+whole command config that produced it.
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
+    """Write ``ckpt`` to ``path`` via a temp file + rename: a kill mid-write leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(ckpt, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint safely (``weights_only=True``); errors name the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # truncated file, foreign pickle, ...
+        raise ValueError(f"checkpoint {path}: cannot be read safely ({type(e).__name__}: {e})") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"checkpoint {path}: not a worldmodel checkpoint (expected a dict with 'model' and 'config')")
+    return ckpt
+
+
+def _lookup(d: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return _MISSING
+        d = d[part]
+    return d
+
+
+_MISSING = object()
+
+
+def check_matches(ckpt_cfg: dict, expected: dict, fields: list[str], path: str | Path) -> None:
+    """Raise ValueError naming the first dotted field whose value differs between a checkpoint and a config."""
+    for field in fields:
+        got, want = _lookup(ckpt_cfg, field), _lookup(expected, field)
+        if want is _MISSING:
+            continue
+        if got is _MISSING:
+            raise ValueError(f"checkpoint {path}: has no field {field}, config expects {want!r}")
+        if got != want:
+            raise ValueError(f"checkpoint {path}: field {field} is {got!r}, config expects {want!r}")
+
+
+def rng_state() -> dict:
+    """Capture python, numpy and torch RNG states as weights_only-loadable objects."""
+    np_state = np.random.get_state()
+    state = {
+        "python": _to_lists(random.getstate()),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore what :func:`rng_state` captured."""
+    random.setstate(_to_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(x):
+    return [_to_lists(v) for v in x] if isinstance(x, tuple | list) else x
+
+
+def _to_tuples(x):
+    return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x

@@ -1,0 +1,287 @@
+"""The trainer core every training loop shares.
+
+It owns what is the same for every objective: devices and DDP (gloo on CPU, NCCL on GPU under torchrun),
+AdamW with weight decay on matrices only, warmup + cosine or warmup-stable-decay schedules, gradient clipping,
+bf16 autocast on CUDA, atomic checkpoints with exact resume (step, optimizer, schedule, extra modules such as
+an EMA target, RNG), JSONL metrics (optional TensorBoard), tqdm progress, and a hard stop on a non-finite
+loss that leaves the last good checkpoint in place. The loop itself stays in the objective's module::
+
+    trainer = Trainer(cfg.train, out_dir, model=model, config=to_dict(cfg), kind="pretrain")
+    for step in trainer.steps():
+        with trainer.autocast():
+            loss = objective(trainer.model, batch)
+        trainer.backward_step(loss)
+        trainer.log(step, {"loss/pred": loss.item()})
+        trainer.maybe_checkpoint(step)
+    trainer.save_checkpoint()
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm import tqdm
+
+from worldmodel.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+
+class NonFiniteLossError(RuntimeError):
+    """Raised when the loss becomes NaN or infinite; the last good checkpoint is left untouched."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-3  # peak learning rate after warmup
+    min_lr: float = 1e-5  # learning rate at the end of the decay
+    weight_decay: float = 0.05  # AdamW decay, applied to weight matrices only (dim >= 2)
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
+    warmup_steps: int = 100  # linear warmup length in steps
+    schedule: str = "cosine"  # cosine | wsd (warmup-stable-decay) | constant
+    decay_fraction: float = 0.2  # wsd: final fraction of steps spent decaying to min_lr
+    grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # total optimizer steps
+    batch_size: int = 8  # per-rank batch size
+    log_every: int = 10  # steps between metric lines (metrics.jsonl, progress bar)
+    ckpt_every: int = 200  # steps between atomic checkpoints (0: only the final one)
+    seed: int = 0  # base seed; data sampling uses (seed, rank, step) for exact resume
+    resume: bool = False  # continue from out_dir/checkpoint.pt when it exists
+    device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:1 ...
+    amp: bool = True  # bf16 autocast when running on CUDA (ignored on CPU)
+    tensorboard: bool = False  # also write TensorBoard scalars to out_dir/tb
+    num_workers: int = 0  # data-loader worker processes
+    threads: int = 0  # torch CPU threads per rank (0: leave torch's default)
+    progress: bool = True  # show a tqdm progress bar on rank 0
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (call before building models so every rank starts identical)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """Map ``auto`` to the local CUDA device when there is one, else CPU."""
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+def lr_at(step: int, total: int, cfg: OptimConfig) -> float:
+    """Learning rate at ``step`` for the configured warmup + schedule."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.schedule == "constant":
+        return cfg.lr
+    if cfg.schedule == "cosine":
+        progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(1.0, progress)))
+    if cfg.schedule == "wsd":
+        decay_start = int(total * (1 - cfg.decay_fraction))
+        if step < decay_start:
+            return cfg.lr
+        progress = (step - decay_start) / max(1, total - decay_start)
+        return cfg.lr + (cfg.min_lr - cfg.lr) * min(1.0, progress)
+    raise ValueError(f"train.optim.schedule is {cfg.schedule!r}; expected cosine, wsd or constant")
+
+
+def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (``p.dim() >= 2``) only, not on norms, biases or tokens of dim < 2."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.dim() >= 2]
+    no_decay = [p for p in params if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused or None)
+
+
+class Trainer:
+    """Shared training machinery; see the module docstring for the loop it serves."""
+
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, model: nn.Module, config: dict, kind: str,
+                 extra: dict[str, nn.Module] | None = None, find_unused_parameters: bool = False):
+        self.cfg, self.kind, self.config = cfg, kind, config
+        self.out_dir = Path(out_dir)
+        self.ckpt_path = self.out_dir / CHECKPOINT_NAME
+        self.rank, self.world_size, local_rank = _init_distributed(cfg.device)
+        self.is_main = self.rank == 0
+        self.device = resolve_device(cfg.device, local_rank)
+        if cfg.threads > 0:
+            torch.set_num_threads(cfg.threads)
+        self.raw_model = model.to(self.device)
+        self.extra = {k: m.to(self.device) for k, m in (extra or {}).items()}
+        self.model: nn.Module = self.raw_model
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(
+                self.raw_model, device_ids=ids, find_unused_parameters=find_unused_parameters)
+        self.optimizer = build_optimizer(self.raw_model, cfg.optim, fused=self.device.type == "cuda")
+        self.start_step = 0
+        self.history: list[dict] = []
+        self._step = 0
+        self._t0 = time.time()
+        self._tb = None
+        if self.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume and self.ckpt_path.is_file():
+            self._restore(load_checkpoint(self.ckpt_path, map_location=self.device))
+        elif self.is_main:
+            (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
+        if self.is_main and cfg.tensorboard:
+            self._tb = _tensorboard_writer(self.out_dir / "tb")
+
+    # ---- the loop -------------------------------------------------------------------------------------
+    def steps(self):
+        """Yield step indices ``start_step .. cfg.steps-1`` (a tqdm bar on rank 0), setting the lr of each."""
+        bar = tqdm(range(self.start_step, self.cfg.steps), initial=self.start_step, total=self.cfg.steps,
+                   desc=self.kind, disable=not (self.is_main and self.cfg.progress), dynamic_ncols=True)
+        self._bar = bar
+        for step in bar:
+            self._step = step
+            lr = self.lr_at(step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            yield step
+        bar.close()
+
+    def lr_at(self, step: int) -> float:
+        return lr_at(step, self.cfg.steps, self.cfg.optim)
+
+    def autocast(self):
+        """bf16 autocast on CUDA when ``amp`` is on; a no-op context on CPU."""
+        if self.cfg.amp and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def backward_step(self, loss: torch.Tensor) -> float:
+        """Backward, clip, optimizer step. Returns the gradient norm (before clipping).
+
+        A NaN/inf loss on any rank stops every rank with :class:`NonFiniteLossError` before the weights change.
+        """
+        finite = torch.isfinite(loss.detach()).float()
+        if self.world_size > 1:
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if finite.item() < 1:
+            kept = f"last good checkpoint kept at {self.ckpt_path}" if self.ckpt_path.is_file() else "no checkpoint yet"
+            raise NonFiniteLossError(f"{self.kind}: loss is {loss.item()} at step {self._step}; stopping ({kept})")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in self.raw_model.parameters() if p.grad is not None]
+        if self.cfg.optim.grad_clip > 0:
+            norm = torch.nn.utils.clip_grad_norm_(params, self.cfg.optim.grad_clip)
+        else:
+            norm = torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params])) if params else torch.zeros(())
+        self.optimizer.step()
+        return float(norm)
+
+    def log(self, step: int, metrics: dict[str, float], force: bool = False) -> None:
+        """Record metrics every ``log_every`` steps (and at the last step) to metrics.jsonl and the bar."""
+        last = step == self.cfg.steps - 1
+        if not (force or last or step % max(1, self.cfg.log_every) == 0) or not self.is_main:
+            return
+        row = {"step": step, "lr": self.lr_at(step), "time": round(time.time() - self._t0, 3)}
+        row.update({k: float(v) for k, v in metrics.items()})
+        self.history.append(row)
+        with open(self.out_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            for k, v in metrics.items():
+                self._tb.add_scalar(k, float(v), step)
+        if getattr(self, "_bar", None) is not None:
+            self._bar.set_postfix({k: f"{v:.4g}" for k, v in list(metrics.items())[:3]}, refresh=False)
+
+    def generator_for(self, step: int) -> torch.Generator:
+        """A generator seeded by (seed, rank, step): data drawn from it is identical after a resume."""
+        return torch.Generator().manual_seed(hash((self.cfg.seed, self.rank, step)) % 2**62)
+
+    # ---- checkpoints ----------------------------------------------------------------------------------
+    def maybe_checkpoint(self, step: int) -> None:
+        """Checkpoint after ``step`` completes, every ``ckpt_every`` steps."""
+        done = step + 1
+        if self.cfg.ckpt_every > 0 and done % self.cfg.ckpt_every == 0 and done < self.cfg.steps:
+            self.save_checkpoint(done)
+
+    def save_checkpoint(self, step: int | None = None) -> Path:
+        """Write the checkpoint atomically (rank 0) and return its path; ``step`` = completed steps."""
+        step = self.cfg.steps if step is None else step
+        if self.is_main:
+            save_checkpoint(self.ckpt_path, {
+                "kind": self.kind,
+                "config": self.config,
+                "model": self.raw_model.state_dict(),
+                "extra": {k: m.state_dict() for k, m in self.extra.items()},
+                "step": step,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": {"name": self.cfg.optim.schedule, "step": step},
+                "rng": rng_state(),
+            })
+        if self.world_size > 1:
+            dist.barrier()
+        return self.ckpt_path
+
+    def _restore(self, ckpt: dict) -> None:
+        if ckpt.get("kind") != self.kind:
+            raise ValueError(f"checkpoint {self.ckpt_path}: kind is {ckpt.get('kind')!r}, expected {self.kind!r}")
+        self.raw_model.load_state_dict(ckpt["model"])
+        for k, m in self.extra.items():
+            m.load_state_dict(ckpt["extra"][k])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.start_step = int(ckpt["step"])
+        set_rng_state(ckpt["rng"])
+        if self.is_main:
+            _truncate_metrics(self.out_dir / "metrics.jsonl", self.start_step)
+            print(f"[{self.kind}] resumed from {self.ckpt_path} at step {self.start_step}")
+
+    def close(self) -> None:
+        """Flush writers and leave the process group (call once at the end of a run)."""
+        if self._tb is not None:
+            self._tb.close()
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _init_distributed(device: str) -> tuple[int, int, int]:
+    """Join the torchrun process group when WORLD_SIZE > 1: NCCL on GPU, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        use_cuda = resolve_device(device, local_rank).type == "cuda"
+        if use_cuda:
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return rank, world, local_rank
+
+
+def _truncate_metrics(path: Path, start_step: int) -> None:
+    """Drop metric lines logged after the checkpoint we resume from (they will be logged again)."""
+    if not path.is_file():
+        return
+    rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] < start_step]
+    path.write_text("".join(r + "\n" for r in rows))
+
+
+def _tensorboard_writer(log_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        warnings.warn("train.tensorboard=true but tensorboard is not installed (pip install worldmodel[tensorboard]); "
+                      "metrics still go to metrics.jsonl")
+        return None
+    return SummaryWriter(str(log_dir))
