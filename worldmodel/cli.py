@@ -97,15 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wm {command} [key=value ...]; composed config:\n")
         print(OmegaConf.to_yaml(cfg))
         return 0
+    from hydra.errors import HydraException
+
     try:
         run_command(command, rest)
-    except Exception as e:  # hydra composition errors are user errors: say what and stop
-        from hydra.errors import HydraException
-
-        if isinstance(e, HydraException):
-            print(f"wm {command}: bad config: {e}", file=sys.stderr)
-            return 2
-        raise
+    except HydraException as e:  # unknown key, wrong type, missing group option
+        print(f"wm {command}: bad config: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:  # bad input: the message names the file/field; WM_DEBUG=1 for the trace
+        if os.environ.get("WM_DEBUG"):
+            raise
+        print(f"wm {command}: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
