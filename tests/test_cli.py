@@ -1,0 +1,38 @@
+"""The `wm` contract: help, presets, strict configs, clean errors."""
+import subprocess
+import sys
+
+import pytest
+from hydra.errors import HydraException
+
+from worldmodel.config import COMMANDS, compose_config
+
+
+def _wm(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "worldmodel.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command():
+    out = _wm("--help").stdout
+    for command in COMMANDS:
+        assert command in out
+
+
+def test_preset_is_one_override():
+    assert compose_config("bench").command_preset == "cpu"
+    assert compose_config("bench", ["preset=smoke"]).command_preset == "smoke"
+    assert compose_config("bench", ["preset=smoke", "repeats=9"]).repeats == 9  # user overrides win
+
+
+@pytest.mark.parametrize("override", ["repeats=many", "no_such_key=1", "preset=huge"])
+def test_bad_config_fails_at_composition(override):
+    with pytest.raises(HydraException):
+        compose_config("bench", [override])
+
+
+def test_cli_reports_bad_input_without_traceback():
+    proc = _wm("bench", "no_such_key=1")
+    assert proc.returncode == 2 and "no_such_key" in proc.stderr and "Traceback" not in proc.stderr
+    proc = _wm("bench", "nonsense-target")
+    assert proc.returncode == 2 and "nonsense-target" in proc.stderr and "Traceback" not in proc.stderr
+    assert _wm("frobnicate").returncode == 2
