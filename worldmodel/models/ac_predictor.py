@@ -1,0 +1,291 @@
+"""Action-conditioned block-causal predictor (V-JEPA 2-AC style) with a key/value-cached rollout.
+
+Token layout. One predictor *step* t holds, in this order::
+
+    [ action a_t | state s_t (if state_dim > 0) | patch tokens of z_t (grid_h * grid_w) ]
+
+``a_t`` is the (stacked, ``frame_skip * A``) action taken between frames t and t+1, ``s_t`` the simulator
+state at frame t, ``z_t`` the frozen encoder's (optionally pooled) latent of frame t. Each part has its own
+linear embedding into the predictor width; patch tokens are projected back to the encoder width at the end.
+
+Attention is block-causal: every token of step t sees all tokens of steps <= t and none later (a boolean
+SDPA mask). The outputs at the patch tokens of step t predict z_{t+1}; the output at the state token feeds a
+small head that predicts s_{t+1}. Both are residual (z_t + delta, s_t + delta), so an untrained predictor
+starts at the "copy the last latent" baseline.
+
+Positions are rotary. A token of step t at patch (h, w) is rotated by 3D RoPE over (t, h, w): the head
+dimension is split into a temporal part and two spatial parts. Action and state tokens carry the temporal
+position only (their spatial angles are zero, i.e. those channels are not rotated). The cos/sin tables for
+``max_steps`` steps are built once at construction and sliced, never recomputed.
+
+Future proprioception (decided). The state is only observed at the context frames. During teacher forcing
+the true states s_t are fed. During rollout (training's rollout loss, drift, planning) the state token of
+every step after the context gets the state head's prediction from the previous step, so training and
+planning see the same kind of input. ``state_dim = 0`` drops the state token and head (envs without
+proprioception). States are standardized and actions scaled to [-1, 1] inside the model by buffers
+(``state_mean/std``, ``action_low/high``) set from the dataset and saved with the weights.
+
+Rollout. ``rollout(..., use_cache=True)`` prefills the context steps once, then runs one step at a time on
+only that step's tokens, attending to the cached keys/values of earlier steps: step t+1 reuses the keys and
+values of steps <= t. ``use_cache=False`` recomputes the whole sequence every step (the reference; the two
+agree to float precision, see tests/test_ac_predictor.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from timm.layers import Mlp
+from torch import nn
+
+
+@dataclass
+class ACPredictorConfig:
+    embed_dim: int = 0  # encoder width D of the latents in and out (0: taken from the encoder at build time)
+    pred_dim: int = 128  # predictor transformer width
+    depth: int = 4  # transformer blocks
+    num_heads: int = 4  # attention heads (pred_dim / num_heads must be even)
+    mlp_ratio: float = 4.0  # MLP hidden width as a multiple of pred_dim
+    pool: int = 2  # average-pool encoder patch tokens pool x pool before the predictor (1: no pooling)
+    grid_h: int = 0  # patch grid height after pooling (0: taken from the encoder at build time)
+    grid_w: int = 0  # patch grid width after pooling (0: taken from the encoder at build time)
+    action_dim: int = 0  # action size per predictor step = frame_skip * env action dim (0: from the dataset)
+    state_dim: int = 0  # simulator state size; 0 means no state token and no state head
+    max_steps: int = 32  # longest sequence (context + rollout steps) the rotary tables cover
+    rope_theta: float = 100.0  # rotary base; small because positions are small integers
+    residual: bool = True  # predict z_{t+1} = z_t + delta (starts at copy-last) instead of z_{t+1} directly
+
+
+def pool_latents(z: torch.Tensor, grid_h: int, grid_w: int, pool: int) -> torch.Tensor:
+    """Average-pool patch tokens on their grid, then layer-norm (no affine) each token again.
+
+    z: (..., grid_h * grid_w, D) encoder tokens -> (..., (grid_h // pool) * (grid_w // pool), D).
+    Re-normalizing keeps pooled tokens on the same scale as the encoder's layer-normed output.
+    """
+    if pool <= 1:
+        return z
+    *lead, N, D = z.shape
+    assert N == grid_h * grid_w and grid_h % pool == 0 and grid_w % pool == 0, (N, grid_h, grid_w, pool)
+    x = z.reshape(-1, grid_h, grid_w, D).permute(0, 3, 1, 2)  # (M, D, gh, gw)
+    x = F.avg_pool2d(x, pool)  # (M, D, gh/p, gw/p)
+    x = x.flatten(2).transpose(1, 2)  # (M, N', D)
+    x = F.layer_norm(x, (D,))
+    return x.reshape(*lead, x.shape[1], D)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin tables (L, head_dim) for 3D positions (L, 3) = (t, h, w) in the rotate-half layout.
+
+    The head_dim/2 rotation pairs are split into a temporal share and two equal spatial shares; a position
+    of 0 on an axis leaves that axis's channels unrotated.
+    """
+    pairs = head_dim // 2
+    p_sp = pairs // 3
+    sizes = (pairs - 2 * p_sp, p_sp, p_sp)  # (t, h, w) pairs
+    angles = []
+    for axis, n in enumerate(sizes):
+        inv_freq = theta ** (-torch.arange(n, dtype=torch.float64) / max(n, 1))  # (n,)
+        angles.append(positions[:, axis : axis + 1].double() * inv_freq)  # (L, n)
+    ang = torch.cat(angles, dim=-1)  # (L, pairs)
+    ang = torch.cat((ang, ang), dim=-1)  # (L, head_dim)
+    return ang.cos().float(), ang.sin().float()
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with rotary q/k, SDPA, and an optional growing key/value cache."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x, cos, sin, mask=None, cache: dict | None = None):
+        B, L, C = x.shape
+        q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, nh, L, hd)
+        q = q * cos + _rotate_half(q) * sin
+        k = k * cos + _rotate_half(k) * sin
+        if cache is not None:
+            if "k" in cache:
+                k = torch.cat((cache["k"], k), dim=2)  # (B, nh, Lc + L, hd)
+                v = torch.cat((cache["v"], v), dim=2)
+            cache["k"], cache["v"] = k, v
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, L, hd)
+        return self.proj(out.transpose(1, 2).reshape(B, L, C))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), x + mlp(norm(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x, cos, sin, mask=None, cache=None):
+        x = x + self.attn(self.norm1(x), cos, sin, mask, cache)
+        return x + self.mlp(self.norm2(x))
+
+
+class ACPredictor(nn.Module):
+    """Block-causal action-conditioned predictor; see the module docstring for layout and policies."""
+
+    def __init__(self, cfg: ACPredictorConfig):
+        super().__init__()
+        assert cfg.embed_dim > 0 and cfg.action_dim > 0 and cfg.grid_h > 0 and cfg.grid_w > 0, cfg
+        assert (cfg.pred_dim // cfg.num_heads) % 2 == 0, "pred_dim / num_heads must be even for RoPE"
+        self.cfg = cfg
+        C = cfg.pred_dim
+        self.num_patches = cfg.grid_h * cfg.grid_w
+        self.n_cond = 1 + (cfg.state_dim > 0)  # action (+ state) tokens per step
+        self.tokens_per_step = self.n_cond + self.num_patches
+        self.patch_in = nn.Linear(cfg.embed_dim, C)
+        self.action_in = nn.Linear(cfg.action_dim, C)
+        self.state_in = nn.Linear(cfg.state_dim, C) if cfg.state_dim > 0 else None
+        self.blocks = nn.ModuleList(Block(C, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(C)
+        self.patch_out = nn.Linear(C, cfg.embed_dim)
+        self.state_out = nn.Linear(C, cfg.state_dim) if cfg.state_dim > 0 else None
+        if cfg.residual:  # start exactly at copy-last: zero deltas
+            for head in (self.patch_out, self.state_out):
+                if head is not None:
+                    nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
+        # data normalization, set from the dataset by set_normalization() and saved with the weights
+        self.register_buffer("action_low", -torch.ones(cfg.action_dim))
+        self.register_buffer("action_high", torch.ones(cfg.action_dim))
+        self.register_buffer("state_mean", torch.zeros(max(cfg.state_dim, 1)))
+        self.register_buffer("state_std", torch.ones(max(cfg.state_dim, 1)))
+        # rotary tables and block-causal mask for max_steps, built once
+        K, S = self.tokens_per_step, cfg.max_steps
+        hh, ww = torch.meshgrid(torch.arange(cfg.grid_h), torch.arange(cfg.grid_w), indexing="ij")
+        # spatial (h, w) from 1 for patches; 0 (= unrotated) for action/state tokens
+        spatial = torch.cat((torch.zeros(self.n_cond, 2, dtype=torch.long), torch.stack((hh, ww), -1).view(-1, 2) + 1))
+        pos = torch.cat((torch.arange(S).repeat_interleave(K)[:, None], spatial.repeat(S, 1)), 1)  # (S*K, 3)
+        cos, sin = rope_tables(pos, C // cfg.num_heads, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)  # (S*K, hd)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        step = torch.arange(S * K) // K
+        self.register_buffer("causal_mask", step[None, :] <= step[:, None], persistent=False)  # (S*K, S*K)
+
+    # ---- normalization ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def set_normalization(self, action_low, action_high, state_mean=None, state_std=None) -> None:
+        """Record action bounds (-> [-1, 1]) and state statistics (-> standardized) from the dataset."""
+        self.action_low.copy_(torch.as_tensor(action_low, dtype=torch.float32))
+        self.action_high.copy_(torch.as_tensor(action_high, dtype=torch.float32))
+        if self.cfg.state_dim > 0 and state_mean is not None:
+            self.state_mean.copy_(torch.as_tensor(state_mean, dtype=torch.float32))
+            self.state_std.copy_(torch.as_tensor(state_std, dtype=torch.float32).clamp_min(1e-6))
+
+    def norm_actions(self, a: torch.Tensor) -> torch.Tensor:
+        return 2 * (a - self.action_low) / (self.action_high - self.action_low).clamp_min(1e-6) - 1
+
+    def norm_states(self, s: torch.Tensor) -> torch.Tensor:
+        return (s - self.state_mean) / self.state_std
+
+    def denorm_states(self, s: torch.Tensor) -> torch.Tensor:
+        return s * self.state_std + self.state_mean
+
+    # ---- core ------------------------------------------------------------------------------------------
+    def _embed(self, z, actions, states_n):
+        """z (B, T, N, D), actions (B, T, A), states_n (B, T, S) standardized | None -> (B, T*K, C)."""
+        B, T, N, _ = z.shape
+        parts = [self.action_in(self.norm_actions(actions))[:, :, None]]  # (B, T, 1, C)
+        if self.state_in is not None:
+            parts.append(self.state_in(states_n)[:, :, None])  # (B, T, 1, C)
+        parts.append(self.patch_in(z))  # (B, T, N, C)
+        return torch.cat(parts, dim=2).flatten(1, 2)  # (B, T*K, C)
+
+    def _transformer(self, x, start_step: int, caches: list | None):
+        """Run the blocks on tokens of steps start_step.. (x: (B, L, C)); caches grow when given."""
+        K = self.tokens_per_step
+        lo, hi = start_step * K, start_step * K + x.shape[1]
+        if hi > self.causal_mask.shape[0]:
+            raise ValueError(f"sequence of {hi // K} steps exceeds max_steps={self.cfg.max_steps}")
+        cos, sin = self.rope_cos[lo:hi], self.rope_sin[lo:hi]
+        # one new step attends to everything before it: no mask needed (lets SDPA pick its fastest kernel)
+        mask = None if x.shape[1] == K else self.causal_mask[lo:hi, :hi]
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, cos, sin, mask, caches[i] if caches is not None else None)
+        return self.norm(x)
+
+    def _readout(self, h, z, states_n):
+        """h (B, T*K, C) outputs, z (B, T, N, D) inputs -> next latents (B, T, N, D), next states_n (B, T, S)."""
+        B, T = z.shape[:2]
+        h = h.view(B, T, self.tokens_per_step, -1)  # (B, T, K, C)
+        z_next = self.patch_out(h[:, :, self.n_cond :])  # (B, T, N, D)
+        s_next = None
+        if self.state_out is not None:
+            s_next = self.state_out(h[:, :, 1])  # (B, T, S)
+            if self.cfg.residual:
+                s_next = s_next + states_n
+        if self.cfg.residual:
+            z_next = z_next + z
+        return z_next, s_next
+
+    def forward(self, z, actions, states=None):
+        """Teacher forcing: z (B, T, N, D), actions (B, T, A), states (B, T, S) | None.
+
+        Returns (z_pred (B, T, N, D), s_pred (B, T, S) | None): predictions of z[t+1] and s[t+1] per step t.
+        """
+        states_n = self._states_in(states)
+        h = self._transformer(self._embed(z, actions, states_n), 0, None)
+        z_next, s_next = self._readout(h, z, states_n)
+        return z_next, (self.denorm_states(s_next) if s_next is not None else None)
+
+    def _states_in(self, states):
+        if self.state_in is None:
+            return None
+        if states is None:
+            raise ValueError(f"predictor has state_dim={self.cfg.state_dim}: states are required")
+        return self.norm_states(states)
+
+    def rollout(self, z, actions, states=None, use_cache: bool = True):
+        """Open-loop autoregressive rollout from context.
+
+        Args:
+            z: (B, C, N, D) context latents (C >= 1 ground-truth frames).
+            actions: (B, C - 1 + H, A) actions from the first context frame on (H = rollout steps).
+            states: (B, C, S) context states, or None when state_dim == 0.
+            use_cache: reuse keys/values of earlier steps (True) or recompute the full sequence each step.
+        Returns:
+            (B, H, N, D) predicted latents of frames C..C+H-1, and (B, H, S) predicted states (or None).
+        """
+        B, C = z.shape[:2]
+        H = actions.shape[1] - C + 1
+        assert H >= 1, (actions.shape, z.shape)
+        s_n = self._states_in(states)
+        z_seq, s_seq = z, s_n  # inputs so far: (B, t, N, D), (B, t, S)
+        caches = [dict() for _ in self.blocks] if use_cache else None
+        z_new, s_new = z, s_n  # tokens to run this step
+        preds_z, preds_s = [], []
+        for i in range(H):
+            t = C + i  # number of steps fed so far after this call
+            if use_cache:
+                start = 0 if i == 0 else t - 1
+                x = self._embed(z_new, actions[:, start:t], s_new)
+                h = self._transformer(x, start, caches)
+                z_next, s_next = self._readout(h[:, -self.tokens_per_step :], z_new[:, -1:],
+                                               None if s_new is None else s_new[:, -1:])
+            else:
+                x = self._embed(z_seq, actions[:, :t], s_seq)
+                h = self._transformer(x, 0, None)
+                z_next, s_next = self._readout(h[:, -self.tokens_per_step :], z_seq[:, -1:],
+                                               None if s_seq is None else s_seq[:, -1:])
+            preds_z.append(z_next)  # (B, 1, N, D)
+            preds_s.append(s_next)
+            z_new, s_new = z_next, s_next
+            if not use_cache and i < H - 1:
+                z_seq = torch.cat((z_seq, z_next), 1)
+                s_seq = None if s_seq is None else torch.cat((s_seq, s_next), 1)
+        z_out = torch.cat(preds_z, 1)  # (B, H, N, D)
+        s_out = self.denorm_states(torch.cat(preds_s, 1)) if self.state_out is not None else None
+        return z_out, s_out
