@@ -1,0 +1,115 @@
+"""Optimizers and energies on problems with known answers (no world model involved)."""
+import pytest
+import torch
+
+from worldmodel.planning.energy import EnergyConfig, goal_energy, step_weights, token_distance
+from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
+
+E, H, A = 3, 4, 2
+LOW, HIGH = -torch.ones(A), torch.ones(A)
+
+
+def quadratic(target: torch.Tensor):
+    """Energy sum_h,a (a - target_e)^2 with a known minimizer per episode: target (E, H, A)."""
+    calls = []
+
+    def energy(a: torch.Tensor) -> torch.Tensor:  # (E, S, H, A) -> (E, S)
+        calls.append(tuple(a.shape))
+        return ((a - target[:, None]) ** 2).sum(dim=(-1, -2))
+
+    energy.calls = calls
+    return energy
+
+
+def targets(seed=0, scale=0.7):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(E, H, A, generator=g) * 2 - 1) * scale  # inside the bounds
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi", "grad"])
+def test_finds_quadratic_minimum(name):
+    target = targets()
+    energy = quadratic(target)
+    cfg = PlannerConfig(name=name, horizon=H, samples=256, elites=16, iterations=8, min_std=0.01)
+    res = plan(energy, cfg, LOW, HIGH, E, episode_generators([1, 2, 3]))
+    assert res.actions.shape == (E, H, A)
+    assert (res.actions - target).abs().max() < 0.1
+    # one batched energy call per iteration: all episodes and samples together
+    assert energy.calls[0] == (E, cfg.samples, H, A)
+
+
+@pytest.mark.parametrize("name", ["random", "mppi", "cem", "grad"])
+def test_improves_over_initial_mean(name):
+    target = targets(1, scale=0.9)
+    energy = quadratic(target)
+    cfg = PlannerConfig(name=name, horizon=H, samples=64, elites=8, iterations=3)
+    start = -target  # a poor warm start: the optimizer must move away from it
+    res = plan(energy, cfg, LOW, HIGH, E, episode_generators([4, 5, 6]), mean=start.clone())
+    e0 = energy(start[:, None])[:, 0]
+    e1 = energy(res.actions[:, None])[:, 0]
+    assert (e1 < 0.5 * e0).all(), (e0, e1)
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi", "random", "grad"])
+def test_bounds_respected(name):
+    low, high = torch.tensor([-0.5, 0.0]), torch.tensor([0.25, 2.0])
+    target = torch.full((E, H, A), 5.0)  # minimum far outside the box
+    cfg = PlannerConfig(name=name, horizon=H, samples=64, elites=8, iterations=4, init_std=2.0)
+    seen = []
+    base = quadratic(target)
+
+    def energy(a):
+        seen.append(a.detach().clone())
+        return base(a)
+
+    res = plan(energy, cfg, low, high, E, episode_generators([0, 1, 2]))
+    for a in seen + [res.actions]:
+        assert (a >= low - 1e-6).all() and (a <= high + 1e-6).all()
+    assert res.actions[..., 0].mean() > 0.0 and res.actions[..., 1].mean() > 1.0  # pushed towards the upper bound
+
+
+def test_warm_start_shifts():
+    mean = torch.arange(E * H * A, dtype=torch.float32).reshape(E, H, A) / 100
+    low, high = torch.tensor([0.1, -1.0]), torch.tensor([1.0, 1.0])
+    shifted = shift_plan(mean, 1, low, high)
+    assert torch.equal(shifted[:, :-1], mean[:, 1:])
+    assert torch.equal(shifted[:, -1], torch.tensor([0.1, 0.0]).expand(E, A))  # zero action clipped into bounds
+    assert torch.equal(shift_plan(mean, 2, low, high)[:, :-2], mean[:, 2:])
+
+
+def test_warm_start_is_kept_as_candidate():
+    target = targets(2)
+    energy = quadratic(target)
+    cfg = PlannerConfig(name="cem", horizon=H, samples=8, elites=2, iterations=1, return_best=True)
+    res = plan(energy, cfg, LOW, HIGH, E, episode_generators([0, 1, 2]), mean=target.clone())
+    assert torch.allclose(res.actions, target) and torch.allclose(res.energy, torch.zeros(E))
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi", "random"])
+def test_batched_equals_per_episode_loop(name):
+    target = targets(3)
+    seeds = [10, 11, 12]
+    cfg = PlannerConfig(name=name, horizon=H, samples=32, elites=4, iterations=3)
+    batched = plan(quadratic(target), cfg, LOW, HIGH, E, episode_generators(seeds))
+    for e in range(E):
+        single = plan(quadratic(target[e:e + 1]), cfg, LOW, HIGH, 1, episode_generators([seeds[e]]))
+        assert torch.allclose(batched.actions[e], single.actions[0], atol=1e-6)
+        assert torch.allclose(batched.energy[e], single.energy[0], atol=1e-6)
+    again = plan(quadratic(target), cfg, LOW, HIGH, E, episode_generators(seeds))
+    assert torch.equal(again.actions, batched.actions)  # seeded: reproducible
+
+
+def test_energy_metrics_and_weights():
+    goal = torch.zeros(2, 5, 3)
+    z = torch.ones(2, 4, 5, 3)
+    z[:, -1] = 2.0
+    assert torch.allclose(token_distance(z, goal, "l1"), torch.tensor([[1.0, 1, 1, 2]] * 2))
+    assert torch.allclose(token_distance(z, goal, "l2")[:, 0], torch.full((2,), 3 ** 0.5))
+    assert torch.allclose(token_distance(z, z[:, 0] * 3, "cosine"), torch.zeros(2, 4), atol=1e-6)
+    assert torch.allclose(goal_energy(z, goal, EnergyConfig()), torch.full((2,), 2.0))
+    w = step_weights(4, EnergyConfig(all_steps=True, step_weight_power=0.0))
+    assert torch.allclose(w, torch.full((4,), 0.25))
+    assert torch.allclose(goal_energy(z, goal, EnergyConfig(all_steps=True, step_weight_power=0.0)),
+                          torch.full((2,), 1.25))
+    with pytest.raises(ValueError):
+        token_distance(z, goal, "l3")
