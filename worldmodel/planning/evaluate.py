@@ -1,0 +1,213 @@
+"""``wm plan``: goal-reaching evaluation of a world model with CEM/MPC, beside random and zero actions.
+
+Goal protocol (ARCHITECTURE.md), per episode i with seed s_i = seed + i: ``make_goal(env, s_i, goal_offset)``
+gives the goal frame and state (the env's goal policy rolled ``goal_offset`` steps from ``reset(seed=s_i)``);
+then the env is reset with s_i again and the controller gets ``budget`` env steps; success is the env's state
+criterion (``envs.protocol.is_success``) at any step. The planner, random actions and zero actions run on the
+same seeds and goals, so their rows compare episode by episode. Random actions are drawn per predictor step
+and held for ``action_repeat`` env steps, like the planner's.
+
+The model comes from ``checkpoint``; its ``kind`` picks the loader (``LOADERS``: "train_ac" ->
+LatentWorldModel, "train_pixel" -> PixelWorldModel), or set ``model_kind``. With no checkpoint and
+``train_overrides`` set (the smoke preset) a tiny model is trained first with ``wm train-ac``, so
+``wm plan preset=smoke`` works on a fresh checkout. The env defaults to the one the model was trained on.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from worldmodel.config import register_schema
+from worldmodel.planning.energy import EnergyConfig
+from worldmodel.planning.mpc import (EpisodeStats, PlannerController, random_controller, run_episodes,
+                                     zero_controller)
+from worldmodel.planning.optimizers import PlannerConfig
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+# checkpoint kind -> "module:Class" whose ``load(path, device)`` returns a world-model-protocol object
+LOADERS: dict[str, str] = {
+    "train_ac": "worldmodel.models.world_model:LatentWorldModel",
+    "train_pixel": "worldmodel.models.pixel_predictor:PixelWorldModel",
+}
+
+
+@dataclass
+class PlanConfig:
+    """``wm plan`` settings; ``planner`` is a config group (configs/planner/*.yaml)."""
+
+    out_dir: str = "runs/plan"  # where summary.json and gifs/ go
+    checkpoint: str = ""  # world-model checkpoint; empty: train one with train_overrides (smoke) or fail
+    model_kind: str = "auto"  # loader key of LOADERS, or auto (the checkpoint's kind field)
+    train_overrides: list[str] = field(default_factory=list)  # wm train-ac overrides used when no checkpoint
+    env: str = ""  # gymnasium id; empty: the env the model was trained on
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for envs.make
+    resolution: int = 0  # rendered frame size; 0: the model's training resolution
+    episodes: int = 50  # evaluation episodes (all planned in one batch)
+    seed: int = 100_000  # episode i uses seed + i (away from collection seeds)
+    goal_offset: int = 20  # goal-policy env steps from the start to the goal
+    budget: int = 60  # env steps allowed per episode
+    execute_steps: int = 1  # planned predictor steps executed before replanning
+    max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
+    baselines: bool = True  # also run random and zero actions on the same seeds and goals
+    gifs: int = 3  # episodes saved as GIFs (observation beside goal)
+    gif_fps: int = 10  # GIF frame rate
+    device: str = "auto"  # auto | cpu | cuda[:i]
+    planner: PlannerConfig = field(default_factory=PlannerConfig)  # the optimizer (planner= group)
+    energy: EnergyConfig = field(default_factory=EnergyConfig)  # the planning energy
+
+
+register_schema("plan", PlanConfig)
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (well-behaved at 0% and 100%)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def load_world_model(checkpoint: str, kind: str = "auto", device: str | torch.device = "cpu"):
+    """Load any world-model-protocol object from a checkpoint; ``kind`` auto reads the checkpoint's field."""
+    if kind == "auto":
+        from worldmodel.train.checkpoint import load_checkpoint
+
+        kind = load_checkpoint(checkpoint).get("kind", "")
+    if kind not in LOADERS:
+        raise ValueError(f"checkpoint {checkpoint}: no world-model loader for kind {kind!r}; known {sorted(LOADERS)}")
+    module, cls = LOADERS[kind].split(":")
+    return getattr(importlib.import_module(module), cls).load(checkpoint, device), kind
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def ensure_checkpoint(cfg) -> str:
+    """The checkpoint to plan with: ``cfg.checkpoint``, or one trained now with ``train_overrides``."""
+    if cfg.checkpoint:
+        return str(cfg.checkpoint)
+    if not cfg.train_overrides:
+        raise ValueError("wm plan: set checkpoint=PATH (a wm train-ac or train-pixel checkpoint)")
+    from worldmodel.cli import run_command
+
+    out = Path(cfg.out_dir) / "train_ac"
+    ckpt = out / "checkpoint.pt"
+    if not ckpt.is_file():  # reuse a model built by an earlier run into the same out_dir
+        summary = run_command("train-ac", list(cfg.train_overrides) + [f"out_dir={out}"])
+        ckpt = Path(summary.get("checkpoint", ckpt))
+    return str(ckpt)
+
+
+def _stats_summary(stats: EpisodeStats, suffix: str) -> dict:
+    n, k = len(stats.success), int(stats.success.sum())
+    lo, hi = wilson_interval(k, n)
+    return {f"success_rate{suffix}": k / max(n, 1), f"success_ci95{suffix}": [lo, hi],
+            f"final_distance{suffix}": float(stats.final_distance.mean()),
+            f"env_steps{suffix}": float(stats.steps.mean())}
+
+
+def save_gifs(stats: EpisodeStats, goal_frames: np.ndarray, out_dir: Path, fps: int) -> list[str]:
+    """One GIF per recorded episode: each observation beside the goal frame."""
+    import imageio.v2 as imageio
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for e, frames in sorted(stats.frames.items()):
+        goal = goal_frames[e]
+        gap = np.full((goal.shape[0], 2, 3), 255, np.uint8)
+        tiles = [np.concatenate([f, gap, goal], axis=1) for f in frames]
+        tag = "success" if stats.success[e] else "fail"
+        path = out_dir / f"episode_{e:03d}_{tag}.gif"
+        imageio.mimsave(path, tiles, duration=1.0 / fps, loop=0)
+        paths.append(str(path))
+    return paths
+
+
+def run(cfg) -> dict:
+    """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
+    import envs
+    from envs.protocol import is_success, make_goal, state_distance
+
+    out_dir = Path(cfg.out_dir)
+    device = resolve_device(cfg.device)
+    checkpoint = ensure_checkpoint(cfg)
+    model, kind = load_world_model(checkpoint, cfg.model_kind, device)
+    manifest = dict(getattr(model, "manifest", {}) or {})
+    env_id = cfg.env or manifest.get("env_id") or getattr(model, "env_id", None)
+    if not env_id:
+        raise ValueError(f"wm plan: the checkpoint {checkpoint} does not name its env; set env=ID")
+    env_kwargs = dict(OmegaConf.to_container(cfg.env_kwargs, resolve=True)) if cfg.env_kwargs else {}
+    if not cfg.env and manifest.get("env_kwargs"):
+        env_kwargs = {**manifest["env_kwargs"], **env_kwargs}
+    resolution = int(cfg.resolution or manifest.get("resolution", 64))
+    planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
+    energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
+    action_repeat = int(getattr(model, "frame_skip", 1))
+
+    E = int(cfg.episodes)
+    seeds = [int(cfg.seed) + i for i in range(E)]
+    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in range(E)]
+    low = np.asarray(env_list[0].action_space.low, np.float32)
+    high = np.asarray(env_list[0].action_space.high, np.float32)
+    goals = [make_goal(env, s, int(cfg.goal_offset)) for env, s in zip(env_list, seeds)]
+    goal_frames = np.stack([g.frame for g in goals])  # (E, H, W, 3) uint8
+    goal_states = np.stack([np.asarray(g.state, np.float32) for g in goals])  # (E, S)
+    common = dict(budget=int(cfg.budget), action_repeat=action_repeat, is_success=is_success,
+                  state_distance=state_distance)
+
+    controller = PlannerController(model, goal_frames, goal_states, seeds, low, high, planner, energy,
+                                   execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch))
+    t0 = time.perf_counter()
+    stats = run_episodes(env_list, seeds, goal_states, controller, record=tuple(range(min(cfg.gifs, E))),
+                         **common)
+    plan_wall = time.perf_counter() - t0
+    summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E}
+    summary.update(_stats_summary(stats, ""))
+    succ_steps = stats.steps[stats.success]
+    summary["env_steps_to_success"] = float(succ_steps.mean()) if len(succ_steps) else None
+    times = np.array([t for t, _ in controller.plan_seconds])
+    batch = np.array([n for _, n in controller.plan_seconds])
+    summary["seconds_per_plan"] = float(times.mean()) if len(times) else 0.0  # one batched replanning step
+    summary["seconds_per_plan_full_batch"] = float(times[batch == E].mean()) if (batch == E).any() else None
+    summary["seconds_per_plan_per_episode"] = float(times.sum() / max(batch.sum(), 1))
+    summary["plan_calls"] = int(len(times))
+    summary["seconds_planner_episodes"] = round(plan_wall, 2)
+    per_episode = {"seed": seeds, "success": stats.success.tolist(), "steps": stats.steps.tolist(),
+                   "final_distance": stats.final_distance.round(4).tolist()}
+    if cfg.baselines:
+        for name, ctrl in (("random", random_controller(low, high, seeds)), ("zero", zero_controller(low, high))):
+            base = run_episodes(env_list, seeds, goal_states, ctrl, **common)
+            summary.update(_stats_summary(base, f"_{name}"))
+            per_episode[f"success_{name}"] = base.success.tolist()
+    summary["gifs"] = save_gifs(stats, goal_frames, out_dir / "gifs", cfg.gif_fps) if cfg.gifs else []
+    summary["protocol"] = {
+        "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution, "goal_offset": int(cfg.goal_offset),
+        "budget": int(cfg.budget), "execute_steps": int(cfg.execute_steps), "action_repeat": action_repeat,
+        "horizon_env_steps": planner.horizon * action_repeat, "seeds": seeds, "seed": int(cfg.seed),
+        "planner": asdict(planner), "energy": asdict(energy), "baseline_random": "uniform, held action_repeat",
+        "success": "envs.protocol.is_success at any env step", "device": str(device),
+    }
+    summary["per_episode"] = per_episode
+    for env in env_list:
+        env.close()
+    print(f"[wm plan] {env_id}: success {summary['success_rate']:.2f} "
+          f"(random {summary.get('success_rate_random', float('nan')):.2f}, "
+          f"zero {summary.get('success_rate_zero', float('nan')):.2f}) over {E} episodes, "
+          f"{summary['seconds_per_plan']:.3f} s per batched plan")
+    return summary

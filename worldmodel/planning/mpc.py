@@ -1,0 +1,199 @@
+"""Receding-horizon model-predictive control over E parallel episodes, with any world model.
+
+World-model protocol (``LatentWorldModel``, the pixel baseline, the test oracles all follow it):
+    encode(frames uint8 Tensor (B, H, W, 3)) -> z (B, N, D)
+    rollout(z0 (B, N, D), state0 (B, S) | None, actions (B, H, A_step)) -> (B, H, N, D)   (cached path)
+    frame_skip: int            env steps per predictor step; A_step = frame_skip * A
+    uses_state: bool           optional (else ``state_dim > 0``); False: state0 is passed as None
+    encode_observation(frames, states) -> z   optional; used instead of ``encode`` when present (oracles whose
+                                              latent is the simulator state)
+
+Loop (``run_episodes`` with ``PlannerController``): encode the current frame of every active episode and its
+goal frame (goals once, same encoder convention), plan (E', H, A) env actions for all active episodes in one
+batched optimizer call, execute the first ``execute_steps`` of them, each held for ``action_repeat =
+model.frame_skip`` env steps, render the new frame, replan from a warm start (the previous mean shifted by
+``execute_steps``). An episode stops at success (checked after every env step with the protocol's state
+criterion), at the step budget, or when the env terminates/truncates; finished episodes stop stepping and leave
+the batch. The predictor sees each planned action as the stack of its repeats (``frame_skip * A``), exactly the
+env actions executed, as in training (see the time-step decision in ARCHITECTURE.md).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from worldmodel.planning.energy import EnergyConfig, goal_energy
+from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
+
+# controller(active episode ids (E',), frames (E', H, W, 3) uint8, states (E', S)) -> actions (E', k, A)
+Controller = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass
+class EpisodeStats:
+    """Per-episode outcome of ``run_episodes`` (arrays of length E)."""
+
+    success: np.ndarray  # (E,) bool: the success criterion held at some env step
+    steps: np.ndarray  # (E,) int: env steps taken (up to success or budget)
+    final_distance: np.ndarray  # (E,) state distance to the goal at the last step
+    frames: dict = field(default_factory=dict)  # episode id -> list of uint8 frames (recorded episodes only)
+
+
+def model_device(model) -> torch.device:
+    """Device of a world model: its ``device`` attribute, else its first parameter's, else cpu."""
+    dev = getattr(model, "device", None)
+    if dev is not None:
+        return torch.device(dev)
+    params = getattr(model, "parameters", None)
+    if params is not None:
+        for p in params():
+            return p.device
+    return torch.device("cpu")
+
+
+def encode_obs(model, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
+    """Encode frames (B, H, W, 3) uint8 (and states (B, S)) with the model's convention -> (B, N, D)."""
+    device = model_device(model)
+    f = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    if hasattr(model, "encode_observation"):
+        return model.encode_observation(f, torch.as_tensor(states, dtype=torch.float32, device=device))
+    return model.encode(f)
+
+
+def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
+                   action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0):
+    """Energy over action sequences for E episodes, for the optimizers.
+
+    z0 (E, N, D) current latents, state0 (E, S) | None, goal (E, N, D). Returns energy_fn(actions (E, S, H, A))
+    -> (E, S): every sample is rolled out from its episode's z0 with the model's cached path, its actions held
+    for ``action_repeat`` env steps (stacked to (H, action_repeat * A)), and scored against the goal latent.
+    ``max_batch`` > 0 splits the E * S rollouts into chunks of at most that many (memory).
+    """
+    def energy_fn(actions: torch.Tensor) -> torch.Tensor:
+        E, S, H, A = actions.shape
+        a = actions.repeat(1, 1, 1, action_repeat).reshape(E * S, H, action_repeat * A)  # (E*S, H, r*A)
+        z = z0[:, None].expand(E, S, *z0.shape[1:]).reshape(E * S, *z0.shape[1:])  # (E*S, N, D)
+        g = goal[:, None].expand(E, S, *goal.shape[1:]).reshape(E * S, *goal.shape[1:])  # (E*S, N, D)
+        s = None if state0 is None else state0[:, None].expand(E, S, state0.shape[-1]).reshape(E * S, -1)
+        chunk = max_batch if max_batch > 0 else E * S
+        out = []
+        for i in range(0, E * S, chunk):
+            sl = slice(i, i + chunk)
+            pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # (b, H, N, D)
+            out.append(goal_energy(pred.float(), g[sl].float(), energy_cfg))  # (b,)
+        return torch.cat(out).reshape(E, S)
+
+    return energy_fn
+
+
+class PlannerController:
+    """Plans for all active episodes at once and returns the first ``execute_steps`` actions of each plan.
+
+    Holds per-episode warm starts and generators (seeded by the episodes' seeds), and the encoded goals.
+    ``plan_seconds`` lists (seconds, episodes in the batch) for every replanning step.
+    """
+
+    def __init__(self, model, goal_frames: np.ndarray, goal_states: np.ndarray, seeds: list[int],
+                 low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
+                 execute_steps: int = 1, max_batch: int = 0):
+        self.model, self.planner, self.energy = model, planner, energy
+        self.execute_steps, self.max_batch = execute_steps, max_batch
+        self.device = model_device(model)
+        self.action_repeat = int(getattr(model, "frame_skip", 1))
+        self.low = torch.as_tensor(low, dtype=torch.float32, device=self.device)  # (A,)
+        self.high = torch.as_tensor(high, dtype=torch.float32, device=self.device)  # (A,)
+        self.uses_state = bool(getattr(model, "uses_state", getattr(model, "state_dim", 1) > 0))
+        with torch.no_grad():
+            self.goal = encode_obs(model, goal_frames, goal_states)  # (E, N, D)
+        self.gens = episode_generators(seeds, self.device)
+        E, H, A = len(seeds), planner.horizon, self.low.shape[0]
+        self.mean = torch.zeros(E, H, A, device=self.device).clamp(self.low, self.high)  # (E, H, A) warm starts
+        self.plan_seconds: list[tuple[float, int]] = []
+
+    def __call__(self, active: np.ndarray, frames: np.ndarray, states: np.ndarray) -> np.ndarray:
+        t0 = time.perf_counter()
+        idx = torch.as_tensor(active, device=self.device)
+        with torch.no_grad():  # the grad optimizer re-enables autograd for its refinement only
+            z0 = encode_obs(self.model, frames, states)  # (E', N, D)
+            s0 = torch.as_tensor(states, dtype=torch.float32, device=self.device) if self.uses_state else None
+            fn = make_energy_fn(self.model, z0, s0, self.goal[idx], self.action_repeat, self.energy,
+                                self.max_batch)
+            res = plan(fn, self.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
+                       mean=self.mean[idx])
+        k = min(self.execute_steps, self.planner.horizon)
+        self.mean[idx] = shift_plan(res.mean, k, self.low, self.high)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        self.plan_seconds.append((time.perf_counter() - t0, len(active)))
+        return res.actions[:, :k].cpu().numpy()  # (E', k, A)
+
+
+def random_controller(low: np.ndarray, high: np.ndarray, seeds: list[int], chunk: int = 1) -> Controller:
+    """Uniform random actions in the bounds, one numpy generator per episode (seeded like the planner)."""
+    rngs = [np.random.default_rng(s) for s in seeds]
+
+    def act(active, frames, states):
+        return np.stack([rngs[e].uniform(low, high, size=(chunk, len(low))) for e in active]).astype(np.float32)
+
+    return act
+
+
+def zero_controller(low: np.ndarray, high: np.ndarray, chunk: int = 1) -> Controller:
+    """The zero action (clipped into the bounds), every step."""
+    a = np.clip(np.zeros_like(low), low, high).astype(np.float32)
+
+    def act(active, frames, states):
+        return np.broadcast_to(a, (len(active), chunk, len(low))).copy()
+
+    return act
+
+
+def run_episodes(envs: list, seeds: list[int], goal_states: np.ndarray, controller: Controller, budget: int,
+                 action_repeat: int, is_success: Callable, state_distance: Callable,
+                 record: tuple[int, ...] = ()) -> EpisodeStats:
+    """Closed-loop episodes: reset(seed), then ask ``controller`` for action chunks until done.
+
+    envs: E gymnasium envs rendering rgb_array (``info["state"]`` after reset/step); goal_states (E, S).
+    Each chunk action is held for ``action_repeat`` env steps; success is checked after every env step with
+    ``is_success(env, state, goal_state)``; an episode ends at success, at ``budget`` env steps, or on
+    termination/truncation. ``record``: episode ids whose every frame is kept (for GIFs).
+    """
+    E = len(envs)
+    frames, states = [None] * E, [None] * E
+    success, done = np.zeros(E, bool), np.zeros(E, bool)
+    steps = np.zeros(E, int)
+    rec = {e: [] for e in record}
+    for e, env in enumerate(envs):
+        _, info = env.reset(seed=int(seeds[e]))
+        frames[e], states[e] = env.render(), np.asarray(info["state"], np.float32)
+        if e in rec:
+            rec[e].append(frames[e])
+        success[e] = done[e] = bool(is_success(env, states[e], goal_states[e]))
+    while not done.all():
+        active = np.flatnonzero(~done)
+        chunk = controller(active, np.stack([frames[e] for e in active]), np.stack([states[e] for e in active]))
+        for j, e in enumerate(active):
+            env = envs[e]
+            for a in chunk[j]:
+                for _ in range(action_repeat):
+                    _, _, term, trunc, info = env.step(a)
+                    steps[e] += 1
+                    states[e] = np.asarray(info["state"], np.float32)
+                    if e in rec:
+                        rec[e].append(env.render())
+                    if is_success(env, states[e], goal_states[e]):
+                        success[e] = done[e] = True
+                    elif steps[e] >= budget or term or trunc:
+                        done[e] = True
+                    if done[e]:
+                        break
+                if done[e]:
+                    break
+            if not done[e]:
+                frames[e] = rec[e][-1] if e in rec else env.render()
+    dist = np.array([state_distance(envs[e], states[e], goal_states[e]) for e in range(E)], np.float64)
+    return EpisodeStats(success=success, steps=steps, final_distance=dist, frames=rec)
