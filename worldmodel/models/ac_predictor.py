@@ -231,15 +231,20 @@ class ACPredictor(nn.Module):
             z_next = z_next + z
         return z_next, s_next
 
-    def forward(self, z, actions, states=None):
+    def forward(self, z, actions, states=None, rollout_steps: int = 0):
         """Teacher forcing: z (B, T, N, D), actions (B, T, A), states (B, T, S) | None.
 
         Returns (z_pred (B, T, N, D), s_pred (B, T, S) | None): predictions of z[t+1] and s[t+1] per step t.
+        With ``rollout_steps = R > 0`` also returns the autoregressive rollout from the first frame under
+        actions[:, :R], (z_roll (B, R, N, D), s_roll (B, R, S) | None), so one DDP forward serves both losses.
         """
         states_n = self._states_in(states)
         h = self._transformer(self._embed(z, actions, states_n), 0, None)
         z_next, s_next = self._readout(h, z, states_n)
-        return z_next, (self.denorm_states(s_next) if s_next is not None else None)
+        out = (z_next, self.denorm_states(s_next) if s_next is not None else None)
+        if rollout_steps > 0:
+            out = out + self.rollout(z[:, :1], actions[:, :rollout_steps], None if states is None else states[:, :1])
+        return out
 
     def _states_in(self, states):
         if self.state_in is None:

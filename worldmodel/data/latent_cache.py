@@ -1,0 +1,162 @@
+"""Frozen-encoder latents of an episode dataset, computed once per (encoder, dataset, pooling) and cached.
+
+Every frame of every episode is encoded with the observation convention of
+:func:`worldmodel.models.world_model.encode_observations` (single-frame tubelet, layer-normed, pooled), so
+epochs of ``wm train-ac`` and every ``wm drift`` run read latents instead of decoding and encoding video.
+
+Cache file: ``<cache_dir>/latents_<hash of the encoder path>_pool<p>.pt`` (``cache_dir`` defaults to
+``<dataset>/latent_cache``), holding latents (float16), actions and states per episode plus a fingerprint.
+The fingerprint hashes the encoder checkpoint's bytes, the dataset's ``manifest.json`` bytes, the name, size
+and mtime of every episode file, the pooling and the encoding convention version; a mismatch (either side
+changed) re-encodes and overwrites the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+CONVENTION = "single-frame-tubelet/layernorm/avgpool+layernorm/v1"  # bump when the encoding changes
+
+
+def file_digest(path: str | Path) -> str:
+    """sha1 of a file's bytes."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def dataset_fingerprint(root: str | Path) -> str:
+    """Hash of manifest.json's bytes and (name, size, mtime) of every file under ``episodes/``."""
+    root = Path(root)
+    h = hashlib.sha1((root / "manifest.json").read_bytes())
+    for p in sorted((root / "episodes").iterdir()):
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
+def cache_fingerprint(encoder_checkpoint: str | Path, dataset: str | Path, pool: int) -> str:
+    """Key of one (encoder checkpoint, dataset, pooling) triple."""
+    parts = [file_digest(encoder_checkpoint), dataset_fingerprint(dataset), f"pool={pool}", CONVENTION]
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()
+
+
+def cache_path(encoder_checkpoint: str | Path, dataset: str | Path, pool: int, cache_dir: str | Path | None = None) -> Path:
+    """Where the latents of this (encoder, dataset, pool) live."""
+    folder = Path(cache_dir) if cache_dir else Path(dataset) / "latent_cache"
+    key = hashlib.sha1(str(Path(encoder_checkpoint).resolve()).encode()).hexdigest()[:12]
+    return folder / f"latents_{key}_pool{pool}.pt"
+
+
+@dataclass
+class LatentEpisodes:
+    """Per-episode latents (T_e+1, N, D) float16, actions (T_e, A) and states (T_e+1, S), with window sampling."""
+
+    latents: list[torch.Tensor]
+    actions: list[torch.Tensor]
+    states: list[torch.Tensor]
+    fingerprint: str = ""
+    path: str = ""
+    encoded: bool = False  # True when this call (re-)encoded the dataset, False when read from the cache
+
+    def subset(self, episodes: list[int]) -> "LatentEpisodes":
+        return LatentEpisodes([self.latents[i] for i in episodes], [self.actions[i] for i in episodes],
+                              [self.states[i] for i in episodes], self.fingerprint, self.path, self.encoded)
+
+    def __len__(self) -> int:
+        return len(self.latents)
+
+    def windows(self, num_steps: int, frame_skip: int) -> "LatentWindows":
+        """A sampler of (num_steps + 1)-frame windows, frames frame_skip env steps apart."""
+        return LatentWindows(self, num_steps, frame_skip)
+
+
+class LatentWindows:
+    """Windows over concatenated episodes, gathered by index (no Python loop over the batch).
+
+    Item for start frame t0 of an episode: latents z[t0 + k*fs] (k = 0..num_steps), states likewise, and
+    actions for step k = the fs env actions t0+k*fs .. t0+(k+1)*fs-1 stacked in time order (fs*A).
+    """
+
+    def __init__(self, eps: LatentEpisodes, num_steps: int, frame_skip: int):
+        self.num_steps, self.fs = num_steps, frame_skip
+        span = num_steps * frame_skip  # env steps covered by one window
+        self.z = torch.cat(eps.latents)  # (F, N, D)
+        self.s = torch.cat(eps.states)  # (F, S)
+        self.a = torch.cat([torch.cat((a, a[:1] * 0)) for a in eps.actions])  # (F, A) padded to frame count
+        starts, offset = [], 0
+        for z in eps.latents:
+            n = z.shape[0] - span  # valid start frames in this episode
+            if n > 0:
+                starts.append(torch.arange(n) + offset)
+            offset += z.shape[0]
+        if not starts:
+            raise ValueError(f"no episode is long enough for {num_steps} steps x frame_skip {frame_skip}")
+        self.starts = torch.cat(starts)  # (W,) global frame index of every valid window start
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def gather(self, idx: torch.Tensor) -> dict:
+        """idx (B,) window indices -> z (B, T+1, N, D) float32, actions (B, T, fs*A), states (B, T+1, S)."""
+        t0 = self.starts[idx]  # (B,)
+        frames = t0[:, None] + self.fs * torch.arange(self.num_steps + 1)  # (B, T+1)
+        acts = frames[:, :-1, None] + torch.arange(self.fs)  # (B, T, fs)
+        B, T = acts.shape[:2]
+        return {"z": self.z[frames].float(), "states": self.s[frames],
+                "actions": self.a[acts].reshape(B, T, -1)}
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> dict:
+        return self.gather(torch.randint(len(self), (batch_size,), generator=generator))
+
+
+def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int, device="cpu",
+                 cache_dir: str | Path | None = None, batch_size: int = 64, progress: bool = True,
+                 encoder=None) -> LatentEpisodes:
+    """Latents of every episode of ``dataset`` under the encoder at ``encoder_checkpoint`` (cached on disk).
+
+    ``encoder`` may be passed when already loaded (it must be the one at ``encoder_checkpoint``).
+    """
+    from worldmodel.data.rollouts import load_episode, read_manifest
+    from worldmodel.models.world_model import encode_observations
+    from worldmodel.train.checkpoint import save_checkpoint
+
+    dataset, encoder_checkpoint = Path(dataset), Path(encoder_checkpoint)
+    if not (dataset / "manifest.json").is_file():
+        raise FileNotFoundError(f"dataset {dataset}: no manifest.json (run `wm collect out_dir={dataset}`)")
+    path = cache_path(encoder_checkpoint, dataset, pool, cache_dir)
+    fp = cache_fingerprint(encoder_checkpoint, dataset, pool)
+    if path.is_file():
+        try:
+            blob = torch.load(path, map_location="cpu", weights_only=True)
+            if blob.get("fingerprint") == fp:
+                return LatentEpisodes(blob["latents"], blob["actions"], blob["states"], fp, str(path), False)
+        except Exception:  # unreadable cache: rebuild it
+            pass
+    if encoder is None:
+        from worldmodel.models.video_vit import load_encoder
+
+        encoder = load_encoder(encoder_checkpoint, device)
+    manifest = read_manifest(dataset)
+    latents, actions, states = [], [], []
+    for i in tqdm(range(int(manifest["episodes"])), desc=f"encode {dataset.name}", disable=not progress,
+                  dynamic_ncols=True):
+        ep = load_episode(dataset, i)
+        frames = torch.as_tensor(ep["frames"])  # (T+1, H, W, 3) uint8
+        z = torch.cat([encode_observations(encoder, frames[j : j + batch_size], pool).cpu()
+                       for j in range(0, len(frames), batch_size)])  # (T+1, N, D)
+        latents.append(z.half())
+        actions.append(torch.as_tensor(ep["actions"], dtype=torch.float32))
+        states.append(torch.as_tensor(ep["states"], dtype=torch.float32))
+    meta = {"dataset": str(dataset.resolve()), "encoder_checkpoint": str(encoder_checkpoint.resolve()),
+            "pool": pool, "convention": CONVENTION}
+    save_checkpoint(path, {"fingerprint": fp, "meta": json.dumps(meta), "latents": latents,
+                           "actions": actions, "states": states})
+    return LatentEpisodes(latents, actions, states, fp, str(path), True)

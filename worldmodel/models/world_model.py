@@ -1,0 +1,132 @@
+"""The latent world model used by drift and planning: frozen encoder + action-conditioned predictor.
+
+Frame encoding convention (observations AND goals, everywhere): a uint8 RGB frame (H, W, 3) is normalized by
+``worldmodel.data.video.normalize_frames``, encoded on its own by ``VideoViT.encode_frames`` (the frame
+repeated to fill one tubelet, final LayerNorm without affine), then its patch tokens are average-pooled
+``pool x pool`` and layer-normed again (:func:`~worldmodel.models.ac_predictor.pool_latents`). The latent
+cache used for training applies the very same function, so training, drift and planning see identical latents.
+
+Time step: one predictor step spans ``frame_skip`` env steps; its action is the time-ordered stack of those
+env actions, ``action_dim_step = frame_skip * env_action_dim``. ``action_low``/``action_high`` are the env's
+per-step bounds (A,) from the dataset manifest recorded in the checkpoint.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
+
+
+def encoder_grid(encoder) -> tuple[int, int]:
+    """(h, w) patch grid of one encoded frame."""
+    _, h, w = encoder.grid(encoder.tubelet_size)
+    return int(h), int(w)
+
+
+@torch.no_grad()
+def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
+    """uint8 frames (B, H, W, 3) -> pooled, layer-normed latents (B, N, D) (the convention above)."""
+    from worldmodel.data.video import normalize_frames
+
+    dev = next(encoder.parameters()).device
+    x = normalize_frames(frames.to(dev))[:, None]  # (B, 1, 3, H, W)
+    z = encoder.encode_frames(x)[:, 0]  # (B, h*w, D)
+    gh, gw = encoder_grid(encoder)
+    return pool_latents(z.float(), gh, gw, pool)  # (B, N, D)
+
+
+class LatentWorldModel(nn.Module):
+    """World-model protocol: ``encode`` frames to latents, ``rollout`` latents under action sequences.
+
+    Planning calls ``rollout`` with batch = episodes x samples; every op is batched (the only loop is over
+    the horizon, using the predictor's key/value cache).
+    """
+
+    def __init__(self, encoder: nn.Module, predictor: ACPredictor, pool: int, frame_skip: int,
+                 action_low, action_high, manifest: dict | None = None):
+        super().__init__()
+        self.encoder, self.predictor = encoder, predictor
+        self.pool, self.frame_skip = int(pool), int(frame_skip)
+        self.manifest = dict(manifest or {})
+        self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32).flatten())
+        self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32).flatten())
+        self.env_id = self.manifest.get("env_id")
+        self.last_states: torch.Tensor | None = None  # (B, H, S) states predicted by the last rollout
+
+    @property
+    def device(self) -> torch.device:
+        return self.predictor.action_low.device
+
+    @property
+    def action_dim(self) -> int:
+        """Env action size A."""
+        return self.action_low.numel()
+
+    @property
+    def action_dim_step(self) -> int:
+        """Predictor action size per step = frame_skip * A."""
+        return self.predictor.cfg.action_dim
+
+    @property
+    def state_dim(self) -> int:
+        return self.predictor.cfg.state_dim
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.predictor.num_patches
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""
+        return encode_observations(self.encoder, torch.as_tensor(frames), self.pool)
+
+    def rollout(self, z0: torch.Tensor, state0: torch.Tensor | None, actions: torch.Tensor,
+                use_cache: bool = True) -> torch.Tensor:
+        """Predict latents of the next H frames.
+
+        Args:
+            z0: (B, N, D) latent of the current frame (or (B, C, N, D) context frames).
+            state0: (B, S) current simulator state (or (B, C, S)), None when the model has no state token.
+            actions: (B, H, action_dim_step) actions, each the stack of ``frame_skip`` env actions.
+        Returns:
+            (B, H, N, D) predicted latents; the predicted states (B, H, S) are left in ``self.last_states``.
+        Gradients flow to ``actions`` if they require grad (weights are frozen after :meth:`load`).
+        """
+        z = z0[:, None] if z0.dim() == 3 else z0  # (B, C, N, D)
+        s = None
+        if self.state_dim > 0:
+            if state0 is None:
+                raise ValueError("this world model uses a state token: pass state0 (B, S)")
+            s = state0[:, None] if state0.dim() == 2 else state0  # (B, C, S)
+            s = s.to(self.device, torch.float32)
+        actions = actions.to(self.device, torch.float32)
+        if z.shape[1] > 1:  # context frames beyond the first: their actions are not part of `actions`
+            raise ValueError("rollout takes one context frame; use predictor.rollout for longer contexts")
+        z_pred, s_pred = self.predictor.rollout(z.to(self.device), actions, s, use_cache=use_cache)
+        self.last_states = s_pred
+        return z_pred
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "LatentWorldModel":
+        """Rebuild encoder + predictor from a ``wm train-ac`` checkpoint (eval mode, frozen)."""
+        from worldmodel.models.video_vit import load_encoder
+        from worldmodel.train.checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(checkpoint, map_location="cpu")
+        if ckpt.get("kind") != "train_ac":
+            raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected 'train_ac'")
+        cfg = ckpt["config"]
+        enc_path = cfg["resolved"]["encoder_checkpoint"]
+        if not Path(enc_path).is_file():
+            raise FileNotFoundError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} is missing")
+        device = torch.device(device)
+        encoder = load_encoder(enc_path, device)
+        predictor = ACPredictor(ACPredictorConfig(**cfg["resolved"]["model"]))
+        predictor.load_state_dict(ckpt["model"])
+        predictor.to(device).eval().requires_grad_(False)
+        manifest = cfg["resolved"]["manifest"]
+        wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],
+                 action_low=manifest["action_low"], action_high=manifest["action_high"], manifest=manifest)
+        return wm.to(device).eval()

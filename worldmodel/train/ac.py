@@ -1,0 +1,228 @@
+"""``wm train-ac``: train the action-conditioned predictor on latents of a frozen pretrained encoder.
+
+Data: every frame of the episode dataset is encoded once (``worldmodel.data.latent_cache``; single-frame
+tubelet, layer-normed, pooled ``model.pool``) and windows of ``num_steps + 1`` frames, ``frame_skip`` env
+steps apart, are sampled from the training split (``split_episodes(manifest, val_fraction, split_seed)``;
+the held-out split is what ``wm drift`` evaluates on).
+
+Loss per window (L1 on latents, + ``state_weight`` x L1 on standardized states when the state head is on)::
+
+    teacher forcing:  predict z[t+1], s[t+1] from z[<=t], s[<=t], a[<=t] for t = 0..num_steps-1
+    rollout:          from z[0], s[0] roll ``rollout_steps`` steps feeding back predicted latents and states,
+                      gradients through the whole rollout; compared with z[1..R], s[1..R]
+    loss = loss_tf + rollout_weight * loss_rollout
+
+``preset=smoke`` with no ``encoder_checkpoint``/``dataset`` bootstraps them (``wm collect`` and ``wm pretrain``
+at preset=smoke into ``out_dir/bootstrap/``, reused when present), so it runs alone on a fresh checkout.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from worldmodel.config import register_schema, to_dict
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
+from worldmodel.train.core import TrainConfig, Trainer, seed_everything
+
+
+@dataclass
+class TrainACConfig:
+    out_dir: str = "runs/train_ac"  # where checkpoint.pt, metrics.jsonl and summary.json go
+    encoder_checkpoint: str = ""  # a `wm pretrain` checkpoint (frozen encoder); required unless bootstrap
+    dataset: str = ""  # an episode dataset folder written by `wm collect`; required unless bootstrap
+    bootstrap: bool = False  # when encoder_checkpoint/dataset are empty, build them at preset=smoke (smoke only)
+    bootstrap_collect: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm collect`
+    bootstrap_pretrain: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm pretrain`
+    frame_skip: int = 1  # env steps per predictor step; its action stacks those frame_skip env actions
+    num_steps: int = 4  # teacher-forcing steps per window (windows hold num_steps + 1 frames)
+    rollout_steps: int = 2  # autoregressive steps of the rollout loss (<= num_steps)
+    rollout_weight: float = 1.0  # weight of the rollout loss
+    use_state: bool = True  # feed the simulator state as a token and predict the next one (False: vision only)
+    state_weight: float = 1.0  # weight of the L1 state loss (standardized units)
+    val_fraction: float = 0.1  # held-out episode fraction (drift evaluates on them)
+    split_seed: int = 0  # seed of the train/held-out episode split
+    latent_cache_dir: str = ""  # where cached latents go ("" = <dataset>/latent_cache)
+    encode_batch: int = 64  # frames per encoder call when filling the cache
+    val_windows: int = 256  # held-out windows for the final validation losses
+    model: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # predictor architecture
+    train: TrainConfig = field(default_factory=TrainConfig)  # steps, batch, optimizer, devices, checkpoints
+
+
+register_schema("train_ac", TrainACConfig)
+
+
+def bootstrap_inputs(out_dir: Path, collect_overrides=(), pretrain_overrides=()) -> tuple[str, str]:
+    """Build (encoder checkpoint, dataset) at preset=smoke under ``out_dir/bootstrap`` unless already there."""
+    from worldmodel.cli import run_command
+
+    root = out_dir / "bootstrap"
+    data, enc = root / "data", root / "encoder"
+    if not (data / "manifest.json").is_file():
+        run_command("collect", ["preset=smoke", f"out_dir={data}", *collect_overrides])
+    if not (enc / "checkpoint.pt").is_file():
+        run_command("pretrain", ["preset=smoke", f"out_dir={enc}", *pretrain_overrides])
+    return str(enc / "checkpoint.pt"), str(data)
+
+
+def resolve_inputs(cfg) -> tuple[Path, Path]:
+    """The encoder checkpoint and dataset to use, bootstrapping at smoke scale when allowed."""
+    enc, data = cfg.encoder_checkpoint, cfg.dataset
+    if (not enc or not data) and cfg.bootstrap:
+        b_enc, b_data = bootstrap_inputs(Path(cfg.out_dir), cfg.bootstrap_collect, cfg.bootstrap_pretrain)
+        enc, data = enc or b_enc, data or b_data
+    if not enc:
+        raise ValueError("train-ac needs encoder_checkpoint=PATH (a `wm pretrain` checkpoint)")
+    if not data:
+        raise ValueError("train-ac needs dataset=PATH (an episode folder written by `wm collect`)")
+    enc, data = Path(enc).resolve(), Path(data).resolve()
+    if not enc.is_file():
+        raise FileNotFoundError(f"encoder_checkpoint {enc}: no such file")
+    if not (data / "manifest.json").is_file():
+        raise FileNotFoundError(f"dataset {data}: no manifest.json")
+    return enc, data
+
+
+def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool = True):
+    """Latents of all episodes (rank 0 fills the cache, the others wait and read it)."""
+    from worldmodel.data.latent_cache import load_latents
+
+    distributed = dist.is_available() and dist.is_initialized()
+    kw = dict(cache_dir=cfg.latent_cache_dir or None, batch_size=cfg.encode_batch)
+    if distributed and not is_main:
+        dist.barrier()
+    eps = load_latents(data, enc, pool, device, progress=is_main, **kw)
+    if distributed and is_main:
+        dist.barrier()
+    return eps
+
+
+def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
+    """Fill the predictor fields that come from the encoder (width, grid) and the dataset (action, state)."""
+    from worldmodel.models.world_model import encoder_grid
+
+    m = ACPredictorConfig(**to_dict(cfg.model))
+    gh, gw = encoder_grid(encoder)
+    if gh % m.pool or gw % m.pool:
+        raise ValueError(f"model.pool={m.pool} does not divide the encoder's {gh}x{gw} patch grid")
+    return dataclasses.replace(
+        m, embed_dim=encoder.embed_dim, grid_h=gh // m.pool, grid_w=gw // m.pool,
+        action_dim=cfg.frame_skip * int(manifest["action_dim"]),
+        state_dim=int(manifest["state_dim"]) if cfg.use_state else 0,
+        max_steps=max(m.max_steps, cfg.num_steps + 1))
+
+
+def ac_losses(model, batch: dict, rollout_steps: int, norm_states) -> dict:
+    """Teacher-forcing and rollout losses of one batch (tensors on the model's device)."""
+    z, a, s = batch["z"], batch["actions"], batch["states"]  # (B, T+1, N, D), (B, T, A), (B, T+1, S)
+    T = a.shape[1]
+    use_s = norm_states is not None
+    z_tf, s_tf, z_ro, s_ro = model(z[:, :T], a, s[:, :T] if use_s else None, rollout_steps=rollout_steps)
+    out = {"tf": (z_tf - z[:, 1:]).abs().mean(), "rollout": (z_ro - z[:, 1 : rollout_steps + 1]).abs().mean()}
+    if use_s:
+        out["state_tf"] = (norm_states(s_tf) - norm_states(s[:, 1:])).abs().mean()
+        out["state_rollout"] = (norm_states(s_ro) - norm_states(s[:, 1 : rollout_steps + 1])).abs().mean()
+    out["copy_last"] = (z[:, :-1] - z[:, 1:]).abs().detach().mean()  # reference: predict z[t+1] = z[t]
+    return out
+
+
+def run(cfg) -> dict:
+    """Train the predictor; returns the summary (losses, checkpoint path, tokens per frame)."""
+    from worldmodel.data.rollouts import read_manifest, split_episodes
+    from worldmodel.models.video_vit import load_encoder
+
+    t_start = time.time()
+    if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:
+        raise ValueError(f"rollout_steps={cfg.rollout_steps} must be in 1..num_steps={cfg.num_steps}")
+    enc_path, data = resolve_inputs(cfg)
+    seed_everything(cfg.train.seed)
+    manifest = read_manifest(data)
+    train_ids, val_ids = split_episodes(manifest, cfg.val_fraction, cfg.split_seed)
+    from worldmodel.train.core import resolve_device
+
+    device = resolve_device(cfg.train.device)
+    encoder = load_encoder(enc_path, device)
+    mcfg = resolve_model_config(cfg, encoder, manifest)
+    predictor = ACPredictor(mcfg)
+    config = to_dict(cfg)
+    config["resolved"] = {"encoder_checkpoint": str(enc_path), "dataset": str(data),
+                          "model": dataclasses.asdict(mcfg), "manifest": _plain(manifest),
+                          "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
+    trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac")
+    eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main)
+    del encoder
+    train_eps = eps.subset(list(train_ids))
+    windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
+    if trainer.start_step == 0:  # normalization from the training split (restored with the weights on resume)
+        s_all = torch.cat(train_eps.states)
+        a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(cfg.frame_skip)
+        a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(cfg.frame_skip)
+        trainer.raw_model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0))
+    raw = trainer.raw_model
+    norm_states = raw.norm_states if mcfg.state_dim > 0 else None
+    recent: list[dict] = []
+    for step in trainer.steps():
+        batch = {k: v.to(trainer.device, non_blocking=True)
+                 for k, v in windows.sample(cfg.train.batch_size, trainer.generator_for(step)).items()}
+        with trainer.autocast():
+            parts = ac_losses(trainer.model, batch, cfg.rollout_steps, norm_states)
+            loss = parts["tf"] + cfg.rollout_weight * parts["rollout"]
+            if norm_states is not None:
+                loss = loss + cfg.state_weight * (parts["state_tf"] + cfg.rollout_weight * parts["state_rollout"])
+        trainer.backward_step(loss)
+        row = {"loss/total": loss.item(), **{f"loss/{k}": v.item() for k, v in parts.items()}}
+        recent = (recent + [row])[-max(1, min(50, cfg.train.steps // 10)):]
+        trainer.log(step, row)
+        trainer.maybe_checkpoint(step)
+    ckpt = trainer.save_checkpoint()
+    val = validate(raw, eps.subset(list(val_ids)) if len(val_ids) else train_eps, cfg, norm_states, trainer.device)
+    trainer.close()
+    mean = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
+    return {
+        "steps": int(cfg.train.steps),
+        "final_loss": mean.get("loss/total", math.nan),
+        "loss_tf": mean.get("loss/tf", math.nan),
+        "loss_rollout": mean.get("loss/rollout", math.nan),
+        "loss_state": mean.get("loss/state_tf", math.nan),
+        "loss_copy_last": mean.get("loss/copy_last", math.nan),
+        **val,
+        "checkpoint": str(ckpt),
+        "encoder_checkpoint": str(enc_path),
+        "dataset": str(data),
+        "latent_cache": eps.path,
+        "latent_cache_hit": not eps.encoded,
+        "tokens_per_frame": mcfg.grid_h * mcfg.grid_w,
+        "parameters": sum(p.numel() for p in raw.parameters()),
+        "seconds": round(time.time() - t_start, 2),
+    }
+
+
+@torch.no_grad()
+def validate(model, eps, cfg, norm_states, device) -> dict:
+    """Teacher-forcing, rollout and copy-last L1 on (up to ``val_windows``) held-out windows."""
+    try:
+        windows = eps.windows(cfg.num_steps, cfg.frame_skip)
+    except ValueError:
+        return {}
+    idx = torch.linspace(0, len(windows) - 1, min(cfg.val_windows, len(windows))).long()
+    model.eval()
+    batch = {k: v.to(device) for k, v in windows.gather(idx).items()}
+    parts = ac_losses(model, batch, cfg.rollout_steps, norm_states)
+    model.train()
+    return {f"val_loss_{k}": round(v.item(), 6) for k, v in parts.items()}
+
+
+def _plain(obj):
+    """JSON-like copy (checkpoints are loaded with weights_only=True)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return obj
