@@ -1,0 +1,292 @@
+"""``wm drift``: open-loop rollout error vs. horizon on held-out episodes.
+
+Windows: from every held-out episode (the checkpoint's split), ``windows_per_episode`` evenly spaced start
+frames; the context is the ground-truth frame (and state) at the start, then the recorded actions drive an
+open-loop rollout of ``horizon`` predictor steps (each ``frame_skip`` env steps). Per horizon h = 1..H:
+
+- ``latent_l1``: mean |z_hat_h - z_h| over tokens and channels;
+- ``latent_rel_error``: mean (z_hat_h - z_h)^2 / Var(z) (Var: per-channel variance of the ground-truth latents
+  of the evaluated windows, averaged; 1.0 is as bad as predicting the mean latent);
+- ``probe_error``: a ridge probe latent -> simulator state (flattened tokens in, standardized state out, ridge
+  strength picked on a held-out part of the probe data) is fit on ground-truth latents of TRAINING episodes and
+  applied to predicted latents; the error is mean |probe(z_hat_h) - s_h| in units of the training state std;
+- the same for the "copy the last latent" baseline (z_hat_h = z_0), and ``probe_error_gt`` (the probe on the
+  true z_h: the floor any model can reach), and ``state_head_error`` (the predictor's own next-state head).
+
+Hook for other models (e.g. the pixel baseline): :func:`drift_curves` evaluates any object with the
+world-model protocol (``encode``, ``rollout``); if its predictions are not encoder latents it exposes
+``decode(pred) -> uint8 frames (B, H, Hi, Wi, 3)`` and the frames are encoded with the latent model's
+encoder for the probe. ``compare_checkpoints=[...]`` loads such models by checkpoint kind
+(:data:`MODEL_LOADERS`) and adds ``probe_error_<name>``, ``l1_<name>``, ``rel_error_<name>`` to the summary
+and a curve to the plot.
+"""
+from __future__ import annotations
+
+import importlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodel.config import register_schema
+
+# checkpoint kind -> (short name used in summary keys, "module:Class" with a classmethod load(path, device))
+MODEL_LOADERS = {
+    "train_ac": ("latent", "worldmodel.models.world_model:LatentWorldModel"),
+    "train_pixel": ("pixel", "worldmodel.models.pixel_predictor:PixelWorldModel"),
+}
+
+
+@dataclass
+class DriftConfig:
+    out_dir: str = "runs/drift"  # where summary.json and drift.png go
+    checkpoint: str = ""  # a `wm train-ac` checkpoint (required unless bootstrap)
+    dataset: str = ""  # episode dataset to evaluate ("" = the checkpoint's dataset); its held-out split is used
+    horizon: int = 8  # largest open-loop horizon H in predictor steps
+    windows_per_episode: int = 4  # evenly spaced rollout start frames per held-out episode
+    max_episodes: int = 0  # evaluate at most this many held-out episodes (0 = all)
+    probe_frames: int = 4000  # training-episode frames used to fit the ridge probe (subsampled evenly)
+    probe_lambdas: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0])  # ridge grid, x mean eigenvalue
+    batch_size: int = 256  # rollouts per predictor call
+    device: str = "auto"  # auto | cpu | cuda
+    compare_checkpoints: list[str] = field(default_factory=list)  # extra world models (e.g. train-pixel checkpoints)
+    bootstrap: bool = False  # no checkpoint given: train one at preset=smoke under out_dir/bootstrap (smoke only)
+    bootstrap_overrides: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm train-ac`
+
+
+register_schema("drift", DriftConfig)
+
+
+class RidgeProbe:
+    """Linear ridge map from flattened latents (n, N*D) to standardized states (n, S)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, lambdas=(1e-3, 1e-2, 1e-1, 1.0), holdout: float = 0.2,
+                 seed: int = 0):
+        self.token_shape = tuple(x.shape[1:])  # (N, D) of one latent
+        x, y = x.flatten(1).float(), y.float()
+        self.x_mean, self.y_mean, self.y_std = x.mean(0), y.mean(0), y.std(0).clamp_min(1e-6)
+        xc, yc = x - self.x_mean, (y - self.y_mean) / self.y_std
+        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+        n_val = max(1, int(holdout * len(x)))
+        va, tr = perm[:n_val], perm[n_val:]
+        xt, yt = xc[tr], yc[tr]
+        dual = xt.shape[0] < xt.shape[1]  # eigendecompose the smaller Gram matrix
+        gram = xt @ xt.T if dual else xt.T @ xt
+        evals, evecs = torch.linalg.eigh(gram.double())
+        evals = evals.clamp_min(0)
+        scale = evals.mean().item()
+        proj = evecs.T @ (yt.double() if dual else (xt.T @ yt).double())  # (r, S)
+        best = None
+        for lam in lambdas:
+            coef = evecs @ (proj / (evals + lam * scale)[:, None])  # (n or F, S)
+            w = (xt.T.double() @ coef) if dual else coef  # (F, S)
+            err = ((xc[va].double() @ w) - yc[va].double()).abs().mean().item()
+            if best is None or err < best[0]:
+                best = (err, lam, w.float())
+        self.val_error, self.lam, self.w = best
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """Latents (..., N, D) -> states (..., S) in simulator units."""
+        lead = x.shape[:-2]
+        y = (x.flatten(-2).reshape(-1, self.w.shape[0]).float() - self.x_mean) @ self.w
+        return (y * self.y_std + self.y_mean).reshape(*lead, -1)
+
+    def error(self, x: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+        """Mean |probe(x) - states| / std per leading index: x (W, H, N, D), states (W, H, S) -> (H,)."""
+        return ((self.predict(x) - states) / self.y_std).abs().mean(dim=(0, -1))
+
+
+def _errors(pred: torch.Tensor, true: torch.Tensor, var: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-horizon L1 and MSE/var: pred, true (W, H, ...) -> (H,), (H,)."""
+    d = (pred.float() - true.float()).flatten(2)  # (W, H, F)
+    return d.abs().mean(dim=(0, 2)).numpy(), (d.pow(2).mean(dim=(0, 2)) / var).numpy()
+
+
+@torch.no_grad()
+def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: RidgeProbe, frames=None,
+                 targets=None, encode_for_probe=None, batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Open-loop drift of one world-model-protocol object.
+
+    Args:
+        model: has ``rollout(z0 (B, N, D) | (B, ...), state0 (B, S) | None, actions (B, H, A_step))`` and
+            ``encode(frames uint8 (B, Hi, Wi, 3))``; optional ``decode(pred) -> uint8 (B, H, Hi, Wi, 3)``.
+        states: (W, H+1, S) true states (context first); actions: (W, H, A_step) recorded actions.
+        probe: fit on encoder latents of training episodes.
+        frames: (W, H+1, Hi, Wi, 3) uint8 ground-truth frames (needed unless ``targets`` is given).
+        targets: (W, H+1, ...) ground truth already in the model's space (skips ``model.encode``).
+        encode_for_probe: uint8 frames (B, Hi, Wi, 3) -> encoder latents (B, N, D); used with ``decode``.
+    Returns:
+        (H,) arrays: l1, rel_error, probe_error, and l1_copy_last, rel_error_copy_last, probe_error_copy_last;
+        plus state_head_error when the model predicts states.
+    """
+    W, H1 = states.shape[:2]
+    if targets is None:
+        flat = torch.as_tensor(frames).flatten(0, 1)  # (W*(H+1), Hi, Wi, 3)
+        targets = torch.cat([model.encode(flat[i : i + batch_size]).cpu() for i in range(0, len(flat), batch_size)])
+        targets = targets.reshape(W, H1, *targets.shape[1:])
+    uses_state = getattr(model, "uses_state", getattr(model, "state_dim", 0) > 0)
+    preds, s_preds = [], []
+    for i in range(0, W, batch_size):
+        sl = slice(i, i + batch_size)
+        s0 = states[sl, 0] if uses_state else None
+        preds.append(model.rollout(targets[sl, 0], s0, actions[sl]).float().cpu())  # (b, H, ...)
+        s_last = getattr(model, "last_states", None)
+        s_preds.append(None if s_last is None else s_last.float().cpu())
+    pred = torch.cat(preds)  # (W, H, ...)
+    true, copy = targets[:, 1:].float(), targets[:, :1].float().expand_as(targets[:, 1:])
+    var = targets.float().flatten(0, 1).flatten(1).var(0).mean().item()
+    out = {}
+    out["l1"], out["rel_error"] = _errors(pred, true, var)
+    out["l1_copy_last"], out["rel_error_copy_last"] = _errors(copy, true, var)
+    if hasattr(model, "decode"):  # predictions in another space: probe them through the encoder
+        frames_pred = model.decode(pred)  # (W, H, Hi, Wi, 3) uint8
+        feats = encode_for_probe(torch.as_tensor(frames_pred).flatten(0, 1)).reshape(W, H1 - 1, *probe.token_shape)
+        out["probe_error"] = probe.error(feats.cpu(), states[:, 1:]).numpy()
+    else:
+        out["probe_error"] = probe.error(pred, states[:, 1:]).numpy()
+        out["probe_error_copy_last"] = probe.error(copy, states[:, 1:]).numpy()
+        out["probe_error_gt"] = probe.error(true, states[:, 1:]).numpy()
+    if s_preds and s_preds[0] is not None:
+        s_hat = torch.cat(s_preds)  # (W, H, S)
+        out["state_head_error"] = ((s_hat - states[:, 1:]) / probe.y_std).abs().mean(dim=(0, 2)).numpy()
+    return out
+
+
+def held_out_windows(eps, ids: list[int], horizon: int, frame_skip: int, per_episode: int):
+    """Window starts (episode, t0) evenly spaced in every episode long enough for ``horizon`` steps."""
+    out = []
+    span = horizon * frame_skip
+    for i in ids:
+        last = eps.latents[i].shape[0] - 1 - span
+        if last < 0:
+            continue
+        for t0 in np.unique(np.linspace(0, last, per_episode).round().astype(int)):
+            out.append((i, int(t0)))
+    if not out:
+        raise ValueError(f"no held-out episode is long enough for horizon {horizon} x frame_skip {frame_skip}")
+    return out
+
+
+def gather_windows(eps, windows, horizon: int, frame_skip: int) -> dict:
+    """z (W, H+1, N, D), states (W, H+1, S), actions (W, H, fs*A), frame index (W, H+1) for the windows."""
+    k = torch.arange(horizon + 1) * frame_skip
+    z = torch.stack([eps.latents[i][t0 + k] for i, t0 in windows]).float()
+    s = torch.stack([eps.states[i][t0 + k] for i, t0 in windows])
+    a = torch.stack([eps.actions[i][t0 : t0 + horizon * frame_skip].reshape(horizon, -1) for i, t0 in windows])
+    return {"z": z, "states": s, "actions": a}
+
+
+def load_world_model(path: str | Path, device):
+    """Load any supported world model by its checkpoint's kind; returns (short name, model)."""
+    from worldmodel.train.checkpoint import load_checkpoint
+
+    kind = load_checkpoint(path).get("kind")
+    if kind not in MODEL_LOADERS:
+        raise ValueError(f"checkpoint {path}: kind {kind!r} is not a world model ({sorted(MODEL_LOADERS)})")
+    name, target = MODEL_LOADERS[kind]
+    module, cls = target.split(":")
+    return name, getattr(importlib.import_module(module), cls).load(path, device)
+
+
+def plot_drift(horizons, panels: dict[str, dict[str, np.ndarray]], path: str | Path) -> str:
+    """One subplot per panel (title -> {label: (H,) curve}); error vs. horizon. Returns the PNG path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.8), squeeze=False)
+    for ax, (title, curves) in zip(axes[0], panels.items()):
+        for label, ys in curves.items():
+            ax.plot(horizons, ys, marker="o", ms=3, label=label, ls="--" if "gt" in label else "-")
+        ax.set_xlabel("open-loop horizon (predictor steps)")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def run(cfg) -> dict:
+    """Drift curves of the latent model (and any compared models) on held-out episodes."""
+    from worldmodel.data.latent_cache import load_latents
+    from worldmodel.data.rollouts import load_episode, read_manifest, split_episodes
+    from worldmodel.models.world_model import LatentWorldModel
+    from worldmodel.train.core import resolve_device
+
+    t0 = time.time()
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = cfg.checkpoint
+    if not ckpt_path and cfg.bootstrap:
+        ckpt_path = str(out_dir / "bootstrap" / "train_ac" / "checkpoint.pt")
+        if not Path(ckpt_path).is_file():
+            from worldmodel.cli import run_command
+
+            run_command("train-ac", ["preset=smoke", f"out_dir={Path(ckpt_path).parent}", *cfg.bootstrap_overrides])
+    if not ckpt_path:
+        raise ValueError("drift needs checkpoint=PATH (a `wm train-ac` checkpoint)")
+    device = resolve_device(cfg.device)
+    wm = LatentWorldModel.load(ckpt_path, device)
+    from worldmodel.train.checkpoint import load_checkpoint
+
+    ac_cfg = load_checkpoint(ckpt_path)["config"]
+    dataset = Path(cfg.dataset or ac_cfg["resolved"]["dataset"])
+    manifest = read_manifest(dataset)
+    train_ids, val_ids = split_episodes(manifest, ac_cfg["val_fraction"], ac_cfg["split_seed"])
+    train_ids, val_ids = list(map(int, train_ids)), list(map(int, val_ids))
+    if not val_ids:  # tiny datasets: evaluate on the training episodes rather than on nothing
+        val_ids = train_ids
+    if cfg.max_episodes > 0:
+        val_ids = val_ids[: cfg.max_episodes]
+    eps = load_latents(dataset, ac_cfg["resolved"]["encoder_checkpoint"], wm.pool, device, encoder=wm.encoder)
+
+    # probe: ground-truth latents of training episodes -> states
+    z_tr, s_tr = torch.cat([eps.latents[i] for i in train_ids]), torch.cat([eps.states[i] for i in train_ids])
+    sel = torch.linspace(0, len(z_tr) - 1, min(cfg.probe_frames, len(z_tr))).long()
+    probe = RidgeProbe(z_tr[sel].float(), s_tr[sel], lambdas=list(cfg.probe_lambdas))
+
+    windows = held_out_windows(eps, val_ids, cfg.horizon, wm.frame_skip, cfg.windows_per_episode)
+    w = gather_windows(eps, windows, cfg.horizon, wm.frame_skip)
+    curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size)}
+    if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
+        k = torch.arange(cfg.horizon + 1) * wm.frame_skip
+        episodes = {i: torch.as_tensor(load_episode(dataset, i)["frames"]) for i in {i for i, _ in windows}}
+        frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])  # (W, H+1, Hi, Wi, 3)
+        for path in cfg.compare_checkpoints:
+            name, model = load_world_model(path, device)
+            curves[name] = drift_curves(model, w["states"], w["actions"], probe, frames=frames,
+                                        encode_for_probe=wm.encode, batch_size=cfg.batch_size)
+
+    horizons = list(range(1, cfg.horizon + 1))
+    lat = curves["latent"]
+    probe_panel = {"latent model": lat["probe_error"], "copy last": lat["probe_error_copy_last"],
+                   "probe on true latents (gt)": lat["probe_error_gt"]}
+    rel_panel = {"latent model": lat["rel_error"], "copy last": lat["rel_error_copy_last"]}
+    summary = {"horizons": horizons, "latent_l1": lat["l1"], "latent_rel_error": lat["rel_error"],
+               "probe_error": lat["probe_error"], "probe_error_copy_last": lat["probe_error_copy_last"],
+               "probe_error_gt": lat["probe_error_gt"], "latent_l1_copy_last": lat["l1_copy_last"],
+               "latent_rel_error_copy_last": lat["rel_error_copy_last"]}
+    if "state_head_error" in lat:
+        summary["state_head_error"] = lat["state_head_error"]
+    for name, c in curves.items():
+        if name == "latent":
+            continue
+        probe_panel[f"{name} model"], rel_panel[f"{name} model (own space)"] = c["probe_error"], c["rel_error"]
+        summary.update({f"probe_error_{name}": c["probe_error"], f"l1_{name}": c["l1"],
+                        f"rel_error_{name}": c["rel_error"]})
+    plot = plot_drift(horizons, {"state-probe error (train-state std units)": probe_panel,
+                                 "relative error (MSE / variance)": rel_panel}, out_dir / "drift.png")
+    summary = {k: (np.round(v, 5).tolist() if isinstance(v, np.ndarray) else v) for k, v in summary.items()}
+    summary.update({
+        "plot": plot, "checkpoint": str(ckpt_path), "dataset": str(dataset), "env_id": manifest.get("env_id"),
+        "frame_skip": wm.frame_skip, "episodes": len(val_ids), "windows": len(windows),
+        "probe_lambda": probe.lam, "probe_val_error": round(probe.val_error, 5), "probe_frames": len(sel),
+        "ratio_to_copy_last": round(summary["probe_error"][-1] / max(summary["probe_error_copy_last"][-1], 1e-12), 4),
+        "seconds": round(time.time() - t0, 2),
+    })
+    return summary
