@@ -1,0 +1,98 @@
+"""VideoViT: rotary embedding is relative, the keep-index path matches the full path, encode_frames convention."""
+import torch
+from timm.layers import apply_rot_embed_cat
+
+from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
+from worldmodel.models.video_vit import Rope3D, VideoViT, VideoViTConfig
+
+
+def tiny(**kw):
+    cfg = dict(img_size=16, num_frames=4, patch_size=4, tubelet_size=2, embed_dim=24, depth=2, num_heads=2)
+    cfg.update(kw)
+    return VideoViT(VideoViTConfig(**cfg)).eval()
+
+
+def _score(rope: Rope3D, grid, q, k, i, j):
+    tab = rope.table(grid, torch.device("cpu"))  # (N, 2*hd)
+    return (apply_rot_embed_cat(q, tab[i]) * apply_rot_embed_cat(k, tab[j])).sum()
+
+
+def test_rope_scores_depend_only_on_relative_position():
+    torch.manual_seed(0)
+    for hd in (12, 64):  # 64: leftover channels pass through unrotated (ViT-L heads)
+        rope, grid = Rope3D(hd), (4, 5, 6)
+        q, k = torch.randn(hd), torch.randn(hd)
+
+        def flat(t, h, w):
+            return (t * grid[1] + h) * grid[2] + w
+
+        # same offset (1, 2, -3) at two different absolute places -> same score
+        s1 = _score(rope, grid, q, k, flat(0, 0, 3), flat(1, 2, 0))
+        s2 = _score(rope, grid, q, k, flat(2, 2, 5), flat(3, 4, 2))
+        assert torch.allclose(s1, s2, atol=1e-5)
+        # a different offset gives a different score
+        s3 = _score(rope, grid, q, k, flat(0, 0, 3), flat(1, 3, 0))
+        assert not torch.allclose(s1, s3, atol=1e-3)
+        # each axis is used: offsets along t, h and w each change the score
+        base = _score(rope, grid, q, k, flat(1, 1, 1), flat(1, 1, 1))
+        for other in (flat(2, 1, 1), flat(1, 2, 1), flat(1, 1, 2)):
+            assert not torch.allclose(base, _score(rope, grid, q, k, flat(1, 1, 1), other), atol=1e-4)
+
+
+def test_rope_tables_are_cached():
+    rope = Rope3D(12)
+    a = rope.table((2, 3, 3), torch.device("cpu"))
+    assert rope.table((2, 3, 3), torch.device("cpu")) is a
+    assert a.shape == (18, 24)
+
+
+def test_forward_shapes_and_keep_all_equals_full():
+    torch.manual_seed(0)
+    m = tiny()
+    x = torch.randn(2, 3, 4, 16, 16)
+    full = m(x)
+    assert full.shape == (2, m.num_tokens(4), 24) == (2, 32, 24)
+    perm = torch.stack([torch.randperm(32) for _ in range(2)])  # keep every token, in shuffled order
+    kept = m(x, keep=perm)
+    assert torch.allclose(kept, torch.gather(full, 1, perm.unsqueeze(-1).expand(-1, -1, 24)), atol=1e-5)
+
+
+def test_keep_subset_sees_only_kept_tokens():
+    torch.manual_seed(0)
+    m = tiny()
+    x = torch.randn(1, 3, 4, 16, 16)
+    keep = torch.tensor([[0, 5, 9, 17]])
+    a = m(x, keep=keep)
+    x2 = x.clone()
+    x2[:, :, :, 8:, 8:] += 5.0  # change pixels of tokens not in keep only (bottom-right patches of all frames)
+    flat = [(t * 4 + h) * 4 + w for t in range(2) for h in range(2, 4) for w in range(2, 4)]
+    assert not set(keep[0].tolist()) & set(flat)
+    assert torch.allclose(a, m(x2, keep=keep), atol=1e-6)
+    assert not torch.allclose(m(x), m(x2))
+
+
+def test_encode_frames_convention():
+    torch.manual_seed(0)
+    m = tiny()
+    frames = torch.randn(2, 3, 3, 16, 16)  # (B, T, 3, H, W)
+    z = m.encode_frames(frames)
+    assert z.shape == (2, 3, 16, 24)
+    one = m(frames[:, 1].unsqueeze(2).expand(-1, -1, 2, -1, -1))  # frame 1 repeated to fill a tubelet
+    one = torch.nn.functional.layer_norm(one, (24,))
+    assert torch.allclose(z[:, 1], one, atol=1e-5)
+    assert torch.allclose(z.mean(-1), torch.zeros(()), atol=1e-5)
+
+
+def test_predictor_shapes_and_position_dependence():
+    torch.manual_seed(0)
+    enc = tiny()
+    pred = MaskedPredictor(PredictorConfig(embed_dim=12, depth=1, num_heads=2), encoder_dim=24)
+    for p in pred.parameters():  # away from the near-uniform attention of the 0.02 init
+        p.data.normal_(0, 0.5)
+    ctx_idx = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    tgt_idx = torch.tensor([[10, 20, 30], [11, 21, 31]])
+    ctx = enc(torch.randn(2, 3, 4, 16, 16), keep=ctx_idx)
+    out = pred(ctx, ctx_idx, tgt_idx, enc.grid(4))
+    assert out.shape == (2, 3, 24)
+    # mask tokens are identical; only their rotary position tells targets apart
+    assert not torch.allclose(out[:, 0], out[:, 1], atol=1e-4)

@@ -1,0 +1,138 @@
+"""Built-in synthetic videos with known latent factors: bouncing balls, exactly one of them red.
+
+Each video shows ``num_balls`` anti-aliased balls of distinct colours (one red, the others drawn from a palette
+without red) moving at constant speed and bouncing off the frame edges, over a per-video plain background.
+The red ball is drawn last, so it is never occluded and its factors are always identifiable from the frames.
+
+Written per dataset folder:
+  videos/vid_000000.mp4   frames (decord-readable, H.264, near-lossless)
+  videos/vid_000000.npz   per-frame ground truth: ``factors`` (T, F) float32 with ``names`` (F,):
+                          red_x, red_y (centre, in [0, 1] of the frame), red_vx, red_vy (pixels per frame,
+                          the displacement from this frame to the next; the last frame repeats the previous)
+  train.csv               V-JEPA list, ``path label`` per line (label 0)
+  meta.json               generator arguments (used to reuse a cached dataset only when they match)
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+FACTOR_NAMES = ("red_x", "red_y", "red_vx", "red_vy")
+RED = (230, 30, 30)
+PALETTE = [(40, 200, 60), (50, 90, 230), (235, 215, 40), (40, 210, 215), (200, 60, 210), (240, 240, 240)]
+BACKGROUNDS = [(20, 20, 20), (45, 45, 60), (60, 45, 40), (30, 55, 45), (80, 80, 80)]
+
+
+@dataclass
+class SyntheticConfig:
+    # number of videos to write
+    num_videos: int = 200
+    # frames per video
+    frames: int = 32
+    # frame height and width in pixels
+    size: int = 64
+    # balls per video (one red)
+    num_balls: int = 3
+    # ball radius range in pixels
+    radius: tuple[float, float] = (4.0, 7.0)
+    # speed range in pixels per frame
+    speed: tuple[float, float] = (1.0, 3.0)
+    # frames per second written in the mp4
+    fps: int = 10
+    # seed; the dataset is a deterministic function of the config
+    seed: int = 0
+
+
+def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+    """Trajectories of all balls: positions (T, N, 2) [x, y] in pixels, radii (N,), colours (N, 3), background."""
+    n, T, S = cfg.num_balls, cfg.frames, cfg.size
+    radii = rng.uniform(*cfg.radius, size=n)
+    pos = np.stack([rng.uniform(radii, S - radii), rng.uniform(radii, S - radii)], axis=1)  # (N, 2)
+    angle = rng.uniform(0, 2 * np.pi, size=n)
+    speed = rng.uniform(*cfg.speed, size=n)
+    vel = np.stack([np.cos(angle), np.sin(angle)], axis=1) * speed[:, None]  # (N, 2)
+    traj = np.empty((T, n, 2))
+    for t in range(T):
+        traj[t] = pos
+        pos = pos + vel
+        lo, hi = radii[:, None], S - radii[:, None]
+        below, above = pos < lo, pos > hi  # reflect off the walls
+        pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
+        vel = np.where(below | above, -vel, vel)
+    others = rng.choice(len(PALETTE), size=n - 1, replace=False)
+    colours = np.array([PALETTE[i] for i in others] + [RED], dtype=np.float32)  # red last: drawn on top
+    background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
+    return traj, radii, colours, background
+
+
+def render(traj: np.ndarray, radii: np.ndarray, colours: np.ndarray, background, size: int) -> np.ndarray:
+    """Frames (T, S, S, 3) uint8: balls painted in order with a one-pixel anti-aliased edge."""
+    T, n, _ = traj.shape
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5  # pixel centres
+    frames = np.empty((T, size, size, 3), dtype=np.float32)
+    frames[:] = np.asarray(background, dtype=np.float32)
+    for t in range(T):
+        img = frames[t]
+        for i in range(n):
+            d = np.sqrt((xx - traj[t, i, 0]) ** 2 + (yy - traj[t, i, 1]) ** 2)
+            alpha = np.clip(radii[i] + 0.5 - d, 0.0, 1.0)[..., None]  # (S, S, 1) coverage
+            img *= 1.0 - alpha
+            img += alpha * colours[i]
+    return np.clip(frames + 0.5, 0, 255).astype(np.uint8)
+
+
+def factors_of(traj: np.ndarray, size: int) -> np.ndarray:
+    """Red-ball factors per frame (T, 4): x, y normalized to [0, 1], vx, vy in pixels per frame."""
+    red = traj[:, -1]  # (T, 2)
+    vel = np.diff(red, axis=0)
+    vel = np.concatenate([vel, vel[-1:]], axis=0)
+    return np.concatenate([red / size, vel], axis=1).astype(np.float32)
+
+
+def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
+    """H.264 mp4 at high quality (crf 10, yuv444 keeps the colours of small balls) through imageio-ffmpeg."""
+    import imageio.v2 as imageio
+
+    with imageio.get_writer(str(path), fps=fps, codec="libx264", macro_block_size=1, pixelformat="yuv444p",
+                            ffmpeg_log_level="error", output_params=["-crf", "10"]) as w:
+        for f in frames:
+            w.append_data(f)
+
+
+def generate(root, cfg: SyntheticConfig) -> Path:
+    """Write the synthetic dataset to ``root`` (reused as is when ``meta.json`` matches ``cfg``).
+
+    Returns the path of the V-JEPA CSV list.
+    """
+    root = Path(root)
+    meta = {"generator": "bouncing_balls", **asdict(cfg), "factor_names": list(FACTOR_NAMES)}
+    meta = json.loads(json.dumps(meta))  # tuples -> lists, for comparison with the file
+    csv = root / "train.csv"
+    meta_path = root / "meta.json"
+    if csv.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
+        return csv
+    (root / "videos").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(cfg.seed)
+    lines = []
+    for i in range(cfg.num_videos):
+        traj, radii, colours, bg = simulate(rng, cfg)
+        frames = render(traj, radii, colours, bg, cfg.size)
+        stem = root / "videos" / f"vid_{i:06d}"
+        write_mp4(stem.with_suffix(".mp4"), frames, cfg.fps)
+        np.savez(stem.with_suffix(".npz"), factors=factors_of(traj, cfg.size), names=np.array(FACTOR_NAMES))
+        lines.append(f"{stem.with_suffix('.mp4').resolve()} 0")
+    tmp = csv.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, csv)
+    meta_path.write_text(json.dumps(meta, indent=2))
+    return csv
+
+
+def load_factors(video_path) -> tuple[np.ndarray, list[str]]:
+    """Per-frame factors (T, F) and their names from the npz beside a video."""
+    with np.load(Path(video_path).with_suffix(".npz")) as z:
+        return z["factors"], [str(s) for s in z["names"]]

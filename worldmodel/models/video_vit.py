@@ -1,0 +1,208 @@
+"""VideoViT: the video encoder pretrained with V-JEPA and used frozen by every later stage.
+
+Tokens come from a Conv3d tubelet embedding (``tubelet_size`` frames x ``patch_size``^2 pixels); position enters
+only through a 3D rotary embedding over (t, h, w) applied to queries and keys in every block (timm's ``EvaBlock``
+with ``rope=``, attention through SDPA). Token features therefore carry no absolute position: the layout of the
+feature map does (a probe or predictor that needs absolute position gets it from token indices).
+
+RoPE layout: each head's dimension is split into three equal parts rotated by the t, h and w coordinates
+(``6 * (head_dim // 6)`` rotated channels); channels left over when ``head_dim`` is not a multiple of 6
+(e.g. ViT-L, 64) pass through unrotated. Tables are built once per (grid, device) and cached.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from timm.layers import build_rotary_pos_embed, trunc_normal_
+from timm.models.eva import EvaBlock
+
+
+@dataclass
+class VideoViTConfig:
+    # frame height and width in pixels (square frames)
+    img_size: int = 64
+    # frames per clip the encoder is trained on (any multiple of tubelet_size works at inference)
+    num_frames: int = 8
+    # spatial patch size in pixels
+    patch_size: int = 8
+    # frames per tubelet (temporal patch size)
+    tubelet_size: int = 2
+    # input channels
+    in_chans: int = 3
+    # token width
+    embed_dim: int = 192
+    # number of transformer blocks
+    depth: int = 6
+    # attention heads (head_dim = embed_dim / num_heads; a multiple of 6 uses every channel for RoPE)
+    num_heads: int = 4
+    # MLP hidden width / embed_dim
+    mlp_ratio: float = 4.0
+    # stochastic depth rate of the last block (linearly increasing from 0)
+    drop_path: float = 0.0
+    # RoPE base (inverse-frequency temperature)
+    rope_theta: float = 10000.0
+
+
+class Rope3D(nn.Module):
+    """Cached 3D rotary tables for token grids (t, h, w) in raster order (t slowest, w fastest).
+
+    ``table(grid, device)`` -> (N, 2 * head_dim): [sin | cos] in timm's interleaved layout, ready for
+    ``timm.layers.apply_rot_embed_cat`` (what ``EvaAttention`` calls with ``rope=``).
+    """
+
+    def __init__(self, head_dim: int, theta: float = 10000.0):
+        super().__init__()
+        self.head_dim = head_dim
+        self.theta = theta
+        self.num_bands = head_dim // 6  # frequencies per axis; 3 axes x 2 (interleaved pairs) x bands
+        if self.num_bands == 0:
+            raise ValueError(f"head_dim {head_dim} too small for 3D RoPE (needs >= 6)")
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def table(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+        key = (tuple(grid), str(device))
+        if key not in self._cache:
+            sin, cos = build_rotary_pos_embed(
+                feat_shape=list(grid), dim=4 * self.num_bands, in_pixels=False,
+                temperature=self.theta, device=device,
+            )  # each (N, 6 * num_bands)
+            pad = self.head_dim - sin.shape[-1]
+            if pad:  # unrotated leftover channels: sin 0, cos 1
+                sin = F.pad(sin, (0, pad), value=0.0)
+                cos = F.pad(cos, (0, pad), value=1.0)
+            self._cache[key] = torch.cat([sin, cos], dim=-1)  # (N, 2 * head_dim)
+        return self._cache[key]
+
+    def gather(self, grid: tuple[int, int, int], idx: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        """Rope rows for tokens ``idx`` (B, K): (B, 1, K, 2*hd), broadcast over heads; all tokens if idx is None."""
+        tab = self.table(grid, device)
+        if idx is None:
+            return tab  # (N, 2*hd)
+        return tab[idx].unsqueeze(1)  # (B, 1, K, 2*hd)
+
+
+def make_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, drop_path: float) -> nn.ModuleList:
+    """Pre-norm timm EVA blocks with fused qkv, SDPA attention and rotary support, no prefix tokens."""
+    rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
+    return nn.ModuleList([
+        EvaBlock(dim, num_heads, qkv_bias=True, qkv_fused=True, mlp_ratio=mlp_ratio, num_prefix_tokens=0,
+                 scale_attn_inner=False, drop_path=r, norm_layer=nn.LayerNorm)
+        for r in rates
+    ])
+
+
+def init_transformer(module: nn.Module, blocks: nn.ModuleList) -> None:
+    """ViT/V-JEPA init: trunc-normal(0.02) linears, unit LayerNorms, output projections scaled by 1/sqrt(2*layer)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm) and m.elementwise_affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for i, blk in enumerate(blocks):
+        blk.attn.proj.weight.data.div_(math.sqrt(2.0 * (i + 1)))
+        blk.mlp.fc2.weight.data.div_(math.sqrt(2.0 * (i + 1)))
+
+
+class VideoViT(nn.Module):
+    """Video transformer encoder: tubelet embedding, 3D RoPE blocks, final LayerNorm."""
+
+    def __init__(self, cfg: VideoViTConfig):
+        super().__init__()
+        self.cfg = cfg
+        if cfg.embed_dim % cfg.num_heads:
+            raise ValueError(f"embed_dim {cfg.embed_dim} not divisible by num_heads {cfg.num_heads}")
+        self.embed_dim = cfg.embed_dim
+        self.patch_size = cfg.patch_size
+        self.tubelet_size = cfg.tubelet_size
+        self.img_size = cfg.img_size
+        self.num_frames = cfg.num_frames
+        self.patch_embed = nn.Conv3d(cfg.in_chans, cfg.embed_dim,
+                                     kernel_size=(cfg.tubelet_size, cfg.patch_size, cfg.patch_size),
+                                     stride=(cfg.tubelet_size, cfg.patch_size, cfg.patch_size))
+        self.rope = Rope3D(cfg.embed_dim // cfg.num_heads, cfg.rope_theta)
+        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.drop_path)
+        self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
+        init_transformer(self, self.blocks)
+
+    def grid(self, T: int, H: int | None = None, W: int | None = None) -> tuple[int, int, int]:
+        """Token grid (t, h, w) for a clip of T frames of H x W pixels (default img_size)."""
+        H = self.img_size if H is None else H
+        W = self.img_size if W is None else W
+        return T // self.tubelet_size, H // self.patch_size, W // self.patch_size
+
+    def num_tokens(self, T: int | None = None) -> int:
+        t, h, w = self.grid(self.num_frames if T is None else T)
+        return t * h * w
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Encode clips.
+
+        Args:
+            x: (B, 3, T, H, W) normalized frames.
+            keep: optional (B, K) long indices of the tokens to encode (raster order over the grid); the other
+                tokens are dropped before the first block (the V-JEPA context encoder sees only these).
+        Returns:
+            (B, N, D) token features, or (B, K, D) with ``keep``; final LayerNorm applied.
+        """
+        B, _, T, H, W = x.shape
+        grid = self.grid(T, H, W)
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
+        if keep is not None:
+            tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))  # (B, K, D)
+        rope = self.rope.gather(grid, keep, x.device).to(tokens.dtype)
+        for blk in self.blocks:
+            tokens = blk(tokens, rope=rope)
+        return self.norm(tokens)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Encode every frame on its own (the observation/goal convention of train-ac, drift and plan).
+
+        Args:
+            frames: (B, T, 3, H, W) normalized frames (``worldmodel.data.video.normalize_frames``).
+        Returns:
+            (B, T, h*w, D): each frame repeated ``tubelet_size`` times to fill one tubelet, final LayerNorm then
+            a no-affine layer norm (the same normalization as the V-JEPA targets).
+        """
+        B, T, C, H, W = frames.shape
+        x = frames.reshape(B * T, C, 1, H, W).expand(-1, -1, self.tubelet_size, -1, -1)  # (B*T, 3, tub, H, W)
+        z = self.forward(x)  # (B*T, h*w, D)
+        z = F.layer_norm(z, (z.shape[-1],))
+        return z.reshape(B, T, z.shape[1], z.shape[2])
+
+
+def _strip(state: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def load_encoder(checkpoint_path, device="cpu") -> VideoViT:
+    """Rebuild the pretrained encoder from a ``wm pretrain`` checkpoint, frozen and in eval mode.
+
+    Loads the EMA target weights when the checkpoint has them (``extra["target"]``), else the online encoder
+    (``model`` entries under ``encoder.``).
+    """
+    from worldmodel.train.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint_path)
+    cfg_dict = (ckpt.get("config") or {}).get("model")
+    if not cfg_dict:
+        raise ValueError(f"checkpoint {checkpoint_path}: no model config (config.model); not a pretrain checkpoint?")
+    known = VideoViTConfig.__dataclass_fields__
+    model = VideoViT(VideoViTConfig(**{k: v for k, v in cfg_dict.items() if k in known}))
+    extra = ckpt.get("extra") or {}
+    if extra.get("target"):
+        state = extra["target"]
+    else:
+        state = ckpt["model"]
+        state = _strip(state, "module.") or state
+        state = _strip(state, "encoder.")
+    model.load_state_dict(state)
+    model.to(device).eval()
+    model.requires_grad_(False)
+    return model
