@@ -1,0 +1,60 @@
+"""worldmodel environments: four MuJoCo goal-reaching tasks and an adapter for any gymnasium env.
+
+Registered ids (gymnasium namespace ``worldmodel``)::
+
+    worldmodel/PointReach-v0   point mass, open arena           goal_offset 25, budget 75
+    worldmodel/TwoRoom-v0      point mass, two rooms + door     goal_offset 40, budget 100
+    worldmodel/ArmReach-v0     planar two-link arm, fingertip   goal_offset 25, budget 75
+    worldmodel/PushBlock-v0    pusher moves a block (contact)   goal_offset 50, budget 150
+
+``make(env_id, resolution=64, render=True, **kwargs)`` builds ours directly and wraps any other gymnasium
+id in ``GymAdapter`` (adapter keys: state_key, state_hook, state_dims, success_threshold, goal_offset,
+budget; the rest go to ``gymnasium.make``). Every env gives ``info["state"]`` (float32) and
+``info["success"]`` and renders uint8 (resolution, resolution, 3) frames.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import gymnasium as gym  # noqa: E402
+
+from envs.adapter import ADAPTER_KEYS, GymAdapter  # noqa: E402
+from envs.policies import make_policy, scripted_controller, task_controller  # noqa: E402
+
+MAX_EPISODE_STEPS = 200  # TimeLimit of the registered tasks (>= every budget); collection overrides it
+
+TASKS = {
+    "worldmodel/PointReach-v0": "envs.point_reach:PointReachEnv",
+    "worldmodel/TwoRoom-v0": "envs.two_room:TwoRoomEnv",
+    "worldmodel/ArmReach-v0": "envs.arm_reach:ArmReachEnv",
+    "worldmodel/PushBlock-v0": "envs.push_block:PushBlockEnv",
+}
+
+for _id, _entry in TASKS.items():
+    if _id not in gym.registry:
+        gym.register(id=_id, entry_point=_entry, max_episode_steps=MAX_EPISODE_STEPS)
+
+
+def make(env_id: str, resolution: int = 64, render: bool = True, **kwargs) -> gym.Env:
+    """Build ``env_id`` rendering uint8 (resolution, resolution, 3) frames, with ``info["state"]`` and
+    ``info["success"]``.
+
+    Args:
+        env_id: one of ``TASKS`` or any registered gymnasium id (wrapped in ``GymAdapter``).
+        resolution: square frame size.
+        render: False builds the env without a renderer (no GL context), e.g. for state-only checks.
+        kwargs: ``max_episode_steps`` and env kwargs for ``gymnasium.make``; for foreign envs also the
+            adapter keys (``ADAPTER_KEYS``).
+    """
+    kwargs = dict(kwargs)
+    render_mode = "rgb_array" if render else None
+    if env_id in TASKS:
+        return gym.make(env_id, render_mode=render_mode, resolution=int(resolution), **kwargs)
+    adapter_kwargs = {k: kwargs.pop(k) for k in ADAPTER_KEYS if k in kwargs}
+    env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    return GymAdapter(env, resolution=int(resolution), **adapter_kwargs)
+
+
+__all__ = ["TASKS", "make", "make_policy", "scripted_controller", "task_controller", "GymAdapter"]
