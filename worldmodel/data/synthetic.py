@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,9 +38,9 @@ class SyntheticConfig:
     size: int = 64
     # balls per video (one red)
     num_balls: int = 3
-    # ball radius range in pixels
+    # ball radius range in pixels of a 64-pixel frame (scaled with size)
     radius: tuple[float, float] = (4.0, 7.0)
-    # speed range in pixels per frame
+    # speed range in pixels per frame of a 64-pixel frame (scaled with size)
     speed: tuple[float, float] = (1.0, 3.0)
     # frames per second written in the mp4
     fps: int = 10
@@ -50,10 +51,11 @@ class SyntheticConfig:
 def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
     """Trajectories of all balls: positions (T, N, 2) [x, y] in pixels, radii (N,), colours (N, 3), background."""
     n, T, S = cfg.num_balls, cfg.frames, cfg.size
-    radii = rng.uniform(*cfg.radius, size=n)
+    scale = S / 64.0
+    radii = rng.uniform(*cfg.radius, size=n) * scale
     pos = np.stack([rng.uniform(radii, S - radii), rng.uniform(radii, S - radii)], axis=1)  # (N, 2)
     angle = rng.uniform(0, 2 * np.pi, size=n)
-    speed = rng.uniform(*cfg.speed, size=n)
+    speed = rng.uniform(*cfg.speed, size=n) * scale
     vel = np.stack([np.cos(angle), np.sin(angle)], axis=1) * speed[:, None]  # (N, 2)
     traj = np.empty((T, n, 2))
     for t in range(T):
@@ -106,30 +108,45 @@ def write_mp4(path: Path, frames: np.ndarray, fps: int) -> None:
 def generate(root, cfg: SyntheticConfig) -> Path:
     """Write the synthetic dataset to ``root`` (reused as is when ``meta.json`` matches ``cfg``).
 
-    Returns the path of the V-JEPA CSV list.
+    Written into a temporary sibling folder and renamed into place, so concurrent runs (DDP ranks, parallel
+    tests) never see half a dataset. Returns the path of the V-JEPA CSV list.
     """
     root = Path(root)
     meta = {"generator": "bouncing_balls", **asdict(cfg), "factor_names": list(FACTOR_NAMES)}
     meta = json.loads(json.dumps(meta))  # tuples -> lists, for comparison with the file
-    csv = root / "train.csv"
-    meta_path = root / "meta.json"
-    if csv.exists() and meta_path.exists() and json.loads(meta_path.read_text()) == meta:
-        return csv
-    (root / "videos").mkdir(parents=True, exist_ok=True)
+    if _matches(root, meta):
+        return root / "train.csv"
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"synthetic data folder {root} holds other data (meta.json differs); choose another "
+                              f"data.synthetic_dir or delete it")
+    tmp = root.with_name(f".{root.name}.tmp{os.getpid()}")
+    (tmp / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
     lines = []
     for i in range(cfg.num_videos):
         traj, radii, colours, bg = simulate(rng, cfg)
         frames = render(traj, radii, colours, bg, cfg.size)
-        stem = root / "videos" / f"vid_{i:06d}"
-        write_mp4(stem.with_suffix(".mp4"), frames, cfg.fps)
-        np.savez(stem.with_suffix(".npz"), factors=factors_of(traj, cfg.size), names=np.array(FACTOR_NAMES))
-        lines.append(f"{stem.with_suffix('.mp4').resolve()} 0")
-    tmp = csv.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, csv)
-    meta_path.write_text(json.dumps(meta, indent=2))
-    return csv
+        name = f"videos/vid_{i:06d}"
+        write_mp4(tmp / f"{name}.mp4", frames, cfg.fps)
+        np.savez(tmp / f"{name}.npz", factors=factors_of(traj, cfg.size), names=np.array(FACTOR_NAMES))
+        lines.append(f"{name}.mp4 0")  # relative to the CSV's folder
+    (tmp / "train.csv").write_text("\n".join(lines) + "\n")
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    root.parent.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not any(root.iterdir()):
+        root.rmdir()
+    try:
+        os.rename(tmp, root)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not _matches(root, meta):
+            raise
+    return root / "train.csv"
+
+
+def _matches(root: Path, meta: dict) -> bool:
+    m = root / "meta.json"
+    return (root / "train.csv").exists() and m.exists() and json.loads(m.read_text()) == meta
 
 
 def load_factors(video_path) -> tuple[np.ndarray, list[str]]:

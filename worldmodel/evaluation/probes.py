@@ -1,0 +1,200 @@
+"""Frozen-encoder probes on videos with known factors (V-JEPA-style evaluation).
+
+Clips (several frames, so velocities are observable) are cut from held-out videos with per-frame ground truth
+(``worldmodel.data.synthetic``); their targets are the factors at the clip's temporal midpoint: position = mean
+of the two middle frames, velocity = displacement between them. Clips are split by *video* into train and test.
+
+- Attentive probe: one learned query cross-attends (multi-head) over all patch tokens of the frozen encoder,
+  then a linear head. The encoder uses rotary positions only, so its token features carry no absolute position
+  (the layout of the feature map does); the probe therefore adds a fixed embedding of each token's (t, h, w)
+  grid coordinates (raw coordinates + sin/cos) through a learned linear map, identical for every encoder probed.
+- Ridge probe: closed-form ridge regression on mean-pooled tokens (quick, linear; cannot localize objects).
+
+R^2 is reported per factor and as the mean over factors, on the test clips.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from worldmodel.data.video import normalize_frames
+
+
+@dataclass
+class ProbeConfig:
+    # run the probes at the end of pretraining
+    enabled: bool = True
+    # held-out synthetic videos generated for the probe (separate seed from the training data)
+    num_videos: int = 120
+    # clips cut from each probe video (evenly spaced starts)
+    clips_per_video: int = 4
+    # fraction of probe videos whose clips form the test set
+    test_fraction: float = 0.25
+    # attentive probe: epochs over the training clips
+    epochs: int = 60
+    # attentive probe: batch size
+    batch_size: int = 64
+    # attentive probe: AdamW learning rate
+    lr: float = 2e-3
+    # attentive probe: width of the attention (keys, values, query)
+    dim: int = 64
+    # attentive probe: attention heads
+    heads: int = 4
+    # ridge probe: L2 penalty (on standardized features)
+    ridge_alpha: float = 1.0
+    # encoder batch size when extracting features
+    feature_batch: int = 32
+    # seed of the split, the probe's init and its batches
+    seed: int = 0
+
+
+def probe_clips(videos: list[str], num_frames: int, frame_step: int, clips_per_video: int):
+    """Cut clips and midpoint targets from videos with factor npz files.
+
+    Returns:
+        frames uint8 (n, T, H, W, 3), targets float32 (n, F), video id per clip (n,), factor names.
+    """
+    import decord
+
+    from worldmodel.data.synthetic import load_factors
+
+    span = (num_frames - 1) * frame_step + 1
+    frames, targets, vids, names = [], [], [], None
+    for v, path in enumerate(videos):
+        fac, names = load_factors(path)
+        vr = decord.VideoReader(str(path), num_threads=1)
+        n = min(len(vr), len(fac))
+        starts = np.linspace(0, n - span, clips_per_video).round().astype(int)
+        all_idx = sorted({int(s) + i * frame_step for s in starts for i in range(num_frames)})
+        decoded = dict(zip(all_idx, vr.get_batch(all_idx).asnumpy()))
+        for s in starts:
+            idx = [int(s) + i * frame_step for i in range(num_frames)]
+            a, b = idx[num_frames // 2 - 1], idx[num_frames // 2]
+            pos = (fac[a, :2] + fac[b, :2]) / 2
+            vel = fac[a:b, 2:].mean(0)
+            frames.append(np.stack([decoded[i] for i in idx]))
+            targets.append(np.concatenate([pos, vel]))
+            vids.append(v)
+    return (torch.from_numpy(np.stack(frames)), torch.from_numpy(np.stack(targets).astype(np.float32)),
+            torch.tensor(vids), list(names))
+
+
+@torch.no_grad()
+def extract_features(encoder: nn.Module, frames: torch.Tensor, batch: int, device) -> torch.Tensor:
+    """Frozen token features (n, N, D) float32 on CPU from uint8 clips (n, T, H, W, 3)."""
+    encoder.eval()
+    out = []
+    for i in range(0, len(frames), batch):
+        x = normalize_frames(frames[i:i + batch].to(device)).transpose(1, 2)  # (B, 3, T, H, W)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+            out.append(encoder(x).float().cpu())
+    return torch.cat(out)
+
+
+def grid_features(grid: tuple[int, int, int], bands: int = 4) -> torch.Tensor:
+    """Fixed per-token coordinate features (N, 3 + 6*bands): coordinates in [-1, 1] and their sin/cos."""
+    axes = [torch.linspace(-1, 1, s) if s > 1 else torch.zeros(1) for s in grid]
+    coords = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)  # (N, 3)
+    freqs = math.pi * 2.0 ** torch.arange(bands) / 2  # (bands,)
+    ang = coords.unsqueeze(-1) * freqs  # (N, 3, bands)
+    return torch.cat([coords, ang.sin().flatten(1), ang.cos().flatten(1)], dim=1)
+
+
+class AttentiveProbe(nn.Module):
+    """A learned query cross-attending over all tokens (+ fixed grid coordinates), then a linear head."""
+
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int, int], dim: int = 64, heads: int = 4):
+        super().__init__()
+        self.norm = nn.LayerNorm(in_dim)
+        self.inp = nn.Linear(in_dim, dim)
+        self.register_buffer("coords", grid_features(grid), persistent=False)  # (N, P)
+        self.pos = nn.Linear(self.coords.shape[1], dim)
+        self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.out_norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, out_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, N, D) -> predictions (B, F)."""
+        h = self.inp(self.norm(tokens)) + self.pos(self.coords)  # (B, N, dim)
+        q = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, dim)
+        o, _ = self.attn(q, h, h, need_weights=False)  # (B, 1, dim)
+        return self.head(self.out_norm(o.squeeze(1)))
+
+
+def r2_scores(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Coefficient of determination per column (F,)."""
+    ss_res = (pred - target).square().sum(0)
+    ss_tot = (target - target.mean(0)).square().sum(0).clamp_min(1e-12)
+    return 1 - ss_res / ss_tot
+
+
+def fit_attentive(feats_tr, y_tr, feats_te, y_te, grid, cfg: ProbeConfig, device="cpu") -> torch.Tensor:
+    """Train an attentive probe on standardized targets; returns test R^2 per factor."""
+    g = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    mu, sd = y_tr.mean(0), y_tr.std(0).clamp_min(1e-6)
+    probe = AttentiveProbe(feats_tr.shape[-1], y_tr.shape[1], grid, cfg.dim, cfg.heads).to(device)
+    opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=0.01)
+    n = len(feats_tr)
+    steps = cfg.epochs * math.ceil(n / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
+    z_tr = ((y_tr - mu) / sd).to(device)
+    for _ in range(cfg.epochs):
+        perm = torch.randperm(n, generator=g)
+        for i in range(0, n, cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            loss = F.mse_loss(probe(feats_tr[idx].to(device)), z_tr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    probe.eval()
+    with torch.no_grad():
+        pred = torch.cat([probe(feats_te[i:i + 256].to(device)).cpu() for i in range(0, len(feats_te), 256)])
+    return r2_scores(pred * sd + mu, y_te)
+
+
+def fit_ridge(x_tr, y_tr, x_te, y_te, alpha: float) -> torch.Tensor:
+    """Ridge regression on standardized features (closed form, float64); returns test R^2 per factor."""
+    x_tr, x_te, y_tr = x_tr.double(), x_te.double(), y_tr.double()
+    mu, sd = x_tr.mean(0), x_tr.std(0).clamp_min(1e-6)
+    a, b = (x_tr - mu) / sd, (x_te - mu) / sd
+    ym = y_tr.mean(0)
+    w = torch.linalg.solve(a.T @ a + alpha * torch.eye(a.shape[1], dtype=a.dtype), a.T @ (y_tr - ym))
+    return r2_scores((b @ w + ym).float(), y_te)
+
+
+def split_by_video(vids: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean train/test masks over clips, test = clips of a random ``test_fraction`` of the videos."""
+    uniq = vids.unique()
+    perm = uniq[torch.randperm(len(uniq), generator=torch.Generator().manual_seed(seed))]
+    n_test = max(1, round(test_fraction * len(uniq)))
+    test = torch.isin(vids, perm[:n_test])
+    return ~test, test
+
+
+def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> dict:
+    """Attentive + ridge probes of one frozen encoder on prepared probe ``data`` (see ``probe_clips``).
+
+    Returns a dict with ``r2`` (mean attentive R^2), ``r2_per_factor``, ``ridge_r2``, ``ridge_per_factor``
+    and ``features`` (test token features, for collapse statistics).
+    """
+    frames, y, vids, names = data
+    feats = extract_features(encoder, frames, cfg.feature_batch, device)  # (n, N, D)
+    T = frames.shape[1]
+    grid = encoder.grid(T, frames.shape[2], frames.shape[3])
+    tr, te = split_by_video(vids, cfg.test_fraction, cfg.seed)
+    att = fit_attentive(feats[tr], y[tr], feats[te], y[te], grid, cfg, device)
+    pooled = feats.mean(1)  # (n, D)
+    ridge = fit_ridge(pooled[tr], y[tr], pooled[te], y[te], cfg.ridge_alpha)
+    return {
+        "r2": float(att.mean()), "r2_per_factor": dict(zip(names, map(float, att))),
+        "ridge_r2": float(ridge.mean()), "ridge_per_factor": dict(zip(names, map(float, ridge))),
+        "features": feats[te],
+    }
