@@ -1,0 +1,252 @@
+"""``wm collect``: roll out a policy in an environment and write an episode dataset.
+
+    wm collect env=tworoom episodes=200 steps=100 policy=scripted workers=2 out_dir=data/tworoom
+    wm collect env.id=Reacher-v5 'env.kwargs={state_dims: [8, 9], success_threshold: 0.02}' policy=ou ...
+
+The dataset folder is ``dataset`` (default: ``out_dir``): manifest.json + episodes/ (worldmodel.data.rollouts).
+Episode ``i`` uses seeds derived from (``seed``, i) only, so the data does not depend on the number of workers
+or on interruptions. Re-running the same command resumes: complete episodes are kept, partial files are
+removed, and only missing indices are collected (``episodes`` is the dataset's target size). ``append=true``
+adds ``episodes`` new episodes after the existing ones instead. Workers are spawned processes, each with its
+own env and EGL context (nothing GL-related crosses a fork).
+
+Summary: episodes (in the dataset), new_episodes, frames, new_frames, dataset, frames_per_s (new frames per
+second of collection wall time), and ``coverage`` over the whole dataset: fraction of a 10x10 grid over the
+arena visited by the task's main body (point, fingertip, block), fraction of episodes crossing the door
+(TwoRoom), touching the block / moving it more than 0.1 (PushBlock), per-dimension state range.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from worldmodel.config import register_schema
+
+
+@dataclass
+class EnvConfig:
+    id: str = "worldmodel/PointReach-v0"  # gymnasium id: a worldmodel/* task or any registered env (adapter)
+    kwargs: dict[str, Any] = field(default_factory=dict)  # env kwargs; adapter keys (state_key, ...) for others
+
+
+@dataclass
+class CollectConfig:
+    env: EnvConfig = field(default_factory=EnvConfig)  # which environment (config group configs/env/)
+    episodes: int = 100  # target number of episodes in the dataset (with append: number to add)
+    steps: int = 100  # env steps per episode (an episode ends earlier if the env terminates)
+    policy: str = "scripted"  # random | ou | scripted (noisy goal-directed, our tasks only)
+    workers: int = 2  # parallel collection processes (1: in this process)
+    resolution: int = 64  # rendered frame size (square)
+    seed: int = 0  # base seed; episode i is seeded from (seed, i)
+    append: bool = False  # add `episodes` new episodes to an existing dataset instead of topping it up
+    crf: int = 0  # H.264 constant rate factor of the RGB video (0 = lossless)
+    progress: bool = True  # tqdm progress bar
+    dataset: str = ""  # dataset folder; empty = out_dir
+    out_dir: str = "runs/collect"  # summary.json and config.yaml (and the dataset by default)
+
+
+register_schema("collect", CollectConfig)
+
+COVERAGE_DIMS = {"PointReachEnv": (0, 1), "TwoRoomEnv": (0, 1), "ArmReachEnv": (4, 5), "PushBlockEnv": (2, 3)}
+GRID = 10  # coverage grid cells per axis over [-1, 1]^2
+
+_WORKER: dict = {}
+
+
+def episode_seeds(seed: int, index: int) -> tuple[int, int]:
+    """(env seed, policy seed) of episode ``index``: independent of workers and of resumption."""
+    env_seed, policy_seed = np.random.SeedSequence([int(seed), int(index)]).generate_state(2)
+    return int(env_seed), int(policy_seed)
+
+
+def make_env(env_id: str, env_kwargs: dict, resolution: int, steps: int, render: bool = True):
+    import envs
+
+    return envs.make(env_id, resolution=resolution, render=render, max_episode_steps=int(steps), **env_kwargs)
+
+
+def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int) -> None:
+    _WORKER["env"] = make_env(env_id, env_kwargs, resolution, steps)
+
+
+def collect_episode(job: dict) -> dict:
+    """Roll out and write one episode (runs in a worker, or in the main process when workers=1)."""
+    from envs import make_policy
+    from worldmodel.data.episodes import write_episode
+
+    env = _WORKER["env"]
+    env_seed, policy_seed = episode_seeds(job["seed"], job["index"])
+    _, info = env.reset(seed=env_seed)
+    policy = make_policy(job["policy"], env, policy_seed)
+    state = np.asarray(info["state"], np.float32)
+    policy.reset(state)
+    frames, states, actions, rewards, success = [env.render()], [state], [], [], []
+    touching = getattr(env.unwrapped, "touching", None)
+    touches = 0
+    for _ in range(job["steps"]):
+        action = np.asarray(policy(state), np.float32)
+        _, reward, terminated, truncated, info = env.step(action)
+        state = np.asarray(info["state"], np.float32)
+        frames.append(env.render())
+        states.append(state)
+        actions.append(action)
+        rewards.append(float(reward))
+        success.append(bool(info.get("success", False)))
+        touches += bool(touching()) if touching is not None else 0
+        if terminated or truncated:
+            break
+    stats = {"seed": env_seed, "policy_seed": policy_seed, "touch_steps": touches}
+    return write_episode(job["root"], job["index"], np.stack(frames), np.stack(actions), np.stack(states),
+                         np.asarray(rewards), np.asarray(success), fps=job["fps"], crf=job["crf"], **stats)
+
+
+def coverage(root: Path, entries: list[dict], env_class: str) -> dict:
+    """Coverage statistics over the dataset's episodes (reads the npz state arrays)."""
+    from worldmodel.data.episodes import load_arrays
+
+    if not entries:
+        return {}
+    dims = COVERAGE_DIMS.get(env_class)
+    cells: set = set()
+    crossed, touched, moved, succ, lo, hi = [], [], [], [], None, None
+    for e in entries:
+        z = load_arrays(root, e["id"])
+        s = z["states"]  # (T+1, S)
+        lo = s.min(0) if lo is None else np.minimum(lo, s.min(0))
+        hi = s.max(0) if hi is None else np.maximum(hi, s.max(0))
+        succ.append(bool(z["success"].any()))
+        if dims is not None:
+            ij = np.clip(((s[:, list(dims)] + 1.0) / 2.0 * GRID).astype(int), 0, GRID - 1)
+            cells.update(map(tuple, ij))
+        if env_class == "TwoRoomEnv":
+            crossed.append(bool(np.any(np.sign(s[:, 0]) != np.sign(s[0, 0]))))
+        if env_class == "PushBlockEnv":
+            touched.append(int(z["touch_steps"]) > 0)
+            moved.append(float(np.linalg.norm(s[-1, 2:4] - s[0, 2:4])))
+    out = {"success_any": float(np.mean(succ)), "state_min": np.round(lo.astype(float), 3).tolist(),
+           "state_max": np.round(hi.astype(float), 3).tolist()}
+    if dims is not None:
+        out["cells_visited"] = len(cells) / GRID**2
+    if crossed:
+        out["crossed_door"] = float(np.mean(crossed))
+    if touched:
+        out["touched_block"] = float(np.mean(touched))
+        out["block_moved"] = float(np.mean(np.asarray(moved) > 0.1))
+        out["block_displacement_mean"] = float(np.mean(moved))
+    return out
+
+
+def _manifest(cfg, env, state_dim: int, fps: float, entries: list[dict], env_kwargs: dict) -> dict:
+    from envs import protocol
+
+    entries = sorted(entries, key=lambda e: e["id"])
+    try:
+        proto = protocol.settings(env)
+    except TypeError:
+        proto = None
+    return {
+        "env_id": cfg.env.id, "env_kwargs": env_kwargs,
+        "action_low": np.asarray(env.action_space.low, float).tolist(),
+        "action_high": np.asarray(env.action_space.high, float).tolist(),
+        "action_dim": int(np.prod(env.action_space.shape)), "state_dim": int(state_dim),
+        "state_labels": list(getattr(env.unwrapped, "state_labels", [])),
+        "frame_skip": 1, "fps": fps, "resolution": [int(cfg.resolution), int(cfg.resolution)],
+        "episodes": len(entries), "frames": int(sum(e["steps"] + 1 for e in entries)),
+        "policy": cfg.policy, "seed": int(cfg.seed), "video": {"codec": "libx264rgb", "crf": int(cfg.crf)},
+        "protocol": proto, "episode_list": entries,
+    }
+
+
+def _check_compatible(old: dict, new: dict, root: Path) -> None:
+    for key in ("env_id", "env_kwargs", "resolution", "action_dim", "state_dim", "action_low", "action_high"):
+        if old.get(key) != new.get(key):
+            raise ValueError(f"{root} holds a dataset with {key}={old.get(key)!r}, this run has "
+                             f"{key}={new.get(key)!r}: use another out_dir/dataset")
+
+
+def run(cfg) -> dict:
+    """Collect (or resume / append to) the dataset; returns the summary."""
+    from omegaconf import OmegaConf
+    from tqdm import tqdm
+
+    import envs
+    from worldmodel.data.episodes import (MANIFEST, complete_episodes, episode_entry, read_manifest,
+                                          write_manifest)
+
+    if cfg.policy not in ("random", "ou", "scripted"):
+        raise ValueError(f"policy={cfg.policy!r}: expected random, ou or scripted")
+    root = Path(cfg.dataset or cfg.out_dir)
+    env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.kwargs is not None else {}
+    probe = make_env(cfg.env.id, env_kwargs, cfg.resolution, cfg.steps, render=False)
+    _, info = probe.reset(seed=0)
+    state_dim = int(np.asarray(info["state"]).size)
+    fps = float(probe.metadata.get("render_fps") or 20)
+    if cfg.policy == "scripted" and envs.task_controller(probe) is None:
+        raise ValueError(f"policy=scripted exists only for the worldmodel/* tasks, not {cfg.env.id}; use ou")
+
+    done = complete_episodes(root)  # also removes partial files of an interrupted run
+    entries = {i: episode_entry(root, i) for i in done}
+    if (root / MANIFEST).exists():
+        old = read_manifest(root)
+        _check_compatible(old, _manifest(cfg, probe, state_dim, fps, [], env_kwargs), root)
+        for e in old["episode_list"]:  # keep richer entries written by the earlier run
+            if int(e["id"]) in entries:
+                entries[int(e["id"])] = e
+    if cfg.append:
+        first = max(entries, default=-1) + 1
+        todo = list(range(first, first + cfg.episodes))
+    else:
+        todo = [i for i in range(cfg.episodes) if i not in entries]
+    jobs = [{"index": i, "seed": cfg.seed, "policy": cfg.policy, "steps": cfg.steps, "root": str(root),
+             "fps": fps, "crf": cfg.crf} for i in todo]
+
+    def save():
+        write_manifest(root, _manifest(cfg, probe, state_dim, fps, list(entries.values()), env_kwargs))
+
+    save()
+    new_frames, t0, last_save = 0, time.time(), time.time()
+    bar = tqdm(total=len(jobs), desc=f"collect {cfg.env.id}", disable=not cfg.progress or not jobs,
+               dynamic_ncols=True)
+    init = (cfg.env.id, env_kwargs, int(cfg.resolution), int(cfg.steps))
+    pool = None
+    try:
+        if cfg.workers <= 1 or len(jobs) <= 1:
+            _init_worker(*init)
+            results = map(collect_episode, jobs)
+        else:
+            pool = mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), _init_worker, init)
+            results = pool.imap_unordered(collect_episode, jobs)
+        for entry in results:
+            entry["policy"] = cfg.policy
+            entries[entry["id"]] = entry
+            new_frames += entry["steps"] + 1
+            bar.update(1)
+            if time.time() - last_save > 1.0:
+                save()
+                last_save = time.time()
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+        if "env" in _WORKER:
+            _WORKER.pop("env").close()
+        save()  # whatever completed is recorded, also when interrupted
+    seconds = time.time() - t0
+    manifest = read_manifest(root)
+    summary = {
+        "episodes": manifest["episodes"], "new_episodes": len(jobs), "frames": manifest["frames"],
+        "new_frames": new_frames, "dataset": str(root), "frames_per_s": round(new_frames / max(seconds, 1e-9), 1),
+        "collect_seconds": round(seconds, 2), "env_id": cfg.env.id, "policy": cfg.policy,
+        "workers": int(cfg.workers), "steps": int(cfg.steps), "resolution": int(cfg.resolution),
+        "coverage": coverage(root, manifest["episode_list"], type(probe.unwrapped).__name__),
+    }
+    probe.close()
+    print(f"[collect] {summary['new_episodes']} new episodes, {new_frames} frames in {seconds:.1f}s "
+          f"({summary['frames_per_s']} frames/s); dataset {root}: {summary['episodes']} episodes")
+    return summary

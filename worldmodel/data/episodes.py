@@ -1,0 +1,219 @@
+"""Episode dataset format: writer, manifest, validation, episode loading (torch-free, so collection
+workers start fast). The windowed torch reader is ``worldmodel.data.rollouts.RolloutDataset``; see that
+module for the layout, the video settings and the time-step convention.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+EPISODE_DIR = "episodes"
+MANIFEST = "manifest.json"
+REQUIRED_MANIFEST = {
+    "env_id": str, "action_low": list, "action_high": list, "action_dim": int, "state_dim": int,
+    "frame_skip": int, "fps": (int, float), "resolution": list, "episodes": int, "frames": int,
+    "episode_list": list,
+}
+ACTION_TOL = 1e-4  # actions may exceed the bounds by this much (float32 rounding)
+
+
+class EpisodeError(ValueError):
+    """An episode file is inconsistent with the manifest (shapes, action bounds)."""
+
+
+def episode_paths(root: str | Path, index: int) -> tuple[Path, Path]:
+    """(mp4, npz) paths of episode ``index``."""
+    stem = Path(root) / EPISODE_DIR / f"ep_{index:06d}"
+    return stem.with_suffix(".mp4"), stem.with_suffix(".npz")
+
+
+# ---- video ----------------------------------------------------------------------------------------
+def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 0) -> None:
+    """Encode uint8 frames (N, H, W, 3) to H.264 RGB at ``path`` (any suffix; the container is mp4)."""
+    import imageio_ffmpeg
+
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
+    n, h, w, _ = frames.shape
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (w, h), fps=float(fps), codec="libx264rgb", pix_fmt_in="rgb24", pix_fmt_out="rgb24",
+        quality=None, macro_block_size=1, ffmpeg_log_level="error",
+        output_params=["-preset", "veryfast", "-crf", str(int(crf)), "-f", "mp4"],
+    )
+    writer.send(None)
+    for f in frames:
+        writer.send(np.ascontiguousarray(f))
+    writer.close()
+
+
+def read_video(path: str | Path, indices: list[int] | None = None) -> np.ndarray:
+    """Decode frames (all, or ``indices``) with decord -> uint8 (N, H, W, 3)."""
+    import decord
+
+    vr = decord.VideoReader(str(path), num_threads=1)
+    idx = list(range(len(vr))) if indices is None else [int(i) for i in indices]
+    return vr.get_batch(idx).asnumpy()
+
+
+def video_length(path: str | Path) -> int:
+    import decord
+
+    return len(decord.VideoReader(str(path), num_threads=1))
+
+
+# ---- writing --------------------------------------------------------------------------------------
+def write_episode(root: str | Path, index: int, frames: np.ndarray, actions: np.ndarray, states: np.ndarray,
+                  rewards: np.ndarray, success: np.ndarray, fps: float, crf: int = 0, **extra) -> dict:
+    """Write episode ``index`` atomically; ``extra`` scalars/arrays are stored in the npz too.
+
+    Shapes: frames (T+1, H, W, 3) uint8, actions (T, A), states (T+1, S), rewards (T,), success (T,).
+    Returns the manifest entry ``{"id", "steps", **scalar extras}``.
+    """
+    mp4, npz = episode_paths(root, index)
+    mp4.parent.mkdir(parents=True, exist_ok=True)
+    steps = len(actions)
+    if len(frames) != steps + 1 or len(states) != steps + 1:
+        raise EpisodeError(f"episode {index}: {len(frames)} frames / {len(states)} states for {steps} actions")
+    tmp_mp4, tmp_npz = mp4.with_name(mp4.name + ".partial"), npz.with_name(npz.name + ".partial")
+    write_video(tmp_mp4, frames, fps, crf)
+    with open(tmp_npz, "wb") as f:  # a file object keeps numpy from appending ".npz" to the name
+        np.savez(f, actions=np.asarray(actions, np.float32), states=np.asarray(states, np.float32),
+                 rewards=np.asarray(rewards, np.float32), success=np.asarray(success, bool),
+                 **{k: np.asarray(v) for k, v in extra.items()})
+    os.replace(tmp_mp4, mp4)
+    os.replace(tmp_npz, npz)  # last: the npz marks the episode complete
+    entry = {"id": int(index), "steps": int(steps)}
+    entry.update({k: _scalar(v) for k, v in extra.items() if np.ndim(v) == 0})
+    return entry
+
+
+def _scalar(v):
+    v = np.asarray(v).item()
+    return float(v) if isinstance(v, float) else v
+
+
+def complete_episodes(root: str | Path, clean: bool = True) -> list[int]:
+    """Indices of complete episodes (npz and mp4 present); with ``clean``, delete ``*.partial`` files and
+    mp4s without an npz (left by an interrupted write)."""
+    folder = Path(root) / EPISODE_DIR
+    if not folder.exists():
+        return []
+    done = []
+    for npz in sorted(folder.glob("ep_*.npz")):
+        if npz.with_suffix(".mp4").exists():
+            done.append(int(npz.stem[3:]))
+    if clean:
+        for p in folder.glob("*.partial"):
+            p.unlink(missing_ok=True)
+        for mp4 in folder.glob("ep_*.mp4"):
+            if not mp4.with_suffix(".npz").exists():
+                mp4.unlink(missing_ok=True)
+    return done
+
+
+def episode_entry(root: str | Path, index: int) -> dict:
+    """Manifest entry of an existing episode, rebuilt from its npz (used when resuming)."""
+    with np.load(episode_paths(root, index)[1]) as z:
+        entry = {"id": int(index), "steps": int(len(z["actions"]))}
+        for k in z.files:
+            if k not in ("actions", "states", "rewards", "success") and z[k].ndim == 0:
+                entry[k] = _scalar(z[k])
+    return entry
+
+
+def write_manifest(root: str | Path, manifest: dict) -> None:
+    """Write manifest.json atomically (temp file + rename)."""
+    path = Path(root) / MANIFEST
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(json.dumps(manifest, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+    os.replace(tmp, path)
+
+
+# ---- reading --------------------------------------------------------------------------------------
+def read_manifest(root: str | Path) -> dict:
+    """Load and validate manifest.json; raises ValueError naming the path and the offending field."""
+    path = Path(root) / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no manifest.json (is {root} an episode dataset from `wm collect`?)")
+    try:
+        m = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    for key, typ in REQUIRED_MANIFEST.items():
+        if key not in m:
+            raise ValueError(f"{path}: missing field {key!r}")
+        if not isinstance(m[key], typ) or isinstance(m[key], bool):
+            raise ValueError(f"{path}: field {key!r} should be {typ}, got {type(m[key]).__name__}")
+    a = m["action_dim"]
+    if len(m["action_low"]) != a or len(m["action_high"]) != a:
+        raise ValueError(f"{path}: action_low/action_high must have action_dim={a} entries")
+    if np.any(np.asarray(m["action_low"]) > np.asarray(m["action_high"])):
+        raise ValueError(f"{path}: action_low > action_high")
+    if len(m["resolution"]) != 2 or m["frame_skip"] < 1:
+        raise ValueError(f"{path}: resolution must be [H, W] and frame_skip >= 1")
+    if m["episodes"] != len(m["episode_list"]):
+        raise ValueError(f"{path}: episodes={m['episodes']} but episode_list has {len(m['episode_list'])} entries")
+    return m
+
+
+def validate_episode(ep: dict, manifest: dict, index: int) -> None:
+    """Check shapes and action bounds of a loaded episode against the manifest (EpisodeError names it)."""
+    name = f"episode {index}"
+    a, s = manifest["action_dim"], manifest["state_dim"]
+    acts, states = ep["actions"], ep["states"]
+    if acts.ndim != 2 or acts.shape[1] != a:
+        raise EpisodeError(f"{name}: actions have shape {acts.shape}, manifest says (T, {a})")
+    t = acts.shape[0]
+    if states.shape != (t + 1, s):
+        raise EpisodeError(f"{name}: states have shape {states.shape}, expected ({t + 1}, {s})")
+    for key in ("rewards", "success"):
+        if ep[key].shape != (t,):
+            raise EpisodeError(f"{name}: {key} has shape {ep[key].shape}, expected ({t},)")
+    low, high = np.asarray(manifest["action_low"]), np.asarray(manifest["action_high"])
+    bad = (acts < low - ACTION_TOL) | (acts > high + ACTION_TOL)
+    if bad.any():
+        step, dim = np.argwhere(bad)[0]
+        raise EpisodeError(f"{name}: action {acts[step, dim]:.4f} at step {step}, dim {dim} is outside "
+                           f"[{low[dim]}, {high[dim]}]")
+    if not (np.isfinite(acts).all() and np.isfinite(states).all()):
+        raise EpisodeError(f"{name}: non-finite actions or states")
+
+
+def load_arrays(root: str | Path, index: int) -> dict:
+    """The npz arrays of episode ``index`` (no frames)."""
+    with np.load(episode_paths(root, index)[1]) as z:
+        return {k: z[k] for k in z.files}
+
+
+def load_episode(root: str | Path, index: int, manifest: dict | None = None) -> dict:
+    """Episode ``index`` with frames: dict(frames (T+1, H, W, 3) uint8, actions (T, A), states (T+1, S),
+    rewards (T,), success (T,), ...), validated against the manifest."""
+    manifest = read_manifest(root) if manifest is None else manifest
+    ep = load_arrays(root, index)
+    validate_episode(ep, manifest, index)
+    ep["frames"] = read_video(episode_paths(root, index)[0])
+    n = len(ep["actions"]) + 1
+    if len(ep["frames"]) != n:
+        raise EpisodeError(f"episode {index}: video has {len(ep['frames'])} frames, expected {n}")
+    return ep
+
+
+def split_episodes(manifest: dict, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Deterministic split of the manifest's episode ids: (train_ids, val_ids); at least one train id,
+    and at least one val id when val_fraction > 0 and there are 2+ episodes."""
+    ids = sorted(int(e["id"]) for e in manifest["episode_list"])
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    n_val = int(round(val_fraction * len(ids)))
+    if val_fraction > 0 and len(ids) > 1:
+        n_val = min(max(n_val, 1), len(ids) - 1)
+    val = sorted(ids[i] for i in perm[:n_val])
+    train = sorted(ids[i] for i in perm[n_val:])
+    return train, val

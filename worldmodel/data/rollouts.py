@@ -1,0 +1,156 @@
+"""Episode datasets: the on-disk format, its writer, and the windowed reader.
+
+Layout of a dataset folder::
+
+    manifest.json            env_id, env_kwargs, action_low/high, action_dim, state_dim, frame_skip (=1),
+                             fps, resolution, episodes, frames, policy, episode_list [{id, steps, seed, ...}]
+    episodes/ep_000000.mp4   T+1 RGB frames: the reset frame, then one per step
+    episodes/ep_000000.npz   actions (T, A) float32, states (T+1, S) float32, rewards (T,), success (T,)
+
+Video: H.264 in RGB (``libx264rgb``, ``-crf 0``): lossless, so frames decoded with decord equal the rendered
+frames bit for bit (max abs pixel error 0; tests/test_rollouts.py checks it). ``crf > 0`` trades exactness
+for size.
+
+Atomicity: an episode is written as ``*.partial`` files, then the mp4 is renamed into place and the npz last;
+an npz therefore marks a complete episode. ``complete_episodes`` removes leftovers of an interrupted write,
+so a killed collection leaves only complete episodes and resumes by index.
+
+Reader time step: ``RolloutDataset(root, num_frames, frame_skip=k)`` returns frames ``s, s+k, ...,
+s+(num_frames-1)k``; the action between two returned frames is the *stack* of the k env actions taken
+between them, in time order: ``actions[j] = concat(a[s+jk], ..., a[s+jk+k-1])`` with shape (k*A,)
+(the planner executes exactly such a stack, each of its H actions repeated or varied per env step).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from worldmodel.data.episodes import (  # noqa: F401  (re-exported: the dataset API lives here)
+    EPISODE_DIR,
+    MANIFEST,
+    EpisodeError,
+    complete_episodes,
+    episode_entry,
+    episode_paths,
+    load_arrays,
+    load_episode,
+    read_manifest,
+    read_video,
+    split_episodes,
+    validate_episode,
+    video_length,
+    write_episode,
+    write_manifest,
+    write_video,
+)
+
+log = logging.getLogger(__name__)
+
+
+class RolloutDataset(torch.utils.data.Dataset):
+    """Windows of ``num_frames`` frames, ``frame_skip`` env steps apart, with the stacked actions between them.
+
+    Item: ``frames`` uint8 (num_frames, H, W, 3), ``actions`` float32 (num_frames-1, frame_skip*A) (see the
+    module docstring for the stacking order), ``states`` float32 (num_frames, S), ``episode`` int, ``start``
+    int (env step of the first frame).
+
+    Args:
+        root: dataset folder (manifest.json + episodes/).
+        num_frames: frames per window (>= 1).
+        frame_skip: env steps between consecutive returned frames.
+        episodes: episode ids to use (e.g. from ``split_episodes``); None = all in the manifest.
+        stride: env steps between the starts of consecutive windows of an episode.
+        cache: keep decoded episodes in memory; None = yes when all frames fit in ``cache_mb``.
+        strict: raise on a corrupt episode instead of skipping it.
+
+    Corrupt episodes (missing/unreadable npz or mp4, frame count != steps + 1) are skipped with a warning,
+    recorded in ``skipped`` {id: reason} and counted in ``num_skipped``; episodes that are readable but
+    contradict the manifest (shapes, action bounds) raise ``EpisodeError`` naming the episode.
+    """
+
+    def __init__(self, root: str | Path, num_frames: int, frame_skip: int = 1, episodes: list[int] | None = None,
+                 stride: int = 1, cache: bool | None = None, cache_mb: float = 1024.0, strict: bool = False):
+        if num_frames < 1 or frame_skip < 1 or stride < 1:
+            raise ValueError("num_frames, frame_skip and stride must be >= 1")
+        self.root, self.num_frames, self.frame_skip = Path(root), int(num_frames), int(frame_skip)
+        self.manifest = read_manifest(root)
+        known = {int(e["id"]) for e in self.manifest["episode_list"]}
+        ids = sorted(known) if episodes is None else [int(i) for i in episodes]
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise ValueError(f"{self.root}: episodes {missing[:5]} are not in manifest.json")
+        self.skipped: dict[int, str] = {}
+        self.too_short: list[int] = []
+        self.arrays: dict[int, dict] = {}
+        span = (self.num_frames - 1) * self.frame_skip
+        windows = []
+        for i in ids:
+            try:
+                arrays = load_arrays(root, i)
+                n_video = video_length(episode_paths(root, i)[0])
+            except Exception as e:  # unreadable file: corrupt, not fatal
+                self._skip(i, f"unreadable ({type(e).__name__}: {e})", strict)
+                continue
+            validate_episode(arrays, self.manifest, i)
+            steps = len(arrays["actions"])
+            if n_video != steps + 1:
+                self._skip(i, f"video has {n_video} frames, npz has {steps} steps (expected {steps + 1})", strict)
+                continue
+            if steps < span:
+                self.too_short.append(i)
+                continue
+            self.arrays[i] = {"actions": arrays["actions"], "states": arrays["states"]}
+            windows += [(i, s) for s in range(0, steps - span + 1, stride)]
+        if not windows:
+            raise ValueError(f"{self.root}: no window of {num_frames} frames with frame_skip {frame_skip} "
+                             f"(usable episodes {len(self.arrays)}, skipped {len(self.skipped)}, "
+                             f"too short {len(self.too_short)})")
+        self.windows = np.asarray(windows, np.int64)  # (N, 2): episode id, start step
+        h, w = self.manifest["resolution"]
+        total = sum(len(a["states"]) for a in self.arrays.values()) * h * w * 3
+        self.cache_enabled = bool(total <= cache_mb * 2**20) if cache is None else bool(cache)
+        self._cache: dict[int, np.ndarray] = {}
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    @property
+    def action_dim_step(self) -> int:
+        """Width of one returned action: frame_skip * env action dim."""
+        return self.frame_skip * self.manifest["action_dim"]
+
+    def _skip(self, index: int, reason: str, strict: bool) -> None:
+        if strict:
+            raise EpisodeError(f"{self.root}: episode {index} is corrupt: {reason}")
+        log.warning("%s: skipping corrupt episode %d: %s", self.root, index, reason)
+        self.skipped[index] = reason
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def _frames(self, ep: int, idx: np.ndarray) -> np.ndarray:
+        if not self.cache_enabled:
+            return read_video(episode_paths(self.root, ep)[0], idx.tolist())
+        if ep not in self._cache:
+            self._cache[ep] = read_video(episode_paths(self.root, ep)[0])
+        return self._cache[ep][idx]
+
+    def __getitem__(self, index: int) -> dict:
+        ep, start = (int(v) for v in self.windows[index])
+        k, n = self.frame_skip, self.num_frames
+        idx = start + k * np.arange(n)  # (n,) frame indices
+        frames = self._frames(ep, idx)  # (n, H, W, 3) uint8
+        arr = self.arrays[ep]
+        acts = arr["actions"][start:start + (n - 1) * k]  # ((n-1)*k, A), time-ordered
+        acts = acts.reshape(n - 1, k * acts.shape[1])  # (n-1, k*A): row j = a[s+jk], ..., a[s+jk+k-1]
+        return {
+            "frames": torch.from_numpy(np.ascontiguousarray(frames)),
+            "actions": torch.from_numpy(np.ascontiguousarray(acts, dtype=np.float32)),
+            "states": torch.from_numpy(np.ascontiguousarray(arr["states"][idx], dtype=np.float32)),
+            "episode": ep,
+            "start": start,
+        }
