@@ -62,13 +62,20 @@ class LatentEpisodes:
     latents: list[torch.Tensor]
     actions: list[torch.Tensor]
     states: list[torch.Tensor]
+    ids: list[int]  # dataset episode id of each entry
     fingerprint: str = ""
     path: str = ""
     encoded: bool = False  # True when this call (re-)encoded the dataset, False when read from the cache
 
-    def subset(self, episodes: list[int]) -> "LatentEpisodes":
-        return LatentEpisodes([self.latents[i] for i in episodes], [self.actions[i] for i in episodes],
-                              [self.states[i] for i in episodes], self.fingerprint, self.path, self.encoded)
+    def subset(self, episode_ids: list[int]) -> "LatentEpisodes":
+        """The episodes with these dataset ids, in that order."""
+        pos = {e: k for k, e in enumerate(self.ids)}
+        missing = [e for e in episode_ids if e not in pos]
+        if missing:
+            raise KeyError(f"episodes {missing[:5]} are not in the latent cache {self.path}")
+        k = [pos[e] for e in episode_ids]
+        return LatentEpisodes([self.latents[i] for i in k], [self.actions[i] for i in k], [self.states[i] for i in k],
+                              list(episode_ids), self.fingerprint, self.path, self.encoded)
 
     def __len__(self) -> int:
         return len(self.latents)
@@ -137,7 +144,8 @@ def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int,
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             if blob.get("fingerprint") == fp:
-                return LatentEpisodes(blob["latents"], blob["actions"], blob["states"], fp, str(path), False)
+                return LatentEpisodes(blob["latents"], blob["actions"], blob["states"], blob["ids"], fp, str(path),
+                                      False)
         except Exception:  # unreadable cache: rebuild it
             pass
     if encoder is None:
@@ -145,10 +153,10 @@ def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int,
 
         encoder = load_encoder(encoder_checkpoint, device)
     manifest = read_manifest(dataset)
+    ids = sorted(int(e["id"]) for e in manifest["episode_list"])
     latents, actions, states = [], [], []
-    for i in tqdm(range(int(manifest["episodes"])), desc=f"encode {dataset.name}", disable=not progress,
-                  dynamic_ncols=True):
-        ep = load_episode(dataset, i)
+    for i in tqdm(ids, desc=f"encode {dataset.name}", disable=not progress, dynamic_ncols=True):
+        ep = load_episode(dataset, i, manifest)
         frames = torch.as_tensor(ep["frames"])  # (T+1, H, W, 3) uint8
         z = torch.cat([encode_observations(encoder, frames[j : j + batch_size], pool).cpu()
                        for j in range(0, len(frames), batch_size)])  # (T+1, N, D)
@@ -158,5 +166,5 @@ def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int,
     meta = {"dataset": str(dataset.resolve()), "encoder_checkpoint": str(encoder_checkpoint.resolve()),
             "pool": pool, "convention": CONVENTION}
     save_checkpoint(path, {"fingerprint": fp, "meta": json.dumps(meta), "latents": latents,
-                           "actions": actions, "states": states})
-    return LatentEpisodes(latents, actions, states, fp, str(path), True)
+                           "actions": actions, "states": states, "ids": ids})
+    return LatentEpisodes(latents, actions, states, ids, fp, str(path), True)

@@ -6,10 +6,13 @@ open-loop rollout of ``horizon`` predictor steps (each ``frame_skip`` env steps)
 
 - ``latent_l1``: mean |z_hat_h - z_h| over tokens and channels;
 - ``latent_rel_error``: mean (z_hat_h - z_h)^2 / Var(z) (Var: per-channel variance of the ground-truth latents
-  of the evaluated windows, averaged; 1.0 is as bad as predicting the mean latent);
+  of the training episodes' probe frames, averaged; 1.0 is as bad as predicting the mean latent);
 - ``probe_error``: a ridge probe latent -> simulator state (flattened tokens in, standardized state out, ridge
   strength picked on a held-out part of the probe data) is fit on ground-truth latents of TRAINING episodes and
-  applied to predicted latents; the error is mean |probe(z_hat_h) - s_h| in units of the training state std;
+  applied to predicted latents; the error is mean |probe(z_hat_h) - s_h| in units of the training state std,
+  averaged over the state dimensions a single frame's latent can show: those the probe decodes from true
+  latents with held-out R^2 >= ``probe_min_r2`` (velocities, invisible in one frame, fall out; the chosen
+  dimensions are in ``probe_state_dims``, and ``probe_error_all_dims`` keeps every dimension);
 - the same for the "copy the last latent" baseline (z_hat_h = z_0), and ``probe_error_gt`` (the probe on the
   true z_h: the floor any model can reach), and ``state_head_error`` (the predictor's own next-state head).
 
@@ -49,6 +52,7 @@ class DriftConfig:
     max_episodes: int = 0  # evaluate at most this many held-out episodes (0 = all)
     probe_frames: int = 4000  # training-episode frames used to fit the ridge probe (subsampled evenly)
     probe_lambdas: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0])  # ridge grid, x mean eigenvalue
+    probe_min_r2: float = 0.5  # state dims the probe decodes from true latents with lower held-out R^2 are left out
     batch_size: int = 256  # rollouts per predictor call
     device: str = "auto"  # auto | cpu | cuda
     compare_checkpoints: list[str] = field(default_factory=list)  # extra world models (e.g. train-pixel checkpoints)
@@ -63,7 +67,7 @@ class RidgeProbe:
     """Linear ridge map from flattened latents (n, N*D) to standardized states (n, S)."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, lambdas=(1e-3, 1e-2, 1e-1, 1.0), holdout: float = 0.2,
-                 seed: int = 0):
+                 seed: int = 0, min_r2: float = 0.0):
         self.token_shape = tuple(x.shape[1:])  # (N, D) of one latent
         x, y = x.flatten(1).float(), y.float()
         self.x_mean, self.y_mean, self.y_std = x.mean(0), y.mean(0), y.std(0).clamp_min(1e-6)
@@ -82,10 +86,14 @@ class RidgeProbe:
         for lam in lambdas:
             coef = evecs @ (proj / (evals + lam * scale)[:, None])  # (n or F, S)
             w = (xt.T.double() @ coef) if dual else coef  # (F, S)
-            err = ((xc[va].double() @ w) - yc[va].double()).abs().mean().item()
+            res = (xc[va].double() @ w) - yc[va].double()  # (n_val, S)
+            err = res.abs().mean().item()
             if best is None or err < best[0]:
-                best = (err, lam, w.float())
-        self.val_error, self.lam, self.w = best
+                best = (err, lam, w.float(), 1 - res.pow(2).mean(0) / yc[va].double().var(0).clamp_min(1e-12))
+        self.val_error, self.lam, self.w, r2 = best
+        self.r2 = r2.float()  # (S,) held-out R^2 per state dim
+        dims = (self.r2 >= min_r2).nonzero().flatten()
+        self.dims = dims if len(dims) else torch.arange(len(self.r2))  # dims probe_error averages over
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Latents (..., N, D) -> states (..., S) in simulator units."""
@@ -93,9 +101,10 @@ class RidgeProbe:
         y = (x.flatten(-2).reshape(-1, self.w.shape[0]).float() - self.x_mean) @ self.w
         return (y * self.y_std + self.y_mean).reshape(*lead, -1)
 
-    def error(self, x: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """Mean |probe(x) - states| / std per leading index: x (W, H, N, D), states (W, H, S) -> (H,)."""
-        return ((self.predict(x) - states) / self.y_std).abs().mean(dim=(0, -1))
+    def error(self, x: torch.Tensor, states: torch.Tensor, all_dims: bool = False) -> torch.Tensor:
+        """Mean |probe(x) - states| / std per horizon: x (W, H, N, D), states (W, H, S) -> (H,)."""
+        err = ((self.predict(x) - states) / self.y_std).abs()  # (W, H, S)
+        return (err if all_dims else err[..., self.dims]).mean(dim=(0, -1))
 
 
 def _errors(pred: torch.Tensor, true: torch.Tensor, var: float) -> tuple[np.ndarray, np.ndarray]:
@@ -106,7 +115,8 @@ def _errors(pred: torch.Tensor, true: torch.Tensor, var: float) -> tuple[np.ndar
 
 @torch.no_grad()
 def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: RidgeProbe, frames=None,
-                 targets=None, encode_for_probe=None, batch_size: int = 256) -> dict[str, np.ndarray]:
+                 targets=None, encode_for_probe=None, batch_size: int = 256, var: float | None = None
+                 ) -> dict[str, np.ndarray]:
     """Open-loop drift of one world-model-protocol object.
 
     Args:
@@ -117,6 +127,7 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
         frames: (W, H+1, Hi, Wi, 3) uint8 ground-truth frames (needed unless ``targets`` is given).
         targets: (W, H+1, ...) ground truth already in the model's space (skips ``model.encode``).
         encode_for_probe: uint8 frames (B, Hi, Wi, 3) -> encoder latents (B, N, D); used with ``decode``.
+        var: latent variance for rel_error (default: of ``targets``, in the model's own space).
     Returns:
         (H,) arrays: l1, rel_error, probe_error, and l1_copy_last, rel_error_copy_last, probe_error_copy_last;
         plus state_head_error when the model predicts states.
@@ -136,7 +147,8 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
         s_preds.append(None if s_last is None else s_last.float().cpu())
     pred = torch.cat(preds)  # (W, H, ...)
     true, copy = targets[:, 1:].float(), targets[:, :1].float().expand_as(targets[:, 1:])
-    var = targets.float().flatten(0, 1).flatten(1).var(0).mean().item()
+    if var is None:
+        var = targets.float().flatten(0, 1).flatten(1).var(0).mean().item()
     out = {}
     out["l1"], out["rel_error"] = _errors(pred, true, var)
     out["l1_copy_last"], out["rel_error_copy_last"] = _errors(copy, true, var)
@@ -148,18 +160,20 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
         out["probe_error"] = probe.error(pred, states[:, 1:]).numpy()
         out["probe_error_copy_last"] = probe.error(copy, states[:, 1:]).numpy()
         out["probe_error_gt"] = probe.error(true, states[:, 1:]).numpy()
+        out["probe_error_all_dims"] = probe.error(pred, states[:, 1:], all_dims=True).numpy()
+        out["probe_error_all_dims_copy_last"] = probe.error(copy, states[:, 1:], all_dims=True).numpy()
     if s_preds and s_preds[0] is not None:
         s_hat = torch.cat(s_preds)  # (W, H, S)
         out["state_head_error"] = ((s_hat - states[:, 1:]) / probe.y_std).abs().mean(dim=(0, 2)).numpy()
     return out
 
 
-def held_out_windows(eps, ids: list[int], horizon: int, frame_skip: int, per_episode: int):
-    """Window starts (episode, t0) evenly spaced in every episode long enough for ``horizon`` steps."""
+def held_out_windows(eps, horizon: int, frame_skip: int, per_episode: int):
+    """Window starts (position in eps, t0) evenly spaced in every episode long enough for ``horizon`` steps."""
     out = []
     span = horizon * frame_skip
-    for i in ids:
-        last = eps.latents[i].shape[0] - 1 - span
+    for i, z in enumerate(eps.latents):
+        last = z.shape[0] - 1 - span
         if last < 0:
             continue
         for t0 in np.unique(np.linspace(0, last, per_episode).round().astype(int)):
@@ -246,16 +260,21 @@ def run(cfg) -> dict:
     eps = load_latents(dataset, ac_cfg["resolved"]["encoder_checkpoint"], wm.pool, device, encoder=wm.encoder)
 
     # probe: ground-truth latents of training episodes -> states
-    z_tr, s_tr = torch.cat([eps.latents[i] for i in train_ids]), torch.cat([eps.states[i] for i in train_ids])
+    train_eps, val_eps = eps.subset(train_ids), eps.subset(val_ids)
+    z_tr, s_tr = torch.cat(train_eps.latents), torch.cat(train_eps.states)
     sel = torch.linspace(0, len(z_tr) - 1, min(cfg.probe_frames, len(z_tr))).long()
-    probe = RidgeProbe(z_tr[sel].float(), s_tr[sel], lambdas=list(cfg.probe_lambdas))
+    probe = RidgeProbe(z_tr[sel].float(), s_tr[sel], lambdas=list(cfg.probe_lambdas), min_r2=cfg.probe_min_r2)
 
-    windows = held_out_windows(eps, val_ids, cfg.horizon, wm.frame_skip, cfg.windows_per_episode)
-    w = gather_windows(eps, windows, cfg.horizon, wm.frame_skip)
-    curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size)}
+    labels = list(manifest.get("state_labels") or [f"s{i}" for i in range(s_tr.shape[1])])
+    windows = held_out_windows(val_eps, cfg.horizon, wm.frame_skip, cfg.windows_per_episode)
+    w = gather_windows(val_eps, windows, cfg.horizon, wm.frame_skip)
+    var = z_tr[sel].float().flatten(1).var(0).mean().item()  # per-channel variance of training latents
+    curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size,
+                                     var=var)}
     if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
         k = torch.arange(cfg.horizon + 1) * wm.frame_skip
-        episodes = {i: torch.as_tensor(load_episode(dataset, i)["frames"]) for i in {i for i, _ in windows}}
+        episodes = {i: torch.as_tensor(load_episode(dataset, val_eps.ids[i], manifest)["frames"])
+                    for i in {i for i, _ in windows}}
         frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])  # (W, H+1, Hi, Wi, 3)
         for path in cfg.compare_checkpoints:
             name, model = load_world_model(path, device)
@@ -271,8 +290,9 @@ def run(cfg) -> dict:
                "probe_error": lat["probe_error"], "probe_error_copy_last": lat["probe_error_copy_last"],
                "probe_error_gt": lat["probe_error_gt"], "latent_l1_copy_last": lat["l1_copy_last"],
                "latent_rel_error_copy_last": lat["rel_error_copy_last"]}
-    if "state_head_error" in lat:
-        summary["state_head_error"] = lat["state_head_error"]
+    for key in ("state_head_error", "probe_error_all_dims", "probe_error_all_dims_copy_last"):
+        if key in lat:
+            summary[key] = lat[key]
     for name, c in curves.items():
         if name == "latent":
             continue
@@ -285,7 +305,8 @@ def run(cfg) -> dict:
     summary.update({
         "plot": plot, "checkpoint": str(ckpt_path), "dataset": str(dataset), "env_id": manifest.get("env_id"),
         "frame_skip": wm.frame_skip, "episodes": len(val_ids), "windows": len(windows),
-        "probe_lambda": probe.lam, "probe_val_error": round(probe.val_error, 5), "probe_frames": len(sel),
+        "probe_state_dims": [labels[i] for i in probe.dims.tolist()],
+        "probe_r2": {labels[i]: round(float(r), 4) for i, r in enumerate(probe.r2)}, "probe_lambda": probe.lam, "probe_val_error": round(probe.val_error, 5), "probe_frames": len(sel),
         "ratio_to_copy_last": round(summary["probe_error"][-1] / max(summary["probe_error_copy_last"][-1], 1e-12), 4),
         "seconds": round(time.time() - t0, 2),
     })

@@ -20,9 +20,9 @@ from torch import nn
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 
 
-def encoder_grid(encoder) -> tuple[int, int]:
-    """(h, w) patch grid of one encoded frame."""
-    _, h, w = encoder.grid(encoder.tubelet_size)
+def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
+    """(h, w) patch grid of one encoded frame of height x width pixels."""
+    _, h, w = encoder.grid(encoder.tubelet_size, height, width)
     return int(h), int(w)
 
 
@@ -34,7 +34,7 @@ def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tenso
     dev = next(encoder.parameters()).device
     x = normalize_frames(frames.to(dev))[:, None]  # (B, 1, 3, H, W)
     z = encoder.encode_frames(x)[:, 0]  # (B, h*w, D)
-    gh, gw = encoder_grid(encoder)
+    gh, gw = encoder_grid(encoder, frames.shape[1], frames.shape[2])
     return pool_latents(z.float(), gh, gw, pool)  # (B, N, D)
 
 

@@ -107,7 +107,7 @@ def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
     from worldmodel.models.world_model import encoder_grid
 
     m = ACPredictorConfig(**to_dict(cfg.model))
-    gh, gw = encoder_grid(encoder)
+    gh, gw = encoder_grid(encoder, *manifest["resolution"])
     if gh % m.pool or gw % m.pool:
         raise ValueError(f"model.pool={m.pool} does not divide the encoder's {gh}x{gw} patch grid")
     return dataclasses.replace(
