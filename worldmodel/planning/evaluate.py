@@ -54,14 +54,15 @@ class PlanConfig:
     resolution: int = 0  # rendered frame size; 0: the model's training resolution
     episodes: int = 50  # evaluation episodes (all planned in one batch)
     seed: int = 100_000  # episode i uses seed + i (away from collection seeds)
-    goal_offset: int = 20  # goal-policy env steps from the start to the goal
-    budget: int = 60  # env steps allowed per episode
+    goal_offset: int = 0  # goal-policy env steps from the start to the goal (0: the env's protocol default)
+    budget: int = 0  # env steps allowed per episode (0: the env's protocol default)
     execute_steps: int = 1  # planned predictor steps executed before replanning
     max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
     baselines: bool = True  # also run random and zero actions on the same seeds and goals
     gifs: int = 3  # episodes saved as GIFs (observation beside goal)
     gif_fps: int = 10  # GIF frame rate
     device: str = "auto"  # auto | cpu | cuda[:i]
+    threads: int = 0  # torch CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy machine
     planner: PlannerConfig = field(default_factory=PlannerConfig)  # the optimizer (planner= group)
     energy: EnergyConfig = field(default_factory=EnergyConfig)  # the planning energy
 
@@ -142,10 +143,12 @@ def save_gifs(stats: EpisodeStats, goal_frames: np.ndarray, out_dir: Path, fps: 
 def run(cfg) -> dict:
     """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
     import envs
-    from envs.protocol import is_success, make_goal, state_distance
+    from envs import protocol
 
     out_dir = Path(cfg.out_dir)
     device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(int(cfg.threads))
     checkpoint = ensure_checkpoint(cfg)
     model, kind = load_world_model(checkpoint, cfg.model_kind, device)
     manifest = dict(getattr(model, "manifest", {}) or {})
@@ -155,7 +158,8 @@ def run(cfg) -> dict:
     env_kwargs = dict(OmegaConf.to_container(cfg.env_kwargs, resolve=True)) if cfg.env_kwargs else {}
     if not cfg.env and manifest.get("env_kwargs"):
         env_kwargs = {**manifest["env_kwargs"], **env_kwargs}
-    resolution = int(cfg.resolution or manifest.get("resolution", 64))
+    res = manifest.get("resolution", 64)  # int, or [H, W] (square frames)
+    resolution = int(cfg.resolution or (res[0] if isinstance(res, (list, tuple)) else res))
     planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
     energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
     action_repeat = int(getattr(model, "frame_skip", 1))
@@ -165,11 +169,15 @@ def run(cfg) -> dict:
     env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in range(E)]
     low = np.asarray(env_list[0].action_space.low, np.float32)
     high = np.asarray(env_list[0].action_space.high, np.float32)
-    goals = [make_goal(env, s, int(cfg.goal_offset)) for env, s in zip(env_list, seeds)]
+    defaults = protocol.defaults(env_list[0])
+    goal_offset = int(cfg.goal_offset or defaults["goal_offset"])
+    budget = int(cfg.budget or defaults["budget"])
+    goals = [protocol.make_goal(env, s, goal_offset) for env, s in zip(env_list, seeds)]
     goal_frames = np.stack([g.frame for g in goals])  # (E, H, W, 3) uint8
     goal_states = np.stack([np.asarray(g.state, np.float32) for g in goals])  # (E, S)
-    common = dict(budget=int(cfg.budget), action_repeat=action_repeat, is_success=is_success,
-                  state_distance=state_distance)
+    common = dict(budget=budget, action_repeat=action_repeat, is_success=protocol.is_success,
+                  state_distance=protocol.state_distance,
+                  reset=lambda e: protocol.start(env_list[e], goals[e])[1])  # reset(seed) + set_goal
 
     controller = PlannerController(model, goal_frames, goal_states, seeds, low, high, planner, energy,
                                    execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch))
@@ -197,11 +205,13 @@ def run(cfg) -> dict:
             per_episode[f"success_{name}"] = base.success.tolist()
     summary["gifs"] = save_gifs(stats, goal_frames, out_dir / "gifs", cfg.gif_fps) if cfg.gifs else []
     summary["protocol"] = {
-        "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution, "goal_offset": int(cfg.goal_offset),
-        "budget": int(cfg.budget), "execute_steps": int(cfg.execute_steps), "action_repeat": action_repeat,
+        **protocol.settings(env_list[0], goal_offset, budget),
+        "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution, "goal_offset": goal_offset,
+        "budget": budget, "execute_steps": int(cfg.execute_steps), "action_repeat": action_repeat,
         "horizon_env_steps": planner.horizon * action_repeat, "seeds": seeds, "seed": int(cfg.seed),
         "planner": asdict(planner), "energy": asdict(energy), "baseline_random": "uniform, held action_repeat",
         "success": "envs.protocol.is_success at any env step", "device": str(device),
+        "env_defaults": dict(defaults),
     }
     summary["per_episode"] = per_episode
     for env in env_list:

@@ -154,13 +154,14 @@ def zero_controller(low: np.ndarray, high: np.ndarray, chunk: int = 1) -> Contro
 
 def run_episodes(envs: list, seeds: list[int], goal_states: np.ndarray, controller: Controller, budget: int,
                  action_repeat: int, is_success: Callable, state_distance: Callable,
-                 record: tuple[int, ...] = ()) -> EpisodeStats:
+                 record: tuple[int, ...] = (), reset: Optional[Callable[[int], dict]] = None) -> EpisodeStats:
     """Closed-loop episodes: reset(seed), then ask ``controller`` for action chunks until done.
 
     envs: E gymnasium envs rendering rgb_array (``info["state"]`` after reset/step); goal_states (E, S).
     Each chunk action is held for ``action_repeat`` env steps; success is checked after every env step with
     ``is_success(env, state, goal_state)``; an episode ends at success, at ``budget`` env steps, or on
-    termination/truncation. ``record``: episode ids whose every frame is kept (for GIFs).
+    termination/truncation. ``record``: episode ids whose every frame is kept (for GIFs). ``reset(e) -> info``
+    replaces ``envs[e].reset(seed=seeds[e])`` (e.g. the goal protocol's ``start``).
     """
     E = len(envs)
     frames, states = [None] * E, [None] * E
@@ -168,7 +169,7 @@ def run_episodes(envs: list, seeds: list[int], goal_states: np.ndarray, controll
     steps = np.zeros(E, int)
     rec = {e: [] for e in record}
     for e, env in enumerate(envs):
-        _, info = env.reset(seed=int(seeds[e]))
+        info = reset(e) if reset is not None else env.reset(seed=int(seeds[e]))[1]
         frames[e], states[e] = env.render(), np.asarray(info["state"], np.float32)
         if e in rec:
             rec[e].append(frames[e])

@@ -1,0 +1,135 @@
+"""MPC, goal protocol and bookkeeping with an oracle world model (no learning involved), and `wm plan` smoke."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch._dynamo  # noqa: F401  importing triton after a MuJoCo EGL context exists segfaults; import it first
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+envs = pytest.importorskip("envs")
+from envs import protocol  # noqa: E402
+
+from worldmodel.planning.energy import EnergyConfig  # noqa: E402
+from worldmodel.planning.evaluate import wilson_interval  # noqa: E402
+from worldmodel.planning.mpc import (PlannerController, random_controller, run_episodes,  # noqa: E402
+                                     zero_controller)
+from worldmodel.planning.optimizers import PlannerConfig  # noqa: E402
+
+ENV = "worldmodel/PointReach-v0"
+
+
+class LinearOracle:
+    """A 'world model' whose latent IS the simulator state (one token): s' = s Ā^T + a B̄^T, fit by least
+    squares on random transitions of the real env (a point mass is linear away from the walls).
+
+    Follows the world-model protocol: ``encode_observation`` (frames, states) -> (B, 1, S) and
+    ``rollout(z0, state0, actions (B, H, frame_skip * A)) -> (B, H, 1, S)``.
+    """
+
+    def __init__(self, A_mat, B_mat, frame_skip=1, scale=(1.0, 1.0, 0.1, 0.1)):
+        self.A_mat, self.B_mat = A_mat, B_mat  # (S, S), (S, A)
+        self.frame_skip = frame_skip
+        self.scale = torch.tensor(scale)  # latent = state * scale (velocities matter less than positions)
+        self.calls = []
+
+    def encode_observation(self, frames, states):
+        return (states * self.scale)[:, None]  # (B, 1, S)
+
+    def rollout(self, z0, state0, actions):
+        self.calls.append(tuple(actions.shape))
+        B, H, _ = actions.shape
+        a = actions.reshape(B, H, self.frame_skip, -1)  # (B, H, r, A) env actions in time order
+        s, out = state0, []
+        for h in range(H):
+            for r in range(self.frame_skip):
+                s = s @ self.A_mat.T + a[:, h, r] @ self.B_mat.T  # (B, S)
+            out.append(s * self.scale)
+        return torch.stack(out, 1)[:, :, None]  # (B, H, 1, S)
+
+
+def fit_oracle(frame_skip=1) -> LinearOracle:
+    env = envs.make(ENV, resolution=32, render=False)
+    rng = np.random.default_rng(0)
+    X, Y = [], []
+    for ep in range(4):
+        _, info = env.reset(seed=ep)
+        s = info["state"]
+        for _ in range(40):
+            a = rng.uniform(-1, 1, 2).astype(np.float32)
+            _, _, _, _, info = env.step(a)
+            X.append(np.concatenate([s, a]))
+            Y.append(info["state"])
+            s = info["state"]
+    sol = np.linalg.lstsq(np.array(X), np.array(Y), rcond=None)[0].T  # (S, S + A)
+    sol = torch.tensor(sol, dtype=torch.float32)
+    return LinearOracle(sol[:, :4], sol[:, 4:], frame_skip=frame_skip)
+
+
+def setup_episodes(n, seed=500):
+    env_list = [envs.make(ENV, resolution=32) for _ in range(n)]
+    seeds = [seed + i for i in range(n)]
+    goals = [protocol.make_goal(e, s) for e, s in zip(env_list, seeds)]
+    return env_list, seeds, goals
+
+
+@pytest.mark.parametrize("frame_skip,execute_steps", [(1, 1), (2, 2)])
+def test_mpc_with_oracle_solves_point_reach(frame_skip, execute_steps):
+    E = 4
+    env_list, seeds, goals = setup_episodes(E)
+    goal_frames = np.stack([g.frame for g in goals])
+    goal_states = np.stack([g.state for g in goals])
+    model = fit_oracle(frame_skip)
+    low, high = env_list[0].action_space.low, env_list[0].action_space.high
+    planner = PlannerConfig(horizon=4, samples=32, elites=4, iterations=2)
+    ctrl = PlannerController(model, goal_frames, goal_states, seeds, low, high, planner, EnergyConfig(),
+                             execute_steps=execute_steps)
+    budget = protocol.defaults(env_list[0])["budget"]
+    common = dict(budget=budget, action_repeat=frame_skip, is_success=protocol.is_success,
+                  state_distance=protocol.state_distance, reset=lambda e: protocol.start(env_list[e], goals[e])[1])
+    stats = run_episodes(env_list, seeds, goal_states, ctrl, record=(0,), **common)
+    assert stats.success.all(), stats
+    assert (stats.final_distance < 0.12).all() and (stats.steps <= budget).all()
+    # finished episodes leave the batch: the first call plans for all E, later calls for fewer or equal
+    assert model.calls[0] == (E * planner.samples, planner.horizon, frame_skip * 2)
+    assert ctrl.plan_seconds[0][1] == E and ctrl.plan_seconds[-1][1] <= E
+    # the recorded episode kept one frame per env step, plus the start frame
+    assert len(stats.frames[0]) == stats.steps[0] + 1
+    # replanning happened every execute_steps * frame_skip env steps
+    assert len(ctrl.plan_seconds) >= int(np.ceil(stats.steps.max() / (execute_steps * frame_skip)))
+
+    zero = run_episodes(env_list, seeds, goal_states, zero_controller(low, high), **common)
+    rand = run_episodes(env_list, seeds, goal_states, random_controller(low, high, seeds), **common)
+    assert not zero.success.any() and (zero.steps == budget).all()  # the point never moves
+    assert rand.success.sum() < stats.success.sum()
+
+
+def test_wilson_interval():
+    lo, hi = wilson_interval(50, 50)
+    assert hi == 1.0 and 0.92 < lo < 0.94
+    lo, hi = wilson_interval(0, 50)
+    assert lo == 0.0 and 0.06 < hi < 0.08
+    lo, hi = wilson_interval(25, 50)
+    assert lo < 0.5 < hi
+
+
+def test_wm_plan_smoke(tmp_path: Path):
+    from worldmodel.cli import run_command
+
+    try:
+        import worldmodel.data.collect  # noqa: F401
+        import worldmodel.data.rollouts  # noqa: F401
+    except ImportError:
+        pytest.skip("wm collect (worldmodel.data.collect/rollouts) has not landed: train-ac smoke cannot bootstrap")
+    summary = run_command("plan", ["preset=smoke", f"out_dir={tmp_path}"])
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    for key in ("success_rate", "success_rate_random", "success_rate_zero", "episodes", "seconds_per_plan",
+                "protocol", "gifs", "success_ci95"):
+        assert key in on_disk, key
+    assert on_disk["episodes"] == summary["episodes"] == 2
+    for key in ("goal_offset", "budget", "execute_steps", "action_repeat", "planner", "seeds"):
+        assert key in on_disk["protocol"], key
+    assert all(Path(p).is_file() for p in on_disk["gifs"]) and on_disk["gifs"]
