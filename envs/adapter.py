@@ -58,8 +58,10 @@ def resize_frame(frame: np.ndarray, resolution: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
-class GymAdapter(gym.Wrapper):
-    """Wrap a gymnasium env (rendering rgb_array) with frames, state, success per the contract."""
+class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Wrap a gymnasium env (rendering rgb_array) with frames, state, success per the contract.
+
+    Recorded in ``env.spec`` (RecordConstructorArgs), so ``env.spec.make()`` rebuilds the adapted env."""
 
     def __init__(
         self,
@@ -72,7 +74,11 @@ class GymAdapter(gym.Wrapper):
         goal_offset: int = 20,
         budget: int = 60,
     ):
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(
+            self, resolution=resolution, state_key=state_key, state_hook=state_hook, state_dims=state_dims,
+            success_threshold=success_threshold, goal_offset=goal_offset, budget=budget)
+        gym.Wrapper.__init__(self, env)
+        self.metadata = {**env.metadata, "render_modes": ["rgb_array"]}  # frames are all it renders
         self.resolution = int(resolution)
         self.state_key = state_key
         self.state_hook = _resolve_hook(state_hook)

@@ -13,14 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.policies import GoalPolicy
+from envs.policies import GoalPolicy, task_controller
 
 
 @dataclass
 class Goal:
-    """A goal produced by the protocol: the frame (H, W, 3) uint8, the state (S,) float32, the seed."""
+    """A goal produced by the protocol: the frame (H, W, 3) uint8 (None for an env made with render=False),
+    the state (S,) float32, the seed."""
 
-    frame: np.ndarray
+    frame: np.ndarray | None
     state: np.ndarray
     seed: int
 
@@ -56,7 +57,8 @@ def make_goal(env, seed: int, goal_offset: int | None = None) -> Goal:
         state = info["state"]
         if terminated or truncated:
             break
-    return Goal(frame=np.asarray(env.render()).copy(), state=np.asarray(state, np.float32).copy(), seed=int(seed))
+    frame = np.asarray(env.render()).copy() if env.render_mode is not None else None  # None: built with render=False
+    return Goal(frame=frame, state=np.asarray(state, np.float32).copy(), seed=int(seed))
 
 
 def start(env, goal: Goal):
@@ -86,7 +88,9 @@ def settings(env, goal_offset: int | None = None, budget: int | None = None) -> 
     if budget is not None:
         d["budget"] = int(budget)
     d["env_id"] = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-    d["goal_policy"] = "scripted target + OU noise (seeded by the episode seed)"
+    scripted = task_controller(env) is not None
+    d["goal_policy"] = ("task controller to a seeded random target + OU noise" if scripted
+                        else "OU noise") + " (seeded by the episode seed)"
     return d
 
 

@@ -71,7 +71,9 @@ def make_env(env_id: str, env_kwargs: dict, resolution: int, steps: int, render:
     return envs.make(env_id, resolution=resolution, render=render, max_episode_steps=int(steps), **env_kwargs)
 
 
-def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int) -> None:
+def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int, pooled: bool = False) -> None:
+    if pooled:  # one llvmpipe thread per worker: K workers already fill the cores (set before GL starts)
+        os.environ.setdefault("LP_NUM_THREADS", "1")
     _WORKER["env"] = make_env(env_id, env_kwargs, resolution, steps)
 
 
@@ -220,7 +222,7 @@ def run(cfg) -> dict:
             _init_worker(*init)
             results = map(collect_episode, jobs)
         else:
-            pool = mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), _init_worker, init)
+            pool = mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), _init_worker, (*init, True))
             results = pool.imap_unordered(collect_episode, jobs)
         for entry in results:
             entry["policy"] = cfg.policy

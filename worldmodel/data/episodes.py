@@ -45,7 +45,7 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 0) 
     writer = imageio_ffmpeg.write_frames(
         str(path), (w, h), fps=float(fps), codec="libx264rgb", pix_fmt_in="rgb24", pix_fmt_out="rgb24",
         quality=None, macro_block_size=1, ffmpeg_log_level="error",
-        output_params=["-preset", "veryfast", "-crf", str(int(crf)), "-f", "mp4"],
+        output_params=["-preset", "ultrafast", "-threads", "1", "-crf", str(int(crf)), "-f", "mp4"],
     )
     writer.send(None)
     for f in frames:

@@ -1,0 +1,127 @@
+"""The four worldmodel MuJoCo tasks: gymnasium compliance, determinism, success criteria, solvability."""
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from gymnasium.utils.env_checker import check_env  # noqa: E402
+
+import envs  # noqa: E402
+from envs import protocol  # noqa: E402
+from envs.policies import PointController, RandomPolicy  # noqa: E402
+
+TASKS = list(envs.TASKS)
+# state components the success criterion reads (position of point / fingertip / block)
+CRITERION_DIMS = {"PointReach": [0, 1], "TwoRoom": [0, 1], "ArmReach": [4, 5], "PushBlock": [2, 3]}
+
+
+def short(env_id: str) -> str:
+    return env_id.split("/")[1].split("-")[0]
+
+
+@pytest.mark.parametrize("env_id", TASKS)
+def test_check_env_and_info(env_id):
+    check_env(envs.make(env_id).unwrapped)  # closes that env
+    env = envs.make(env_id, resolution=48)
+    obs, info = env.reset(seed=0)
+    s = info["state"]
+    assert s.dtype == np.float32 and s.shape == env.observation_space.shape and np.allclose(obs, s)
+    assert isinstance(info["success"], bool)
+    frame = env.render()
+    assert frame.dtype == np.uint8 and frame.shape == (48, 48, 3)
+    _, reward, terminated, truncated, info = env.step(env.action_space.sample())
+    assert np.isfinite(reward) and not terminated and not truncated
+    assert env.spec.max_episode_steps >= protocol.defaults(env)["budget"]
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", TASKS)
+def test_same_seed_same_frames(env_id):
+    actions = np.random.default_rng(0).uniform(-1, 1, (12, 2)).astype(np.float32)
+
+    def roll(seed):
+        env = envs.make(env_id, resolution=32)
+        _, info = env.reset(seed=seed)
+        frames, states = [env.render()], [info["state"]]
+        for a in actions:
+            _, _, _, _, info = env.step(a)
+            frames.append(env.render())
+            states.append(info["state"])
+        env.close()
+        return np.stack(frames), np.stack(states)
+
+    f1, s1 = roll(3)
+    f2, s2 = roll(3)
+    f3, _ = roll(4)
+    assert np.array_equal(f1, f2) and np.array_equal(s1, s2)
+    assert not np.array_equal(f1[0], f3[0])  # another seed, another start
+    assert not np.array_equal(f1[0], f1[-1])  # the actions move something visible
+
+
+@pytest.mark.parametrize("env_id", TASKS)
+def test_success_criterion(env_id):
+    env = envs.make(env_id, render=False)
+    _, info = env.reset(seed=1)
+    s = info["state"]
+    tol = protocol.defaults(env)["success_tolerance"]
+    dims = CRITERION_DIMS[short(env_id)]
+    assert protocol.is_success(env, s, s) and protocol.state_distance(env, s, s) == 0.0
+    near, far, other = s.copy(), s.copy(), s.copy()
+    near[dims[0]] += 0.5 * tol
+    far[dims[0]] += 2.0 * tol
+    assert protocol.is_success(env, s, near) and not protocol.is_success(env, s, far)
+    free = [i for i in range(len(s)) if i not in dims and not (short(env_id) == "ArmReach" and i < 2)]
+    other[free] += 0.5  # velocities, pusher position: not part of the criterion
+    assert protocol.is_success(env, s, other)
+    # the env's own success flag follows set_goal
+    protocol.task(env).set_goal(far)
+    _, _, _, _, info = env.step(np.zeros(2, np.float32))
+    assert info["success"] is False
+
+
+@pytest.mark.parametrize("env_id", TASKS)
+def test_goal_protocol_deterministic_and_solvable(env_id):
+    env = envs.make(env_id, resolution=32)
+    wins, rand_wins = 0, 0
+    for seed in range(3):
+        g1, g2 = protocol.make_goal(env, seed), protocol.make_goal(env, seed)
+        assert np.array_equal(g1.frame, g2.frame) and np.array_equal(g1.state, g2.state)
+        _, info = protocol.start(env, g1)
+        assert not info["success"], "goal already met at the start"
+        res = protocol.run_episode(env, g1, envs.scripted_controller(env, g1.state))
+        wins += res["success"]
+        assert res["steps"] <= protocol.defaults(env)["budget"]
+        rand = RandomPolicy(env, np.random.default_rng(seed))
+        rand_wins += protocol.run_episode(env, g1, rand)["success"]
+    assert wins == 3 and rand_wins <= 1
+    settings = protocol.settings(env)
+    assert settings["env_id"] == env_id and {"goal_offset", "budget", "criterion"} <= set(settings)
+
+
+def test_tworoom_needs_the_door():
+    env = envs.make("worldmodel/TwoRoom-v0", render=False)
+    greedy_fail, crossings = 0, 0
+    for seed in range(8):
+        goal = protocol.make_goal(env, seed)
+        _, info = env.reset(seed=seed)
+        crossings += np.sign(info["state"][0]) != np.sign(goal.state[0])
+        ctrl, target = PointController(env), goal.state[:2].astype(np.float64)
+        res = protocol.run_episode(env, goal, lambda s: ctrl.act(np.asarray(s, np.float64), target))
+        greedy_fail += not res["success"]
+    assert crossings >= 6  # goals are usually in the other room
+    assert greedy_fail >= 3  # a straight line usually misses the door
+
+
+def test_pushblock_scripted_policy_touches_block():
+    env = envs.make("worldmodel/PushBlock-v0", render=False)
+    _, info = env.reset(seed=0)
+    policy = envs.make_policy("scripted", env, 0)
+    s = info["state"]
+    policy.reset(s)
+    start, touched = s[2:4].copy(), 0
+    for _ in range(60):
+        _, _, _, _, info = env.step(policy(s))
+        s = info["state"]
+        touched += env.unwrapped.touching()
+    assert touched > 0 and np.linalg.norm(s[2:4] - start) > 0.1
