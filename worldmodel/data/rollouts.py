@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from worldmodel.data.episodes import (  # noqa: F401  (re-exported: the dataset API lives here)
+    DECORD_BAD_WIDTHS,
     EPISODE_DIR,
     MANIFEST,
     EpisodeError,
