@@ -51,7 +51,17 @@ class CollectConfig:
     out_dir: str = "runs/collect"  # summary.json and config.yaml (and the dataset by default)
 
 
-register_schema("collect", CollectConfig)
+def _schema():
+    """The structured schema with ``env.kwargs`` left open, so ``env.kwargs.width=64`` or
+    ``env.kwargs={width: 64}`` can add keys on the command line (the rest of the config stays strict)."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.structured(CollectConfig)
+    OmegaConf.set_struct(node.env.kwargs, False)
+    return node
+
+
+register_schema("collect", _schema())
 
 COVERAGE_DIMS = {"PointReachEnv": (0, 1), "TwoRoomEnv": (0, 1), "ArmReachEnv": (4, 5), "PushBlockEnv": (2, 3)}
 GRID = 10  # coverage grid cells per axis over [-1, 1]^2
@@ -103,7 +113,9 @@ def collect_episode(job: dict) -> dict:
         touches += bool(touching()) if touching is not None else 0
         if terminated or truncated:
             break
-    stats = {"seed": env_seed, "policy_seed": policy_seed, "touch_steps": touches}
+    stats = {"seed": env_seed, "policy_seed": policy_seed}
+    if touching is not None:
+        stats["touch_steps"] = touches  # steps with pusher-block contact (PushBlock coverage)
     return write_episode(job["root"], job["index"], np.stack(frames), np.stack(actions), np.stack(states),
                          np.asarray(rewards), np.asarray(success), fps=job["fps"], crf=job["crf"], **stats)
 
