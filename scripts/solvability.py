@@ -69,7 +69,8 @@ def evaluate(env_id: str, seeds: list[int]) -> dict:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", type=int, default=50, help="seeds 0..N-1 per task")
+    parser.add_argument("--seeds", type=int, default=50, help="number of seeds per task")
+    parser.add_argument("--first", type=int, default=0, help="first seed (seeds first..first+N-1)")
     parser.add_argument("--envs", nargs="*", default=list(envs.TASKS), help="env ids")
     parser.add_argument("--out", default="runs/solvability.json", help="JSON output path")
     args = parser.parse_args(argv)
@@ -77,7 +78,7 @@ def main(argv=None) -> dict:
     print(f"{'task':28s} {'scripted':>8s} {'random':>7s} {'zero':>6s} {'greedy':>7s} {'steps':>6s} "
           f"{'offset':>6s} {'budget':>6s}")
     for env_id in args.envs:
-        r = evaluate(env_id, list(range(args.seeds)))
+        r = evaluate(env_id, list(range(args.first, args.first + args.seeds)))
         results[env_id] = r
         greedy = f"{r['greedy']:7.2f}" if "greedy" in r else f"{'-':>7s}"
         print(f"{env_id:28s} {r['scripted']:8.2f} {r['random']:7.2f} {r['zero']:6.2f} {greedy} "
