@@ -158,7 +158,7 @@ _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222
 
 def plan_row(task: str, model: str, s: dict) -> list[Any]:
     """One planning-table row from a plan summary (success in %, 95% interval, baselines on the same episodes)."""
-    ci = pick(s, "success_ci", "success_rate_ci", "ci95")
+    ci = pick(s, "success_ci95", "success_ci", "ci95")
     ci_txt = f"[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "—"
     pct = lambda v: "—" if v is None else f"{100 * v:.0f}%"  # noqa: E731
     return [task, model, pct(pick(s, "success_rate")), ci_txt, pick(s, "episodes"),
@@ -210,8 +210,8 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
         if not recs:
             continue
         doc.heading(f"{label} ({cmd})")
-        keys = ("steps", "final_loss", "loss_tf", "loss_rollout", "params", "params_latent", "val_loss",
-                "val_loss_copy_last")
+        keys = ("steps", "final_loss", "val_loss_tf", "val_loss_rollout", "val_loss_copy_last",
+                "val_loss_state_tf", "parameters", "params_ratio", "tokens_per_frame", "seconds")
         header = ["task"] + [k for k in keys if any(k in summaries[r["name"]] for r in recs)]
         doc.table(header, [[r.get("task") or "—"] + [fmt(summaries[r["name"]].get(k), 4) for k in header[1:]]
                            for r in recs])
@@ -219,8 +219,9 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
 
     doc.heading("Drift: open-loop error vs horizon")
     drift_rows = []
+    compare = {r.get("task"): summaries[r["name"]] for r in by_cmd("compare")}
     for r in by_cmd("drift"):
-        s = summaries[r["name"]]
+        s = {**summaries[r["name"]], **compare.get(r.get("task"), {})}
         drift_rows.append([r.get("task") or "—", fmt(last(s.get("horizons"))),
                            fmt(last(s.get("probe_error")), 3), fmt(last(s.get("probe_error_pixel")), 3),
                            fmt(last(s.get("probe_error_pixel_direct")), 3),
@@ -231,11 +232,11 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
         doc.para("State-probe error at the largest horizon (lower is better): the latent model read by the "
                  "latent ridge probe; the pixel model's predicted frames encoded by the frozen encoder and read "
                  "by the same probe; the pixel model read by a probe fit on pixels; copying the last context "
-                 "frame. Pixel error is MSE on normalized pixels.")
+                 "frame. Pixel error is mean |x_hat - x| on normalized pixels.")
         doc.table(["task", "H", "probe err latent", "probe err pixel", "probe err pixel (pixel probe)",
                    "probe err copy-last", "latent rel err", "pixel err", "pixel err copy-last"], drift_rows)
     for r in by_cmd("drift"):
-        s = summaries[r["name"]]
+        s = {**summaries[r["name"]], **compare.get(r.get("task"), {})}
         for key in ("plot_compare", "plot"):
             if s.get(key):
                 doc.image(s[key], f"drift {r.get('task')} ({key})", width=520)

@@ -1,0 +1,67 @@
+"""wm pipeline: the smoke chain end to end, the report, stage reuse by fingerprint, and re-running exactly the
+stages a changed config affects."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from worldmodel.pipeline import fingerprint, task_overrides
+
+
+def test_task_overrides_and_fingerprint_masking(tmp_path):
+    ovr = ["steps=3", "TwoRoom:episodes=9", "PointReach:episodes=5", "env.kwargs={a: 1}"]
+    assert task_overrides(ovr, "TwoRoom") == ["steps=3", "episodes=9", "env.kwargs={a: 1}"]
+    assert task_overrides(ovr, None) == ["steps=3", "env.kwargs={a: 1}"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    cfg = lambda root: {"out_dir": str(root / "x"), "dataset": str(root / "collect_T"), "steps": 3}  # noqa: E731
+    assert fingerprint("train-ac", cfg(a), {"up": "1"}, a) == fingerprint("train-ac", cfg(b), {"up": "1"}, b)
+    assert fingerprint("train-ac", cfg(a), {"up": "1"}, a) != fingerprint("train-ac", cfg(a), {"up": "2"}, a)
+    assert fingerprint("train-ac", {**cfg(a), "steps": 4}, {}, a) != fingerprint("train-ac", cfg(a), {}, a)
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(tmp_path_factory):
+    """Three runs into one folder: fresh, unchanged (all reused), and with a changed drift horizon."""
+    from worldmodel.cli import run_command
+
+    out = tmp_path_factory.mktemp("pipeline")
+    first = run_command("pipeline", ["preset=smoke", f"out_dir={out}"])
+    second = run_command("pipeline", ["preset=smoke", f"out_dir={out}"])
+    third = run_command("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']"])
+    return out, first, second, third
+
+
+def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
+    out, first, _, _ = smoke_runs
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert Path(on_disk["report"]).is_file() and Path(on_disk["report_md"]).is_file()
+    html = Path(first["report"]).read_text()
+    assert "data:image/png;base64" in html and "data:image/gif;base64" in html  # self-contained
+    for name in ("collect_PointReach", "pretrain", "train_ac_PointReach", "train_pixel_PointReach",
+                 "drift_PointReach", "compare_PointReach", "plan_latent_PointReach", "plan_pixel_PointReach"):
+        stage = first["stages"][name]
+        assert Path(stage["summary"]).is_file() and stage["seconds"] > 0 and stage["reused"] is False
+    drift = first["headline"]["drift"]["PointReach"]
+    assert drift["probe_error_latent"] is not None and drift["probe_error_pixel"] is not None
+    assert drift["probe_error_pixel_direct"] is not None and drift["pixel_error"] is not None
+    plan = first["headline"]["plan"]["PointReach"]
+    assert 0 <= plan["latent"]["success_rate"] <= 1 and 0 <= plan["pixel"]["success_rate"] <= 1
+    md = Path(first["report_md"]).read_text()
+    assert "| PointReach | latent |" in md and "| PointReach | pixel |" in md
+    assert "drift.png" in md and "compare.png" in md
+
+
+def test_rerun_reuses_every_stage(smoke_runs):
+    _, first, second, _ = smoke_runs
+    assert all(s["reused"] for s in second["stages"].values()), second["stages"]
+    assert second["seconds_this_run"] < first["seconds_this_run"]
+    assert second["headline"] == first["headline"]
+
+
+def test_changed_config_reruns_only_affected_stages(smoke_runs):
+    _, _, _, third = smoke_runs
+    rerun = {name for name, s in third["stages"].items() if not s["reused"]}
+    assert rerun == {"drift_PointReach", "compare_PointReach"}
+    assert third["headline"]["drift"]["PointReach"]["horizon"] == 2

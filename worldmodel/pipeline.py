@@ -1,0 +1,338 @@
+"""``wm pipeline``: the whole main job on built-in data, with stage caching and a report.
+
+Chain (every stage is a ``wm`` command run through ``worldmodel.cli.run_command`` in its own folder under
+``out_dir``)::
+
+    collect/<task>  ─┬─► pretrain (synthetic videos + env rollout videos) ─┐
+                     └───────────────────────────────────────────────────┴─► train_ac/<task>, train_pixel/<task>
+        ─► drift/<task> (latent vs pixel vs copy-last) ─► plan_latent/<task>, plan_pixel/<task> ─► report
+
+Caching: a stage's fingerprint is the hash of its command, its resolved config (with the pipeline folder
+replaced by a placeholder, so a moved pipeline folder still matches) and the fingerprints of its inputs. It is
+written to ``<stage>/fingerprint.json`` beside ``summary.json``. A stage whose fingerprint matches a finished
+run is reused; a changed config (or a changed upstream stage) re-runs it from an empty folder; a stage that
+crashed with the same fingerprint is run again in place, so commands that resume (collect, training with
+``train.resume=true``) continue where they stopped. Code changes are not part of the fingerprint: delete a
+stage folder (or use ``force=[stage,...]``) to redo it after editing code.
+
+Per-task overrides: an override ``Task:key=value`` in a stage's ``overrides`` applies to that task only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from omegaconf import DictConfig
+
+from worldmodel.config import register_schema, to_dict
+
+# stage kinds, in run order
+STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel")
+
+
+@dataclass
+class StageConfig:
+    # preset of the stage's command (smoke|cpu|gpu)
+    preset: str = "cpu"
+    # extra hydra overrides for the command; "Task:key=value" applies to one task only
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PipelineConfig:
+    # pipeline folder: one sub-folder per stage, report.html / report.md at the top
+    out_dir: str = "runs/pipeline"
+    # tasks (our env names without namespace/version, or full gymnasium ids)
+    tasks: list[str] = field(default_factory=lambda: ["PointReach", "ArmReach", "TwoRoom"])
+    # train and evaluate the pixel baseline next to the latent model
+    pixel: bool = True
+    # stages to re-run even when their fingerprint matches (names like "drift_PointReach" or kinds like "plan")
+    force: list[str] = field(default_factory=list)
+    # per-command settings; the wiring between stages (datasets, checkpoints) is added by the pipeline
+    collect: StageConfig = field(default_factory=StageConfig)
+    pretrain: StageConfig = field(default_factory=StageConfig)
+    train_ac: StageConfig = field(default_factory=StageConfig)
+    train_pixel: StageConfig = field(default_factory=StageConfig)
+    drift: StageConfig = field(default_factory=StageConfig)
+    plan: StageConfig = field(default_factory=StageConfig)
+    # share of the built-in synthetic videos in the pretraining mix (the rest: env rollout videos, split evenly)
+    synthetic_weight: float = 0.5
+    # side of the downsampled frame the pixel state probe reads (compare stage)
+    pixel_probe_size: int = 16
+    # GIFs per (task, model) shown in the report
+    report_gifs: int = 2
+
+
+register_schema("pipeline", PipelineConfig)
+
+
+def env_id(task: str) -> str:
+    """'PointReach' -> 'worldmodel/PointReach-v0'; a full id (with '/' or '-v') is passed through."""
+    return task if ("/" in task or "-v" in task) else f"worldmodel/{task}-v0"
+
+
+def task_overrides(overrides: list[str], task: str | None) -> list[str]:
+    """Overrides for one task: plain ones plus ``Task:key=value`` ones whose Task matches."""
+    out = []
+    for o in overrides:
+        head, sep, rest = o.partition(":")
+        if sep and "=" not in head:
+            if head == task:
+                out.append(rest)
+        else:
+            out.append(o)
+    return out
+
+
+def fingerprint(command: str, config: dict, inputs: dict[str, str], root: Path) -> str:
+    """Hash of (command, resolved config without out_dir, input fingerprints); the root folder is masked."""
+    cfg = {k: v for k, v in config.items() if k != "out_dir"}
+    text = json.dumps({"command": command, "config": cfg, "inputs": inputs}, sort_keys=True, default=str)
+    text = text.replace(str(root.resolve()), "<pipeline>").replace(str(root), "<pipeline>")
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Stage:
+    """One pipeline step: a ``wm`` command with overrides, depending on the named upstream stages."""
+    name: str
+    kind: str
+    command: str
+    overrides: list[str]
+    inputs: list[str] = field(default_factory=list)
+    task: str | None = None
+    model: str | None = None
+    prepare: Callable[[], None] | None = None  # runs before the command (only when the stage is not reused)
+    func: Callable[[dict, Path], dict] | None = None  # in-process stage: func(params, stage_dir) -> summary
+    params: dict = field(default_factory=dict)  # func's arguments (fingerprinted like a config)
+
+
+class StageRunner:
+    """Runs stages in order, reusing finished ones by fingerprint, and keeps the records for the report."""
+
+    def __init__(self, root: Path, force: list[str]):
+        self.root = root
+        self.force = set(force)
+        self.fps: dict[str, str] = {}
+        self.records: list[dict] = []
+        self.summaries: dict[str, dict] = {}
+        self.configs: dict[str, dict] = {}  # resolved config (or params) of every stage run or reused
+
+    def forced(self, stage: Stage) -> bool:
+        return bool({stage.name, stage.kind, stage.command, stage.kind.split("_")[0]} & self.force)
+
+    def run(self, stage: Stage) -> dict:
+        """Run (or reuse) a stage; returns its summary."""
+        from worldmodel.cli import run_command, write_json_atomic
+        from worldmodel.config import compose_config
+
+        stage_dir = self.root / stage.name
+        overrides = stage.overrides + [f"out_dir={stage_dir}"]
+        config = stage.params if stage.func else to_dict(compose_config(stage.command, overrides))
+        self.configs[stage.name] = config
+        fp = fingerprint(stage.command, config, {n: self.fps[n] for n in stage.inputs}, self.root)
+        marker = stage_dir / "fingerprint.json"
+        old = json.loads(marker.read_text()) if marker.exists() else {}
+        summary_path = stage_dir / "summary.json"
+        reused = (old.get("fingerprint") == fp and old.get("status") == "done" and summary_path.exists()
+                  and not self.forced(stage))
+        if reused:
+            summary, seconds = json.loads(summary_path.read_text()), old.get("seconds", 0.0)
+            print(f"[pipeline] {stage.name}: reused ({fp})")
+        else:
+            if stage_dir.exists() and (old.get("fingerprint") != fp or self.forced(stage)):
+                shutil.rmtree(stage_dir)  # stale results of another config must not leak into this run
+            stage_dir.mkdir(parents=True, exist_ok=True)
+            record = {"fingerprint": fp, "command": stage.command, "overrides": overrides,
+                      "inputs": {n: self.fps[n] for n in stage.inputs}}
+            write_json_atomic(marker, {**record, "status": "running"})
+            what = f"in-process {stage.func.__name__}" if stage.func else f"wm {stage.command} {' '.join(overrides)}"
+            print(f"[pipeline] {stage.name}: {what}")
+            t0 = time.time()
+            if stage.prepare is not None:
+                stage.prepare()
+            if stage.func is not None:
+                summary = stage.func(stage.params, stage_dir)
+                summary["seconds"] = round(time.time() - t0, 2)
+                write_json_atomic(summary_path, summary)
+            else:
+                summary = run_command(stage.command, overrides)
+            seconds = round(time.time() - t0, 2)
+            write_json_atomic(marker, {**record, "status": "done", "seconds": seconds})
+            print(f"[pipeline] {stage.name}: done in {seconds:.1f}s")
+        self.fps[stage.name] = fp
+        self.summaries[stage.name] = summary
+        self.records.append({"name": stage.name, "kind": stage.kind, "command": stage.command,
+                             "task": stage.task, "model": stage.model, "dir": str(stage_dir),
+                             "summary": str(summary_path), "seconds": seconds, "reused": reused,
+                             "fingerprint": fp})
+        return summary
+
+
+def q(value: Any) -> str:
+    """A value quoted for a hydra override (paths may hold characters hydra's grammar reserves)."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def env_overrides(task: str) -> list[str]:
+    """``env=<group>`` for our tasks (configs/env/<task>.yaml), else ``env.id=<gymnasium id>``."""
+    from worldmodel.config import CONFIG_DIR
+
+    group = task.lower()
+    return [f"env={group}"] if (CONFIG_DIR / "env" / f"{group}.yaml").is_file() else [f"env.id={q(env_id(task))}"]
+
+
+def pretrain_data(cfg: DictConfig, root: Path, datasets: list[Path], overrides: list[str]):
+    """Overrides mixing the built-in synthetic videos with the env rollout videos, and the hook generating the
+    synthetic videos (pretrain generates them itself only when no path is given)."""
+    from worldmodel.config import compose_config
+    from worldmodel.data.synthetic import generate
+    from worldmodel.train.pretrain import synthetic_dirs
+
+    overrides = overrides + [f"data.synthetic_dir={q(root / 'synthetic')}"]
+    if not datasets or cfg.synthetic_weight >= 1:
+        return overrides, None
+    train_dir, gen, _, _ = synthetic_dirs(compose_config("pretrain", overrides))
+    sources = [train_dir / "train.csv"] + [d / "episodes" for d in datasets]
+    env_w = (1 - cfg.synthetic_weight) / len(datasets)
+    weights = [cfg.synthetic_weight] + [env_w] * len(datasets)
+    return overrides + [f"data.paths=[{','.join(q(p) for p in sources)}]",
+                        f"data.weights=[{','.join(f'{w:.6g}' for w in weights)}]"], lambda: generate(train_dir, gen)
+
+
+def compare_stage(params: dict, stage_dir: Path) -> dict:
+    """In-process stage: pixel probe and pixel error on drift's windows (worldmodel.evaluation.compare)."""
+    from worldmodel.evaluation.compare import compare
+
+    drift_summary = json.loads(Path(params["drift_summary"]).read_text())
+    kw = {k: v for k, v in params.items() if k != "drift_summary"}
+    return compare(out_dir=stage_dir, drift_summary=drift_summary, **kw)
+
+
+def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
+    """The stage list with its wiring (datasets and checkpoints of upstream stages) for every task."""
+    from worldmodel.config import compose_config
+
+    tasks = list(cfg.tasks)
+
+    def sc(key: str, task: str | None = None) -> list[str]:
+        return [f"preset={cfg[key].preset}"] + task_overrides(list(cfg[key].overrides), task)
+
+    stages: list[Stage] = []
+    for t in tasks:
+        stages.append(Stage(f"collect_{t}", "collect", "collect", sc("collect", t) + env_overrides(t), task=t))
+    datasets = [root / f"collect_{t}" for t in tasks]
+    pre_ovr, prepare = pretrain_data(cfg, root, datasets, sc("pretrain"))
+    stages.append(Stage("pretrain", "pretrain", "pretrain", pre_ovr, inputs=[f"collect_{t}" for t in tasks],
+                        prepare=prepare))
+    encoder = root / "pretrain" / "checkpoint.pt"
+    for t in tasks:
+        data, latent = root / f"collect_{t}", root / f"train_ac_{t}" / "checkpoint.pt"
+        stages.append(Stage(f"train_ac_{t}", "train_ac", "train-ac", sc("train_ac", t) + [
+            f"encoder_checkpoint={q(encoder)}", f"dataset={q(data)}", "train.resume=true"],
+            inputs=["pretrain", f"collect_{t}"], task=t, model="latent"))
+        if cfg.pixel:
+            stages.append(Stage(f"train_pixel_{t}", "train_pixel", "train-pixel", sc("train_pixel", t) + [
+                f"dataset={q(data)}", f"latent_checkpoint={q(latent)}", "train.resume=true"],
+                inputs=[f"collect_{t}", f"train_ac_{t}"], task=t, model="pixel"))
+    for t in tasks:
+        latent, pixel = root / f"train_ac_{t}" / "checkpoint.pt", root / f"train_pixel_{t}" / "checkpoint.pt"
+        models = [f"train_ac_{t}"] + ([f"train_pixel_{t}"] if cfg.pixel else [])
+        drift_ovr = sc("drift", t) + [f"checkpoint={q(latent)}"]
+        if cfg.pixel:
+            drift_ovr.append(f"compare_checkpoints=[{q(pixel)}]")
+        stages.append(Stage(f"drift_{t}", "drift", "drift", drift_ovr, inputs=models, task=t))
+        if cfg.pixel:
+            d = to_dict(compose_config("drift", drift_ovr))
+            params = {"latent_checkpoint": str(latent), "pixel_checkpoint": str(pixel),
+                      "drift_summary": str(root / f"drift_{t}" / "summary.json"), "dataset": d["dataset"],
+                      "horizon": d["horizon"], "windows_per_episode": d["windows_per_episode"],
+                      "max_episodes": d["max_episodes"], "probe_frames": d["probe_frames"],
+                      "probe_lambdas": list(d["probe_lambdas"]), "probe_min_r2": d["probe_min_r2"],
+                      "probe_size": cfg.pixel_probe_size, "batch_size": d["batch_size"],
+                      "device": "cuda" if d["device"] == "auto" and _cuda() else
+                      ("cpu" if d["device"] == "auto" else d["device"])}
+            stages.append(Stage(f"compare_{t}", "compare", "compare", [], inputs=[f"drift_{t}"] + models, task=t,
+                                func=compare_stage, params=params))
+        for model, ckpt, src in (("latent", latent, f"train_ac_{t}"), ("pixel", pixel, f"train_pixel_{t}")):
+            if model == "latent" or cfg.pixel:
+                stages.append(Stage(f"plan_{model}_{t}", f"plan_{model}", "plan",
+                                    sc("plan", t) + [f"checkpoint={q(ckpt)}"], inputs=[src], task=t, model=model))
+    return stages
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
+    """Headline figures per task: drift at the largest horizon and planning success, latent vs pixel."""
+    from worldmodel.evaluation.report import last, pick
+
+    out: dict[str, Any] = {"drift": {}, "plan": {}}
+    for t in tasks:
+        d = runner.summaries.get(f"drift_{t}", {})
+        c = runner.summaries.get(f"compare_{t}", {})
+        if d:
+            out["drift"][t] = {"horizon": last(d.get("horizons")),
+                               "probe_error_latent": last(d.get("probe_error")),
+                               "probe_error_pixel": last(d.get("probe_error_pixel")),
+                               "probe_error_copy_last": last(d.get("probe_error_copy_last")),
+                               "probe_error_pixel_direct": last(c.get("probe_error_pixel_direct")),
+                               "pixel_error": last(c.get("pixel_error")),
+                               "pixel_error_copy_last": last(c.get("pixel_error_copy_last"))}
+        row = {}
+        for model in ("latent", "pixel"):
+            s = runner.summaries.get(f"plan_{model}_{t}", {})
+            if s:
+                row[model] = {"success_rate": s.get("success_rate"), "success_ci95": s.get("success_ci95"),
+                              "seconds_per_plan": pick(s, "seconds_per_plan", "seconds_per_step")}
+                row.setdefault("random", s.get("success_rate_random"))
+                row.setdefault("zero", s.get("success_rate_zero"))
+        if row:
+            out["plan"][t] = row
+    return _rounded(out)
+
+
+def _rounded(x: Any) -> Any:
+    """Floats to 4 significant digits, recursively (headline figures for humans)."""
+    if isinstance(x, float):
+        return float(f"{x:.4g}")
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return x
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run (or continue) the whole chain and write the report; returns the pipeline summary."""
+    from worldmodel.evaluation.report import build_report
+
+    root = Path(cfg.out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    runner = StageRunner(root, list(cfg.force))
+    for stage in build_stages(cfg, root):
+        runner.run(stage)
+    total = round(time.time() - t0, 2)
+    notes = [f"wm pipeline, tasks: {', '.join(cfg.tasks)}; stage presets: "
+             + ", ".join(f"{k}={cfg[k].preset}" for k in ("collect", "pretrain", "train_ac", "train_pixel",
+                                                         "drift", "plan")),
+             f"total {total:.0f} s this run ({sum(r['reused'] for r in runner.records)} of "
+             f"{len(runner.records)} stages reused); stage seconds are those of the run that produced them."]
+    paths = build_report(root, runner.records, list(cfg.tasks), title="worldmodel — main job report",
+                         notes=notes, max_gifs=cfg.report_gifs)
+    print(f"[pipeline] report: {Path(paths['html']).resolve()}")
+    return {"report": paths["html"], "report_md": paths["md"],
+            "stages": {r["name"]: {"summary": r["summary"], "seconds": r["seconds"], "reused": r["reused"]}
+                       for r in runner.records},
+            "headline": headline(runner, list(cfg.tasks)), "tasks": list(cfg.tasks),
+            "seconds_stages": round(sum(r["seconds"] for r in runner.records), 2), "seconds_this_run": total}
