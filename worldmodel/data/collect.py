@@ -90,7 +90,7 @@ def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int, poo
 def collect_episode(job: dict) -> dict:
     """Roll out and write one episode (runs in a worker, or in the main process when workers=1)."""
     from envs import make_policy
-    from worldmodel.data.episodes import write_episode
+    from worldmodel.data.episodes import EpisodeWriter
 
     env = _WORKER["env"]
     env_seed, policy_seed = episode_seeds(job["seed"], job["index"])
@@ -98,26 +98,32 @@ def collect_episode(job: dict) -> dict:
     policy = make_policy(job["policy"], env, policy_seed)
     state = np.asarray(info["state"], np.float32)
     policy.reset(state)
-    frames, states, actions, rewards, success = [env.render()], [state], [], [], []
-    touching = getattr(env.unwrapped, "touching", None)
-    touches = 0
-    for _ in range(job["steps"]):
-        action = np.asarray(policy(state), np.float32)
-        _, reward, terminated, truncated, info = env.step(action)
-        state = np.asarray(info["state"], np.float32)
-        frames.append(env.render())
-        states.append(state)
-        actions.append(action)
-        rewards.append(float(reward))
-        success.append(bool(info.get("success", False)))
-        touches += bool(touching()) if touching is not None else 0
-        if terminated or truncated:
-            break
-    stats = {"seed": env_seed, "policy_seed": policy_seed}
-    if touching is not None:
-        stats["touch_steps"] = touches  # steps with pusher-block contact (PushBlock coverage)
-    return write_episode(job["root"], job["index"], np.stack(frames), np.stack(actions), np.stack(states),
-                         np.asarray(rewards), np.asarray(success), fps=job["fps"], crf=job["crf"], **stats)
+    writer = EpisodeWriter(job["root"], job["index"], fps=job["fps"], crf=job["crf"])
+    try:
+        writer.add_frame(env.render())  # frames stream to the encoder while the rollout goes on
+        states, actions, rewards, success = [state], [], [], []
+        touching = getattr(env.unwrapped, "touching", None)
+        touches = 0
+        for _ in range(job["steps"]):
+            action = np.asarray(policy(state), np.float32)
+            _, reward, terminated, truncated, info = env.step(action)
+            state = np.asarray(info["state"], np.float32)
+            writer.add_frame(env.render())
+            states.append(state)
+            actions.append(action)
+            rewards.append(float(reward))
+            success.append(bool(info.get("success", False)))
+            touches += bool(touching()) if touching is not None else 0
+            if terminated or truncated:
+                break
+        stats = {"seed": env_seed, "policy_seed": policy_seed}
+        if touching is not None:
+            stats["touch_steps"] = touches  # steps with pusher-block contact (PushBlock coverage)
+        return writer.finish(np.stack(actions), np.stack(states), np.asarray(rewards), np.asarray(success),
+                             **stats)
+    except BaseException:
+        writer.abort()
+        raise
 
 
 def coverage(root: Path, entries: list[dict], env_class: str) -> dict:

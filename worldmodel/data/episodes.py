@@ -34,22 +34,47 @@ def episode_paths(root: str | Path, index: int) -> tuple[Path, Path]:
 
 
 # ---- video ----------------------------------------------------------------------------------------
-def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 0) -> None:
-    """Encode uint8 frames (N, H, W, 3) to H.264 RGB at ``path`` (any suffix; the container is mp4)."""
-    import imageio_ffmpeg
+class VideoWriter:
+    """Stream uint8 (H, W, 3) frames into H.264 RGB (``libx264rgb``) at ``path`` (any suffix; mp4 container).
 
-    frames = np.asarray(frames)
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"frames must be uint8 (N, H, W, 3), got {frames.dtype} {frames.shape}")
-    n, h, w, _ = frames.shape
-    writer = imageio_ffmpeg.write_frames(
-        str(path), (w, h), fps=float(fps), codec="libx264rgb", pix_fmt_in="rgb24", pix_fmt_out="rgb24",
-        quality=None, macro_block_size=1, ffmpeg_log_level="error",
-        output_params=["-preset", "ultrafast", "-threads", "1", "-crf", str(int(crf)), "-f", "mp4"],
-    )
-    writer.send(None)
-    for f in frames:
-        writer.send(np.ascontiguousarray(f))
+    The ffmpeg process starts on the first frame, so during collection its start-up (~75 ms, most of the
+    cost of a short episode) overlaps the rollout instead of following it."""
+
+    def __init__(self, path: str | Path, fps: float, crf: int = 0):
+        self.path, self.fps, self.crf = str(path), float(fps), int(crf)
+        self._gen, self.size, self.count = None, None, 0
+
+    def add(self, frame: np.ndarray) -> None:
+        import imageio_ffmpeg
+
+        frame = np.asarray(frame)
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 (H, W, 3), got {frame.dtype} {frame.shape}")
+        if self._gen is None:
+            self.size = frame.shape[:2]
+            self._gen = imageio_ffmpeg.write_frames(
+                self.path, (frame.shape[1], frame.shape[0]), fps=self.fps, codec="libx264rgb",
+                pix_fmt_in="rgb24", pix_fmt_out="rgb24", quality=None, macro_block_size=1,
+                ffmpeg_log_level="error",
+                output_params=["-preset", "ultrafast", "-threads", "1", "-crf", str(self.crf), "-f", "mp4"])
+            self._gen.send(None)
+        elif frame.shape[:2] != self.size:
+            raise ValueError(f"frame size {frame.shape[:2]} differs from the first frame's {self.size}")
+        self._gen.send(np.ascontiguousarray(frame))
+        self.count += 1
+
+    def close(self) -> None:
+        """Finish the file (waits for ffmpeg)."""
+        if self._gen is not None:
+            self._gen.close()
+            self._gen = None
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 0) -> None:
+    """Encode uint8 frames (N, H, W, 3) at ``path`` (see VideoWriter)."""
+    writer = VideoWriter(path, fps, crf)
+    for f in np.asarray(frames):
+        writer.add(f)
     writer.close()
 
 
@@ -90,29 +115,56 @@ def video_length(path: str | Path) -> int:
 
 
 # ---- writing --------------------------------------------------------------------------------------
+class EpisodeWriter:
+    """Write episode ``index`` incrementally: ``add_frame`` per rendered frame, then ``finish`` with the arrays.
+
+    Files go to ``*.partial`` names; ``finish`` renames the mp4 into place and the npz last (the npz marks a
+    complete episode); ``abort`` removes the partial files."""
+
+    def __init__(self, root: str | Path, index: int, fps: float, crf: int = 0):
+        self.index = int(index)
+        self.mp4, self.npz = episode_paths(root, index)
+        self.mp4.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp_mp4 = self.mp4.with_name(self.mp4.name + ".partial")
+        self.tmp_npz = self.npz.with_name(self.npz.name + ".partial")
+        self.video = VideoWriter(self.tmp_mp4, fps, crf)
+
+    def add_frame(self, frame: np.ndarray) -> None:
+        self.video.add(frame)
+
+    def finish(self, actions: np.ndarray, states: np.ndarray, rewards: np.ndarray, success: np.ndarray,
+               **extra) -> dict:
+        """Shapes: actions (T, A), states (T+1, S), rewards (T,), success (T,); ``extra`` goes into the npz.
+        Returns the manifest entry ``{"id", "steps", **scalar extras}``."""
+        self.video.close()
+        steps = len(actions)
+        if self.video.count != steps + 1 or len(states) != steps + 1:
+            self.abort()
+            raise EpisodeError(f"episode {self.index}: {self.video.count} frames / {len(states)} states for "
+                               f"{steps} actions")
+        with open(self.tmp_npz, "wb") as f:  # a file object keeps numpy from appending ".npz" to the name
+            np.savez(f, actions=np.asarray(actions, np.float32), states=np.asarray(states, np.float32),
+                     rewards=np.asarray(rewards, np.float32), success=np.asarray(success, bool),
+                     **{k: np.asarray(v) for k, v in extra.items()})
+        os.replace(self.tmp_mp4, self.mp4)
+        os.replace(self.tmp_npz, self.npz)  # last: the npz marks the episode complete
+        entry = {"id": self.index, "steps": int(steps)}
+        entry.update({k: _scalar(v) for k, v in extra.items() if np.ndim(v) == 0})
+        return entry
+
+    def abort(self) -> None:
+        self.video.close()
+        self.tmp_mp4.unlink(missing_ok=True)
+        self.tmp_npz.unlink(missing_ok=True)
+
+
 def write_episode(root: str | Path, index: int, frames: np.ndarray, actions: np.ndarray, states: np.ndarray,
                   rewards: np.ndarray, success: np.ndarray, fps: float, crf: int = 0, **extra) -> dict:
-    """Write episode ``index`` atomically; ``extra`` scalars/arrays are stored in the npz too.
-
-    Shapes: frames (T+1, H, W, 3) uint8, actions (T, A), states (T+1, S), rewards (T,), success (T,).
-    Returns the manifest entry ``{"id", "steps", **scalar extras}``.
-    """
-    mp4, npz = episode_paths(root, index)
-    mp4.parent.mkdir(parents=True, exist_ok=True)
-    steps = len(actions)
-    if len(frames) != steps + 1 or len(states) != steps + 1:
-        raise EpisodeError(f"episode {index}: {len(frames)} frames / {len(states)} states for {steps} actions")
-    tmp_mp4, tmp_npz = mp4.with_name(mp4.name + ".partial"), npz.with_name(npz.name + ".partial")
-    write_video(tmp_mp4, frames, fps, crf)
-    with open(tmp_npz, "wb") as f:  # a file object keeps numpy from appending ".npz" to the name
-        np.savez(f, actions=np.asarray(actions, np.float32), states=np.asarray(states, np.float32),
-                 rewards=np.asarray(rewards, np.float32), success=np.asarray(success, bool),
-                 **{k: np.asarray(v) for k, v in extra.items()})
-    os.replace(tmp_mp4, mp4)
-    os.replace(tmp_npz, npz)  # last: the npz marks the episode complete
-    entry = {"id": int(index), "steps": int(steps)}
-    entry.update({k: _scalar(v) for k, v in extra.items() if np.ndim(v) == 0})
-    return entry
+    """Write a whole episode atomically (see EpisodeWriter). frames (T+1, H, W, 3) uint8."""
+    writer = EpisodeWriter(root, index, fps, crf)
+    for f in np.asarray(frames):
+        writer.add_frame(f)
+    return writer.finish(actions, states, rewards, success, **extra)
 
 
 def _scalar(v):

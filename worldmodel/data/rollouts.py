@@ -31,6 +31,7 @@ import torch
 from worldmodel.data.episodes import (  # noqa: F401  (re-exported: the dataset API lives here)
     DECORD_BAD_WIDTHS,
     EPISODE_DIR,
+    EpisodeWriter,
     MANIFEST,
     EpisodeError,
     complete_episodes,
@@ -42,6 +43,7 @@ from worldmodel.data.episodes import (  # noqa: F401  (re-exported: the dataset 
     read_video,
     split_episodes,
     validate_episode,
+    VideoWriter,
     video_length,
     write_episode,
     write_manifest,
