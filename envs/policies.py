@@ -119,7 +119,8 @@ class PushController(TaskController):
 
     def _support(self, state: np.ndarray, d: np.ndarray) -> float:
         """Half-extent of the (rotated) square block along unit direction d."""
-        c, s = np.cos(state[4]), np.sin(state[4])
+        angle = np.arctan2(state[5], state[4]) / 4.0  # block angle modulo a quarter turn
+        c, s = np.cos(angle), np.sin(angle)
         return push_block.BLOCK_HALF * (abs(d @ [c, s]) + abs(d @ [-s, c]))
 
     def sample_target(self, rng, state, explore):

@@ -2,8 +2,10 @@
 turns in the plane; walls at +-1. Contact between pusher and block (and walls) is the only way the block
 moves; its floor friction is modelled as joint damping, so it stops shortly after it is released.
 
-State (S=10): ``[pusher_x, pusher_y, block_x, block_y, block_angle, pusher_vx, pusher_vy, block_vx,
-block_vy, block_angular_velocity]``. Action (A=2) in [-1, 1]^2: pusher force, terminal velocity 1.6 * action
+State (S=11): ``[pusher_x, pusher_y, block_x, block_y, cos(4*angle), sin(4*angle), pusher_vx, pusher_vy,
+block_vx, block_vy, block_angular_velocity]``. The block angle enters as cos/sin of 4x the angle: a square
+looks the same every quarter turn, so this is continuous, bounded and a function of the image (a raw hinge
+angle would grow without bound and differ between identical-looking frames). Action (A=2) in [-1, 1]^2: pusher force, terminal velocity 1.6 * action
 units/s when free (~0.08 per step), about 1.0 while pushing the block.
 
 Success: the block centre is within 0.15 (~4.4 px at 64x64) of the goal block centre. The criterion is
@@ -30,7 +32,7 @@ class PushBlockEnv(TaskEnv):
     """Pusher moving a block to a goal position (see module docstring)."""
 
     xml_file = "push_block.xml"
-    state_labels = ("pusher_x", "pusher_y", "block_x", "block_y", "block_angle",
+    state_labels = ("pusher_x", "pusher_y", "block_x", "block_y", "block_cos4a", "block_sin4a",
                     "pusher_vx", "pusher_vy", "block_vx", "block_vy", "block_angvel")
     success_tolerance = 0.15
     goal_offset = 50
@@ -38,7 +40,9 @@ class PushBlockEnv(TaskEnv):
     criterion = "||block_xy - goal_block_xy|| < 0.15 (position only)"
 
     def state(self) -> np.ndarray:
-        return np.concatenate([self.data.qpos[:5], self.data.qvel[:5]]).astype(np.float32)
+        q, v = self.data.qpos, self.data.qvel
+        angle = [np.cos(4 * q[4]), np.sin(4 * q[4])]
+        return np.concatenate([q[:4], angle, v[:5]]).astype(np.float32)
 
     def state_distance(self, state, goal_state) -> float:
         return float(np.linalg.norm(np.asarray(state)[2:4] - np.asarray(goal_state)[2:4]))
