@@ -5,13 +5,10 @@ module for the layout, the video settings and the time-step convention.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
 import numpy as np
-
-log = logging.getLogger(__name__)
 
 EPISODE_DIR = "episodes"
 MANIFEST = "manifest.json"
