@@ -1,0 +1,92 @@
+"""Video data: normalization, CSV/folder sources, mixing, bad-video handling, deterministic sampling."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from worldmodel.data.synthetic import SyntheticConfig, generate, load_factors, write_mp4
+from worldmodel.data.video import (StepBatchSampler, VideoClipDataset, clip_loader, list_videos,
+                                   normalize_frames)
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vids")
+    csv = generate(root / "syn", SyntheticConfig(num_videos=3, frames=8, size=32, seed=1))
+    return root, csv
+
+
+def test_normalize_frames_shape_and_values():
+    x = torch.full((2, 5, 4, 4, 3), 255, dtype=torch.uint8)
+    y = normalize_frames(x)
+    assert y.shape == (2, 5, 3, 4, 4) and y.dtype == torch.float32
+    assert torch.allclose(y[0, 0, :, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+
+
+def test_synthetic_factors_match_frames(videos):
+    root, csv = videos
+    paths = list_videos(csv)
+    assert len(paths) == 3 and all(p.endswith(".mp4") for p in paths)
+    fac, names = load_factors(paths[0])
+    assert names == ["red_x", "red_y", "red_vx", "red_vy"] and fac.shape == (8, 4)
+    import decord
+    frame = decord.VideoReader(paths[0])[0].asnumpy().astype(int)  # (32, 32, 3)
+    redness = frame[..., 0] - frame[..., 1]
+    ys, xs = np.nonzero(redness > 120)
+    assert abs(xs.mean() + 0.5 - fac[0, 0] * 32) < 1.5 and abs(ys.mean() + 0.5 - fac[0, 1] * 32) < 1.5
+    assert np.allclose(fac[0, 2:], (fac[1, :2] - fac[0, :2]) * 32, atol=1e-4)  # displacement to the next frame
+
+
+def test_clips_shapes_folder_source_and_determinism(videos):
+    root, csv = videos
+    ds = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16)
+    assert len(ds) == 3 and ds.bad == []
+    a, b = ds[(1, 123)], ds[(1, 123)]
+    assert a.shape == (3, 4, 16, 16) and torch.equal(a, b)
+    loader = clip_loader(ds, batch_size=2, start_step=3, steps=5, seed=0)
+    batches = list(loader)
+    assert len(batches) == 2 and batches[0].shape == (2, 3, 4, 16, 16)
+    # a loader resumed at step 4 yields the same batch for step 4
+    assert torch.equal(list(clip_loader(ds, 2, 4, 5, seed=0))[0], batches[1])
+
+
+def test_mixture_weights(videos, tmp_path):
+    root, csv = videos
+    other = tmp_path / "other.csv"
+    other.write_text(f"{list_videos(csv)[0]} 7\n")
+    ds = VideoClipDataset([csv, other], weights=[1.0, 3.0], num_frames=4, img_size=16)
+    assert len(ds) == 4
+    assert torch.allclose(ds.weights, torch.tensor([1 / 12, 1 / 12, 1 / 12, 3 / 4], dtype=torch.float64))
+    picks = torch.cat([torch.tensor([v for v, _ in StepBatchSampler(ds.weights, 64, 0, 1, seed=s).batch_for(0)])
+                       for s in range(10)])
+    assert 0.6 < (picks == 3).float().mean() < 0.9
+
+
+def test_corrupt_and_short_videos_are_skipped_and_counted(videos, tmp_path, caplog):
+    root, csv = videos
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for p in list_videos(csv):
+        (folder / p.split("/")[-1]).write_bytes(open(p, "rb").read())
+    (folder / "corrupt.mp4").write_bytes(b"\x00\x01not a video" * 100)
+    write_mp4(folder / "short.mp4", np.zeros((2, 32, 32, 3), np.uint8), fps=10)
+    with caplog.at_level(logging.WARNING):
+        ds = VideoClipDataset([folder], num_frames=4, img_size=16)
+    assert len(ds) == 3 and len(ds.bad) == 2
+    bad = dict(ds.bad)
+    assert "unreadable" in bad[str(folder / "corrupt.mp4")]
+    assert "too short" in bad[str(folder / "short.mp4")]
+    assert "corrupt.mp4" in caplog.text and "short.mp4" in caplog.text
+    assert ds[(0, 1)].shape == (3, 4, 16, 16)
+    with pytest.raises(RuntimeError, match="unusable"):
+        VideoClipDataset([folder], num_frames=4, img_size=16, max_bad_fraction=0.2)
+
+
+def test_all_bad_is_a_clear_error(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"garbage")
+    write_mp4(tmp_path / "b.mp4", np.zeros((2, 16, 16, 3), np.uint8), fps=10)
+    with pytest.raises(RuntimeError, match="no usable video"):
+        VideoClipDataset([tmp_path], num_frames=4, img_size=16)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        VideoClipDataset([tmp_path / "missing.csv"], num_frames=4)
