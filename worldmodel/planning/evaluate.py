@@ -49,7 +49,7 @@ class PlanConfig:
     checkpoint: str = ""  # world-model checkpoint; empty: train one with train_overrides (smoke) or fail
     model_kind: str = "auto"  # loader key of LOADERS, or auto (the checkpoint's kind field)
     train_overrides: list[str] = field(default_factory=list)  # wm train-ac overrides used when no checkpoint
-    env: str = ""  # gymnasium id; empty: the env the model was trained on
+    env: str = ""  # gymnasium id or a configs/env/ name (pointreach, ...); empty: the model's training env
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # extra keyword arguments for envs.make
     resolution: int = 0  # rendered frame size; 0: the model's training resolution
     episodes: int = 50  # evaluation episodes (all planned in one batch)
@@ -91,6 +91,17 @@ def load_world_model(checkpoint: str, kind: str = "auto", device: str | torch.de
         raise ValueError(f"checkpoint {checkpoint}: no world-model loader for kind {kind!r}; known {sorted(LOADERS)}")
     module, cls = LOADERS[kind].split(":")
     return getattr(importlib.import_module(module), cls).load(checkpoint, device), kind
+
+
+def resolve_env(name: str) -> tuple[str, dict]:
+    """A configs/env/<name>.yaml entry (its id and kwargs) or a plain gymnasium id with no extra kwargs."""
+    from worldmodel.config import CONFIG_DIR
+
+    path = Path(CONFIG_DIR) / "env" / f"{name}.yaml"
+    if "/" not in name and path.is_file():
+        node = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        return str(node["id"]), dict(node.get("kwargs") or {})
+    return name, {}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -152,12 +163,10 @@ def run(cfg) -> dict:
     checkpoint = ensure_checkpoint(cfg)
     model, kind = load_world_model(checkpoint, cfg.model_kind, device)
     manifest = dict(getattr(model, "manifest", {}) or {})
-    env_id = cfg.env or manifest.get("env_id") or getattr(model, "env_id", None)
+    env_id, env_kwargs = resolve_env(cfg.env) if cfg.env else (manifest.get("env_id"), manifest.get("env_kwargs"))
     if not env_id:
         raise ValueError(f"wm plan: the checkpoint {checkpoint} does not name its env; set env=ID")
-    env_kwargs = dict(OmegaConf.to_container(cfg.env_kwargs, resolve=True)) if cfg.env_kwargs else {}
-    if not cfg.env and manifest.get("env_kwargs"):
-        env_kwargs = {**manifest["env_kwargs"], **env_kwargs}
+    env_kwargs = {**(env_kwargs or {}), **OmegaConf.to_container(cfg.env_kwargs, resolve=True)}
     res = manifest.get("resolution", 64)  # int, or [H, W] (square frames)
     resolution = int(cfg.resolution or (res[0] if isinstance(res, (list, tuple)) else res))
     planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
