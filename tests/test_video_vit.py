@@ -1,9 +1,8 @@
 """VideoViT: rotary embedding is relative, the keep-index path matches the full path, encode_frames convention."""
 import torch
-from timm.layers import apply_rot_embed_cat
 
 from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
-from worldmodel.models.video_vit import Rope3D, VideoViT, VideoViTConfig
+from worldmodel.models.video_vit import Rope3D, VideoViT, VideoViTConfig, apply_rope
 
 
 def tiny(**kw):
@@ -13,8 +12,8 @@ def tiny(**kw):
 
 
 def _score(rope: Rope3D, grid, q, k, i, j):
-    tab = rope.table(grid, torch.device("cpu"))  # (N, 2*hd)
-    return (apply_rot_embed_cat(q, tab[i]) * apply_rot_embed_cat(k, tab[j])).sum()
+    tab = rope.table(grid, torch.device("cpu"))  # (N, hd/2) complex
+    return (apply_rope(q, tab[i]) * apply_rope(k, tab[j])).sum()
 
 
 def test_rope_scores_depend_only_on_relative_position():
@@ -43,7 +42,8 @@ def test_rope_tables_are_cached():
     rope = Rope3D(12)
     a = rope.table((2, 3, 3), torch.device("cpu"))
     assert rope.table((2, 3, 3), torch.device("cpu")) is a
-    assert a.shape == (18, 24)
+    assert a.shape == (18, 6) and a.is_complex()
+    assert torch.allclose(a.abs(), torch.ones(()))  # pure rotations
 
 
 def test_forward_shapes_and_keep_all_equals_full():
@@ -96,3 +96,17 @@ def test_predictor_shapes_and_position_dependence():
     assert out.shape == (2, 3, 24)
     # mask tokens are identical; only their rotary position tells targets apart
     assert not torch.allclose(out[:, 0], out[:, 1], atol=1e-4)
+
+
+def test_sdpa_attention_matches_manual_rotary_attention():
+    from worldmodel.models.video_vit import RopeAttention
+
+    torch.manual_seed(0)
+    attn = RopeAttention(12, 2)
+    x = torch.randn(2, 6, 12)
+    freqs = Rope3D(6).table((1, 2, 3), torch.device("cpu"))  # (6, 3)
+    qkv = attn.qkv(x).view(2, 6, 3, 2, 6).permute(2, 0, 3, 1, 4)  # (3, B, H, N, hd)
+    q, k, v = apply_rope(qkv[0], freqs), apply_rope(qkv[1], freqs), qkv[2]
+    w = torch.softmax(q @ k.transpose(-1, -2) / 6**0.5, dim=-1)  # (B, H, N, N)
+    manual = attn.proj((w @ v).transpose(1, 2).reshape(2, 6, 12))
+    assert torch.allclose(attn(x, freqs), manual, atol=1e-5)

@@ -1,7 +1,8 @@
 """Built-in synthetic videos with known latent factors: bouncing balls, exactly one of them red.
 
 Each video shows ``num_balls`` anti-aliased balls of distinct colours (one red, the others drawn from a palette
-without red) moving at constant speed and bouncing off the frame edges, over a per-video plain background.
+without red) moving at constant speed and bouncing off the walls of the arena (a border whose four sides have
+distinct colours, so absolute position is visible), over a per-video plain background.
 The red ball is drawn last, so it is never occluded and its factors are always identifiable from the frames.
 
 Written per dataset folder:
@@ -25,6 +26,7 @@ import numpy as np
 FACTOR_NAMES = ("red_x", "red_y", "red_vx", "red_vy")
 RED = (230, 30, 30)
 PALETTE = [(40, 200, 60), (50, 90, 230), (235, 215, 40), (40, 210, 215), (200, 60, 210), (240, 240, 240)]
+WALLS = [(150, 150, 150), (70, 90, 170), (160, 150, 60), (60, 130, 120)]  # left, right, top, bottom
 BACKGROUNDS = [(20, 20, 20), (45, 45, 60), (60, 45, 40), (30, 55, 45), (80, 80, 80)]
 
 
@@ -42,6 +44,9 @@ class SyntheticConfig:
     radius: tuple[float, float] = (4.0, 7.0)
     # speed range in pixels per frame of a 64-pixel frame (scaled with size)
     speed: tuple[float, float] = (1.0, 3.0)
+    # width in pixels (of a 64-pixel frame, scaled with size) of the visible arena walls the balls bounce off;
+    # each side has its own colour, so absolute position is identifiable from the frames (0: no walls)
+    border: float = 3.0
     # frames per second written in the mp4
     fps: int = 10
     # seed; the dataset is a deterministic function of the config
@@ -53,7 +58,9 @@ def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray
     n, T, S = cfg.num_balls, cfg.frames, cfg.size
     scale = S / 64.0
     radii = rng.uniform(*cfg.radius, size=n) * scale
-    pos = np.stack([rng.uniform(radii, S - radii), rng.uniform(radii, S - radii)], axis=1)  # (N, 2)
+    wall = cfg.border * scale
+    lo, hi = wall + radii[:, None], S - wall - radii[:, None]  # (N, 1) bounce limits of the centres
+    pos = rng.uniform(lo, hi, size=(n, 2))  # (N, 2)
     angle = rng.uniform(0, 2 * np.pi, size=n)
     speed = rng.uniform(*cfg.speed, size=n) * scale
     vel = np.stack([np.cos(angle), np.sin(angle)], axis=1) * speed[:, None]  # (N, 2)
@@ -61,7 +68,6 @@ def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray
     for t in range(T):
         traj[t] = pos
         pos = pos + vel
-        lo, hi = radii[:, None], S - radii[:, None]
         below, above = pos < lo, pos > hi  # reflect off the walls
         pos = np.where(below, 2 * lo - pos, np.where(above, 2 * hi - pos, pos))
         vel = np.where(below | above, -vel, vel)
@@ -71,12 +77,17 @@ def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray
     return traj, radii, colours, background
 
 
-def render(traj: np.ndarray, radii: np.ndarray, colours: np.ndarray, background, size: int) -> np.ndarray:
-    """Frames (T, S, S, 3) uint8: balls painted in order with a one-pixel anti-aliased edge."""
+def render(traj: np.ndarray, radii: np.ndarray, colours: np.ndarray, background, size: int,
+           border: float = 0.0) -> np.ndarray:
+    """Frames (T, S, S, 3) uint8: walls, then balls painted in order with a one-pixel anti-aliased edge."""
     T, n, _ = traj.shape
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5  # pixel centres
     frames = np.empty((T, size, size, 3), dtype=np.float32)
     frames[:] = np.asarray(background, dtype=np.float32)
+    b = int(round(border))
+    if b > 0:
+        for colour, region in zip(WALLS, [np.s_[:, :, :b], np.s_[:, :, -b:], np.s_[:, :b, b:-b], np.s_[:, -b:, b:-b]]):
+            frames[region] = colour
     for t in range(T):
         img = frames[t]
         for i in range(n):
@@ -125,7 +136,7 @@ def generate(root, cfg: SyntheticConfig) -> Path:
     lines = []
     for i in range(cfg.num_videos):
         traj, radii, colours, bg = simulate(rng, cfg)
-        frames = render(traj, radii, colours, bg, cfg.size)
+        frames = render(traj, radii, colours, bg, cfg.size, cfg.border * cfg.size / 64.0)
         name = f"videos/vid_{i:06d}"
         write_mp4(tmp / f"{name}.mp4", frames, cfg.fps)
         np.savez(tmp / f"{name}.npz", factors=factors_of(traj, cfg.size), names=np.array(FACTOR_NAMES))

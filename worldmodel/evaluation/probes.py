@@ -5,9 +5,12 @@ Clips (several frames, so velocities are observable) are cut from held-out video
 of the two middle frames, velocity = displacement between them. Clips are split by *video* into train and test.
 
 - Attentive probe: one learned query cross-attends (multi-head) over all patch tokens of the frozen encoder,
-  then a linear head. The encoder uses rotary positions only, so its token features carry no absolute position
-  (the layout of the feature map does); the probe therefore adds a fixed embedding of each token's (t, h, w)
-  grid coordinates (raw coordinates + sin/cos) through a learned linear map, identical for every encoder probed.
+  then a linear head; it sees only the encoder's (layer-normed) features, as in V-JEPA. The encoder uses rotary
+  positions only, so its features carry absolute position only if training taught it to (the synthetic arena's
+  walls make position visible); a random encoder's features are close to a random projection of the pixels.
+  ``coords=true`` adds each token's (t, h, w) grid coordinates to the probe's keys and values: a much easier
+  task, on which raw pixels already score high (an attentive probe with coordinates localizes a coloured ball
+  from a random pixel projection by attention-weighted centroids, and gets velocity by differencing them).
 - Ridge probe: closed-form ridge regression on mean-pooled tokens (quick, linear; cannot localize objects).
 
 R^2 is reported per factor and as the mean over factors, on the test clips.
@@ -45,6 +48,9 @@ class ProbeConfig:
     dim: int = 64
     # attentive probe: attention heads
     heads: int = 4
+    # attentive probe: add each token's (t, h, w) grid coordinates to the features (off: the probe sees only the
+    # encoder's features, as in V-JEPA; rotary encoders then carry position only if they learned to)
+    coords: bool = False
     # ridge probe: L2 penalty (on standardized features)
     ridge_alpha: float = 1.0
     # encoder batch size when extracting features
@@ -106,22 +112,24 @@ def grid_features(grid: tuple[int, int, int], bands: int = 4) -> torch.Tensor:
 
 
 class AttentiveProbe(nn.Module):
-    """A learned query cross-attending over all tokens (+ fixed grid coordinates), then a linear head."""
+    """A learned query cross-attending over all tokens (optionally + grid coordinates), then a linear head."""
 
-    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int, int], dim: int = 64, heads: int = 4):
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int, int], dim: int = 64, heads: int = 4,
+                 coords: bool = False):
         super().__init__()
-        self.norm = nn.LayerNorm(in_dim)
         self.inp = nn.Linear(in_dim, dim)
         self.register_buffer("coords", grid_features(grid), persistent=False)  # (N, P)
-        self.pos = nn.Linear(self.coords.shape[1], dim)
+        self.pos = nn.Linear(self.coords.shape[1], dim) if coords else None
         self.query = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.out_norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, out_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, N, D) -> predictions (B, F)."""
-        h = self.inp(self.norm(tokens)) + self.pos(self.coords)  # (B, N, dim)
+        """tokens (B, N, D), layer-normed -> predictions (B, F)."""
+        h = self.inp(tokens)  # (B, N, dim)
+        if self.pos is not None:
+            h = h + self.pos(self.coords)
         q = self.query.expand(tokens.shape[0], -1, -1)  # (B, 1, dim)
         o, _ = self.attn(q, h, h, need_weights=False)  # (B, 1, dim)
         return self.head(self.out_norm(o.squeeze(1)))
@@ -139,7 +147,7 @@ def fit_attentive(feats_tr, y_tr, feats_te, y_te, grid, cfg: ProbeConfig, device
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     mu, sd = y_tr.mean(0), y_tr.std(0).clamp_min(1e-6)
-    probe = AttentiveProbe(feats_tr.shape[-1], y_tr.shape[1], grid, cfg.dim, cfg.heads).to(device)
+    probe = AttentiveProbe(feats_tr.shape[-1], y_tr.shape[1], grid, cfg.dim, cfg.heads, cfg.coords).to(device)
     opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=0.01)
     n = len(feats_tr)
     steps = cfg.epochs * math.ceil(n / cfg.batch_size)
@@ -190,7 +198,8 @@ def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> d
     T = frames.shape[1]
     grid = encoder.grid(T, frames.shape[2], frames.shape[3])
     tr, te = split_by_video(vids, cfg.test_fraction, cfg.seed)
-    att = fit_attentive(feats[tr], y[tr], feats[te], y[te], grid, cfg, device)
+    normed = F.layer_norm(feats, (feats.shape[-1],))  # once, instead of a LayerNorm inside the probe
+    att = fit_attentive(normed[tr], y[tr], normed[te], y[te], grid, cfg, device)
     pooled = feats.mean(1)  # (n, D)
     ridge = fit_ridge(pooled[tr], y[tr], pooled[te], y[te], cfg.ridge_alpha)
     return {

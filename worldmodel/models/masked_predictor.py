@@ -61,7 +61,7 @@ class MaskedPredictor(nn.Module):
         M = tgt_idx.shape[1]
         x = torch.cat([self.embed(ctx), self.mask_token.expand(B, M, -1).to(ctx.dtype)], dim=1)  # (B, K+M, Dp)
         idx = torch.cat([ctx_idx, tgt_idx], dim=1)  # (B, K+M)
-        rope = self.rope.gather(grid, idx, ctx.device).to(x.dtype)  # (B, 1, K+M, 2*hd)
+        rope = self.rope.gather(grid, idx, ctx.device)  # (B, 1, K+M, hd/2) complex rotations
         for blk in self.blocks:
             x = blk(x, rope=rope)
         return self.proj(self.norm(x[:, K:]))  # (B, M, D)

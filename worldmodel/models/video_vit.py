@@ -1,13 +1,14 @@
 """VideoViT: the video encoder pretrained with V-JEPA and used frozen by every later stage.
 
 Tokens come from a Conv3d tubelet embedding (``tubelet_size`` frames x ``patch_size``^2 pixels); position enters
-only through a 3D rotary embedding over (t, h, w) applied to queries and keys in every block (timm's ``EvaBlock``
-with ``rope=``, attention through SDPA). Token features therefore carry no absolute position: the layout of the
-feature map does (a probe or predictor that needs absolute position gets it from token indices).
+only through a 3D rotary embedding over (t, h, w) applied to queries and keys in every block (attention through
+SDPA). Token features therefore carry absolute position only where the content reveals it.
 
-RoPE layout: each head's dimension is split into three equal parts rotated by the t, h and w coordinates
-(``6 * (head_dim // 6)`` rotated channels); channels left over when ``head_dim`` is not a multiple of 6
-(e.g. ViT-L, 64) pass through unrotated. Tables are built once per (grid, device) and cached.
+RoPE layout: each head's channel pairs are split into three equal groups rotated by the t, h and w coordinates
+(``6 * (head_dim // 6)`` rotated channels, frequencies from timm's ``build_rotary_pos_embed``); pairs left over
+when ``head_dim`` is not a multiple of 6 (e.g. ViT-L, 64) pass through unrotated. Tables are built once per
+(grid, device), cached, and applied as one complex multiply: timm's ``EvaBlock`` applies them with rotate/stack
+copies that cost 40-60% of a block's CPU time at width 192, the reason for the small block below (timm ``Mlp``).
 """
 from __future__ import annotations
 
@@ -17,8 +18,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import build_rotary_pos_embed, trunc_normal_
-from timm.models.eva import EvaBlock
+from timm.layers import DropPath, Mlp, build_rotary_pos_embed, trunc_normal_
 
 
 @dataclass
@@ -50,17 +50,17 @@ class VideoViTConfig:
 class Rope3D(nn.Module):
     """Cached 3D rotary tables for token grids (t, h, w) in raster order (t slowest, w fastest).
 
-    ``table(grid, device)`` -> (N, 2 * head_dim): [sin | cos] in timm's interleaved layout, ready for
-    ``timm.layers.apply_rot_embed_cat`` (what ``EvaAttention`` calls with ``rope=``).
+    ``table(grid, device)`` -> complex (N, head_dim // 2): the rotation of each channel pair (2i, 2i+1), built
+    from timm's ``build_rotary_pos_embed`` (t, h and w bands in turn; leftover pairs get the identity).
     """
 
     def __init__(self, head_dim: int, theta: float = 10000.0):
         super().__init__()
+        if head_dim % 2 or head_dim < 6:
+            raise ValueError(f"head_dim {head_dim} must be even and >= 6 for 3D RoPE")
         self.head_dim = head_dim
         self.theta = theta
-        self.num_bands = head_dim // 6  # frequencies per axis; 3 axes x 2 (interleaved pairs) x bands
-        if self.num_bands == 0:
-            raise ValueError(f"head_dim {head_dim} too small for 3D RoPE (needs >= 6)")
+        self.num_bands = head_dim // 6  # frequencies per axis: 3 axes x bands channel pairs are rotated
         self._cache: dict[tuple, torch.Tensor] = {}
 
     def table(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
@@ -69,30 +69,69 @@ class Rope3D(nn.Module):
             sin, cos = build_rotary_pos_embed(
                 feat_shape=list(grid), dim=4 * self.num_bands, in_pixels=False,
                 temperature=self.theta, device=device,
-            )  # each (N, 6 * num_bands)
-            pad = self.head_dim - sin.shape[-1]
-            if pad:  # unrotated leftover channels: sin 0, cos 1
-                sin = F.pad(sin, (0, pad), value=0.0)
-                cos = F.pad(cos, (0, pad), value=1.0)
-            self._cache[key] = torch.cat([sin, cos], dim=-1)  # (N, 2 * head_dim)
+            )  # each (N, 6 * num_bands), interleaved: every value repeated for the two channels of a pair
+            freqs = torch.complex(cos[:, ::2].float(), sin[:, ::2].float())  # (N, 3 * num_bands)
+            pad = self.head_dim // 2 - freqs.shape[-1]
+            if pad:  # unrotated leftover pairs
+                freqs = torch.cat([freqs, torch.ones(freqs.shape[0], pad, dtype=freqs.dtype, device=device)], -1)
+            self._cache[key] = freqs
         return self._cache[key]
 
     def gather(self, grid: tuple[int, int, int], idx: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-        """Rope rows for tokens ``idx`` (B, K): (B, 1, K, 2*hd), broadcast over heads; all tokens if idx is None."""
+        """Rotations for tokens ``idx`` (B, K): (B, 1, K, hd/2), broadcast over heads; all tokens if idx is None."""
         tab = self.table(grid, device)
         if idx is None:
-            return tab  # (N, 2*hd)
-        return tab[idx].unsqueeze(1)  # (B, 1, K, 2*hd)
+            return tab  # (N, hd/2)
+        return tab[idx].unsqueeze(1)  # (B, 1, K, hd/2)
+
+
+def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs of x (..., N, hd) by complex ``freqs`` (broadcastable to (..., N, hd/2)).
+
+    One complex multiply (a single pass, no sin/cos tables or rotate-half copies); float32 inside.
+    """
+    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (..., N, hd/2)
+    return torch.view_as_real(xc * freqs).flatten(-2).to(x.dtype)
+
+
+class RopeAttention(nn.Module):
+    """Multi-head self-attention with 3D RoPE on queries and keys, through SDPA."""
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
+        B, N, C = x.shape
+        qkv = self.qkv(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # (3, B, H, N, hd)
+        qk = apply_rope(qkv[:2], freqs)  # (2, B, H, N, hd) rotated queries and keys
+        v = qkv[2]
+        out = F.scaled_dot_product_attention(qk[0].to(v.dtype), qk[1].to(v.dtype), v)  # (B, H, N, hd)
+        return self.proj(out.transpose(1, 2).reshape(B, N, C))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), x + mlp(norm(x)) (timm ``Mlp``, ``DropPath``)."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = RopeAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, rope: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), rope))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 def make_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, drop_path: float) -> nn.ModuleList:
-    """Pre-norm timm EVA blocks with fused qkv, SDPA attention and rotary support, no prefix tokens."""
+    """Rotary pre-norm blocks with stochastic depth increasing linearly to ``drop_path``."""
     rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-    return nn.ModuleList([
-        EvaBlock(dim, num_heads, qkv_bias=True, qkv_fused=True, mlp_ratio=mlp_ratio, num_prefix_tokens=0,
-                 scale_attn_inner=False, drop_path=r, norm_layer=nn.LayerNorm)
-        for r in rates
-    ])
+    return nn.ModuleList([Block(dim, num_heads, mlp_ratio, r) for r in rates])
 
 
 def init_transformer(module: nn.Module, blocks: nn.ModuleList) -> None:
@@ -156,7 +195,7 @@ class VideoViT(nn.Module):
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
         if keep is not None:
             tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))  # (B, K, D)
-        rope = self.rope.gather(grid, keep, x.device).to(tokens.dtype)
+        rope = self.rope.gather(grid, keep, x.device)  # complex rotations, (N, hd/2) or (B, 1, K, hd/2)
         for blk in self.blocks:
             tokens = blk(tokens, rope=rope)
         return self.norm(tokens)
