@@ -11,12 +11,10 @@ import torch._dynamo  # noqa: F401  importing triton after a MuJoCo EGL context 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 envs = pytest.importorskip("envs")
-from envs import protocol  # noqa: E402
 
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402
-from worldmodel.planning.evaluate import wilson_interval  # noqa: E402
-from worldmodel.planning.mpc import (PlannerController, random_controller, run_episodes,  # noqa: E402
-                                     zero_controller)
+from worldmodel.planning.evaluate import make_goal_episodes, timing_summary, wilson_interval  # noqa: E402
+from worldmodel.planning.mpc import PlannerController, random_controller, zero_controller  # noqa: E402
 from worldmodel.planning.optimizers import PlannerConfig  # noqa: E402
 
 ENV = "worldmodel/PointReach-v0"
@@ -69,31 +67,18 @@ def fit_oracle(frame_skip=1) -> LinearOracle:
     return LinearOracle(sol[:, :4], sol[:, 4:], frame_skip=frame_skip)
 
 
-def setup_episodes(n, seed=500):
-    env_list = [envs.make(ENV, resolution=32) for _ in range(n)]
-    seeds = [seed + i for i in range(n)]
-    goals = [protocol.make_goal(e, s) for e, s in zip(env_list, seeds)]
-    return env_list, seeds, goals
-
-
 @pytest.mark.parametrize("frame_skip,execute_steps", [(1, 1), (2, 2)])
 def test_mpc_with_oracle_solves_point_reach(frame_skip, execute_steps):
     E = 4
-    env_list, seeds, goals = setup_episodes(E)
-    goal_frames = np.stack([g.frame for g in goals])
-    goal_states = np.stack([g.state for g in goals])
+    eps = make_goal_episodes(ENV, {}, 32, E, seed=500)
     model = fit_oracle(frame_skip)
-    low, high = env_list[0].action_space.low, env_list[0].action_space.high
     planner = PlannerConfig(horizon=4, samples=32, elites=4, iterations=2)
-    ctrl = PlannerController(model, goal_frames, goal_states, seeds, low, high, planner, EnergyConfig(),
-                             execute_steps=execute_steps)
-    budget = protocol.defaults(env_list[0])["budget"]
-    common = dict(budget=budget, action_repeat=frame_skip, is_success=protocol.is_success,
-                  state_distance=protocol.state_distance, reset=lambda e: protocol.start(env_list[e], goals[e])[1])
-    stats = run_episodes(env_list, seeds, goal_states, ctrl, record=(0,), **common)
+    ctrl = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
+                             EnergyConfig(), execute_steps=execute_steps)
+    stats = eps.run(ctrl, frame_skip, record=(0,))
     assert stats.success.all(), stats
-    assert (stats.final_distance < 0.12).all() and (stats.steps <= budget).all()
-    # finished episodes leave the batch: the first call plans for all E, later calls for fewer or equal
+    assert (stats.final_distance < 0.12).all() and (stats.steps <= eps.budget).all()
+    # the first call plans for all E episodes in one batch; finished episodes leave the batch
     assert model.calls[0] == (E * planner.samples, planner.horizon, frame_skip * 2)
     assert ctrl.plan_seconds[0][1] == E and ctrl.plan_seconds[-1][1] <= E
     # the recorded episode kept one frame per env step, plus the start frame
@@ -101,10 +86,13 @@ def test_mpc_with_oracle_solves_point_reach(frame_skip, execute_steps):
     # replanning happened every execute_steps * frame_skip env steps
     assert len(ctrl.plan_seconds) >= int(np.ceil(stats.steps.max() / (execute_steps * frame_skip)))
 
-    zero = run_episodes(env_list, seeds, goal_states, zero_controller(low, high), **common)
-    rand = run_episodes(env_list, seeds, goal_states, random_controller(low, high, seeds), **common)
-    assert not zero.success.any() and (zero.steps == budget).all()  # the point never moves
+    zero = eps.run(zero_controller(eps.low, eps.high), frame_skip)
+    rand = eps.run(random_controller(eps.low, eps.high, eps.seeds), frame_skip)
+    assert not zero.success.any() and (zero.steps == eps.budget).all()  # the point never moves
     assert rand.success.sum() < stats.success.sum()
+    timing = timing_summary(ctrl.plan_seconds, E)
+    assert timing["plan_calls"] == len(ctrl.plan_seconds) and timing["seconds_per_plan"] > 0
+    eps.close()
 
 
 def test_wilson_interval():

@@ -113,3 +113,28 @@ def test_energy_metrics_and_weights():
                           torch.full((2,), 1.25))
     with pytest.raises(ValueError):
         token_distance(z, goal, "l3")
+
+
+def test_probe_and_state_energy_terms():
+    from worldmodel.planning.probe import LatentProbe
+
+    B, H, N, D = 2, 3, 4, 2
+    # a probe reading state dim 0 from token 0, channel 0 (weight 1 in standardized units, std 2)
+    w = torch.zeros(N * D, 1)
+    w[0, 0] = 1.0
+    probe = LatentProbe(weight=w, x_mean=torch.zeros(N * D), y_mean=torch.zeros(1), y_std=torch.full((1,), 2.0),
+                        dims=[0], r2=[0.9, 0.1], latent_scale=0.5)
+    goal = torch.zeros(B, N, D)
+    z = torch.zeros(B, H, N, D)
+    z[:, -1, 0, 0] = 3.0  # moves only the probed channel
+    cfg = EnergyConfig(probe_weight=2.0)
+    # token L1 = 3 / (N * D) = 0.375, divided by latent_scale 0.5 -> 0.75; probe term |3| * 2 -> 6
+    assert torch.allclose(goal_energy(z, goal, cfg, probe), torch.full((B,), 0.75 + 6.0))
+    states = torch.zeros(B, H, 2)
+    states[:, -1, 0] = 4.0  # standardized: 4 / 2 = 2 away from the goal's probed state 0
+    cfg = EnergyConfig(state_weight=0.5)
+    assert torch.allclose(goal_energy(z, goal, cfg, probe, states), torch.full((B,), 0.75 + 0.5 * 2.0))
+    with pytest.raises(ValueError):
+        goal_energy(z, goal, EnergyConfig(probe_weight=1.0))  # no probe
+    with pytest.raises(ValueError):
+        goal_energy(z, goal, cfg, probe)  # no predicted states

@@ -8,6 +8,11 @@ Shapes: predicted latents ``z`` (B, H, N, D) (H planned steps, N tokens per fram
 By default only the last predicted step is scored; ``all_steps`` scores every step with weights
 w_h ∝ (h + 1) ** step_weight_power (normalized to sum 1), so 0 is uniform and larger powers favour late steps.
 Scoring all steps rewards getting close early, which smooths the landscape for long horizons.
+
+``probe_weight > 0`` adds a learned linear metric on the same latent difference (``worldmodel.planning.probe``):
+    energy_h = d(z_h, g) / latent_scale + probe_weight * mean_k |W^T (z_h - g)|_k
+which keeps a slope where the plain token distance is flat (bodies far from their goal positions), and
+``state_weight > 0`` adds ``state_weight * mean_k |s_hat_h - probe(g)|_k`` for models that predict states.
 """
 from __future__ import annotations
 
@@ -26,6 +31,11 @@ class EnergyConfig:
     metric: str = "l1"  # per-token distance: l1 | l2 | cosine
     all_steps: bool = False  # score every planned step instead of only the last one
     step_weight_power: float = 1.0  # all_steps: weight of step h is proportional to (h + 1) ** power
+    probe_weight: float = 0.0  # weight of the learned latent->state metric term (0: plain latent distance)
+    state_weight: float = 0.0  # weight of |predicted state - state read from the goal latent| (needs the probe)
+    probe_episodes: int = 40  # training-dataset episodes whose frames fit the probe
+    probe_stride: int = 4  # every k-th frame of those episodes
+    probe_min_r2: float = 0.5  # state dims the probe predicts with a lower held-out R^2 are left out
 
 
 def token_distance(z: torch.Tensor, goal: torch.Tensor, metric: str = "l1") -> torch.Tensor:
@@ -52,9 +62,31 @@ def step_weights(horizon: int, cfg: EnergyConfig, device=None) -> torch.Tensor:
     return w / w.sum()
 
 
-def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig) -> torch.Tensor:
-    """Energy of predicted latents z (B, H, N, D) against the goal latent (B, N, D) -> (B,)."""
+def uses_probe(cfg: EnergyConfig) -> bool:
+    """Whether the energy needs a fitted ``LatentProbe``."""
+    return cfg.probe_weight > 0 or cfg.state_weight > 0
+
+
+def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=None,
+                states: torch.Tensor | None = None) -> torch.Tensor:
+    """Energy of predicted latents z (B, H, N, D) against the goal latent (B, N, D) -> (B,).
+
+    ``probe``: a ``LatentProbe``, needed when ``uses_probe(cfg)``; ``states``: (B, H, S) predicted states, needed
+    when ``cfg.state_weight > 0`` (see the module docstring).
+    """
     if not cfg.all_steps:
-        return token_distance(z[:, -1:], goal, cfg.metric)[:, 0]  # (B,) only the last step is scored
-    w = step_weights(z.shape[1], cfg, z.device).to(z.dtype)  # (H,)
-    return (token_distance(z, goal, cfg.metric) * w).sum(-1)  # (B,)
+        z = z[:, -1:]  # only the last step is scored
+        states = None if states is None else states[:, -1:]
+    d = token_distance(z, goal, cfg.metric)  # (B, H')
+    if uses_probe(cfg):
+        if probe is None:
+            raise ValueError("energy.probe_weight/state_weight > 0 needs a fitted probe (planning.probe.fit_probe)")
+        d = d / probe.latent_scale + cfg.probe_weight * probe.distance(z, goal)  # (B, H')
+    if cfg.state_weight > 0:
+        if states is None:
+            raise ValueError("energy.state_weight > 0 needs a world model that predicts states (last_states)")
+        d = d + cfg.state_weight * probe.state_distance(states, goal)  # (B, H')
+    if not cfg.all_steps:
+        return d[:, 0]  # (B,)
+    w = step_weights(z.shape[1], cfg, z.device).to(d.dtype)  # (H,)
+    return (d * w).sum(-1)  # (B,)

@@ -27,7 +27,7 @@ import torch
 from omegaconf import OmegaConf
 
 from worldmodel.config import register_schema
-from worldmodel.planning.energy import EnergyConfig
+from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import (EpisodeStats, PlannerController, random_controller, run_episodes,
                                      zero_controller)
 from worldmodel.planning.optimizers import PlannerConfig
@@ -58,6 +58,7 @@ class PlanConfig:
     budget: int = 0  # env steps allowed per episode (0: the env's protocol default)
     execute_steps: int = 1  # planned predictor steps executed before replanning
     max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
+    probe_dataset: str = ""  # dataset fitting the energy's latent probe (energy.probe_weight > 0; "": the model's)
     baselines: bool = True  # also run random and zero actions on the same seeds and goals
     gifs: int = 3  # episodes saved as GIFs (observation beside goal)
     gif_fps: int = 10  # GIF frame rate
@@ -151,11 +152,67 @@ def save_gifs(stats: EpisodeStats, goal_frames: np.ndarray, out_dir: Path, fps: 
     return paths
 
 
-def run(cfg) -> dict:
-    """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
+@dataclass
+class GoalEpisodes:
+    """E envs with their seeds and protocol goals (``envs.protocol``), shared by the planner and baselines."""
+
+    envs: list
+    seeds: list[int]
+    goal_frames: np.ndarray  # (E, H, W, 3) uint8
+    goal_states: np.ndarray  # (E, S)
+    low: np.ndarray  # (A,) action bounds
+    high: np.ndarray  # (A,)
+    goal_offset: int
+    budget: int
+    settings: dict  # envs.protocol.settings (criterion, tolerance, defaults) for the summary
+
+    def run(self, controller, action_repeat: int, record: tuple[int, ...] = ()) -> EpisodeStats:
+        """Closed-loop episodes from each goal's start (``protocol.start``: reset(seed) + set_goal)."""
+        from envs import protocol
+
+        goals = [protocol.Goal(f, s, seed) for f, s, seed in zip(self.goal_frames, self.goal_states, self.seeds)]
+        return run_episodes(self.envs, self.seeds, self.goal_states, controller, self.budget, action_repeat,
+                            protocol.is_success, protocol.state_distance, record=record,
+                            reset=lambda e: protocol.start(self.envs[e], goals[e])[1])
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def make_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, episodes: int, seed: int,
+                       goal_offset: int = 0, budget: int = 0) -> GoalEpisodes:
+    """Build the envs and goals of episodes seed .. seed + episodes - 1 (0 offset/budget: the env's defaults)."""
     import envs
     from envs import protocol
 
+    seeds = [int(seed) + i for i in range(int(episodes))]
+    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in seeds]
+    defaults = protocol.defaults(env_list[0])
+    goal_offset = int(goal_offset or defaults["goal_offset"])
+    budget = int(budget or defaults["budget"])
+    goals = [protocol.make_goal(env, s, goal_offset) for env, s in zip(env_list, seeds)]
+    return GoalEpisodes(
+        envs=env_list, seeds=seeds, goal_frames=np.stack([g.frame for g in goals]),
+        goal_states=np.stack([np.asarray(g.state, np.float32) for g in goals]),
+        low=np.asarray(env_list[0].action_space.low, np.float32),
+        high=np.asarray(env_list[0].action_space.high, np.float32), goal_offset=goal_offset, budget=budget,
+        settings={**protocol.settings(env_list[0], goal_offset, budget), "env_defaults": dict(defaults)})
+
+
+def timing_summary(plan_seconds: list[tuple[float, int]], episodes: int) -> dict:
+    """Seconds per batched replanning step (all active episodes at once), at full batch, and per episode."""
+    times = np.array([t for t, _ in plan_seconds])
+    batch = np.array([n for _, n in plan_seconds])
+    full = batch == episodes
+    return {"seconds_per_plan": float(times.mean()) if len(times) else 0.0,
+            "seconds_per_plan_full_batch": float(times[full].mean()) if full.any() else None,
+            "seconds_per_plan_per_episode": float(times.sum() / max(batch.sum(), 1)),
+            "plan_calls": int(len(times))}
+
+
+def run(cfg) -> dict:
+    """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
     out_dir = Path(cfg.out_dir)
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
@@ -173,58 +230,46 @@ def run(cfg) -> dict:
     energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
     action_repeat = int(getattr(model, "frame_skip", 1))
 
-    E = int(cfg.episodes)
-    seeds = [int(cfg.seed) + i for i in range(E)]
-    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in range(E)]
-    low = np.asarray(env_list[0].action_space.low, np.float32)
-    high = np.asarray(env_list[0].action_space.high, np.float32)
-    defaults = protocol.defaults(env_list[0])
-    goal_offset = int(cfg.goal_offset or defaults["goal_offset"])
-    budget = int(cfg.budget or defaults["budget"])
-    goals = [protocol.make_goal(env, s, goal_offset) for env, s in zip(env_list, seeds)]
-    goal_frames = np.stack([g.frame for g in goals])  # (E, H, W, 3) uint8
-    goal_states = np.stack([np.asarray(g.state, np.float32) for g in goals])  # (E, S)
-    common = dict(budget=budget, action_repeat=action_repeat, is_success=protocol.is_success,
-                  state_distance=protocol.state_distance,
-                  reset=lambda e: protocol.start(env_list[e], goals[e])[1])  # reset(seed) + set_goal
+    probe, probe_info = None, None  # fitted before any env exists (MuJoCo's EGL context + late imports crash)
+    if uses_probe(energy):
+        from worldmodel.planning.probe import dataset_of, fit_probe
 
-    controller = PlannerController(model, goal_frames, goal_states, seeds, low, high, planner, energy,
-                                   execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch))
+        dataset = cfg.probe_dataset or dataset_of(checkpoint)
+        probe = fit_probe(model, dataset, energy.probe_episodes, energy.probe_stride, energy.probe_min_r2,
+                          energy.metric)
+        probe_info = {"dataset": dataset, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale}
+    E = int(cfg.episodes)
+    eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
+    controller = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
+                                   energy, execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch),
+                                   probe=probe)
     t0 = time.perf_counter()
-    stats = run_episodes(env_list, seeds, goal_states, controller, record=tuple(range(min(cfg.gifs, E))),
-                         **common)
-    plan_wall = time.perf_counter() - t0
+    stats = eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))))
     summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E}
+    summary["seconds_planner_episodes"] = round(time.perf_counter() - t0, 2)
     summary.update(_stats_summary(stats, ""))
     succ_steps = stats.steps[stats.success]
     summary["env_steps_to_success"] = float(succ_steps.mean()) if len(succ_steps) else None
-    times = np.array([t for t, _ in controller.plan_seconds])
-    batch = np.array([n for _, n in controller.plan_seconds])
-    summary["seconds_per_plan"] = float(times.mean()) if len(times) else 0.0  # one batched replanning step
-    summary["seconds_per_plan_full_batch"] = float(times[batch == E].mean()) if (batch == E).any() else None
-    summary["seconds_per_plan_per_episode"] = float(times.sum() / max(batch.sum(), 1))
-    summary["plan_calls"] = int(len(times))
-    summary["seconds_planner_episodes"] = round(plan_wall, 2)
-    per_episode = {"seed": seeds, "success": stats.success.tolist(), "steps": stats.steps.tolist(),
+    summary.update(timing_summary(controller.plan_seconds, E))
+    per_episode = {"seed": eps.seeds, "success": stats.success.tolist(), "steps": stats.steps.tolist(),
                    "final_distance": stats.final_distance.round(4).tolist()}
     if cfg.baselines:
-        for name, ctrl in (("random", random_controller(low, high, seeds)), ("zero", zero_controller(low, high))):
-            base = run_episodes(env_list, seeds, goal_states, ctrl, **common)
+        for name, ctrl in (("random", random_controller(eps.low, eps.high, eps.seeds)),
+                           ("zero", zero_controller(eps.low, eps.high))):
+            base = eps.run(ctrl, action_repeat)
             summary.update(_stats_summary(base, f"_{name}"))
             per_episode[f"success_{name}"] = base.success.tolist()
-    summary["gifs"] = save_gifs(stats, goal_frames, out_dir / "gifs", cfg.gif_fps) if cfg.gifs else []
+    summary["gifs"] = save_gifs(stats, eps.goal_frames, out_dir / "gifs", cfg.gif_fps) if cfg.gifs else []
     summary["protocol"] = {
-        **protocol.settings(env_list[0], goal_offset, budget),
-        "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution, "goal_offset": goal_offset,
-        "budget": budget, "execute_steps": int(cfg.execute_steps), "action_repeat": action_repeat,
-        "horizon_env_steps": planner.horizon * action_repeat, "seeds": seeds, "seed": int(cfg.seed),
-        "planner": asdict(planner), "energy": asdict(energy), "baseline_random": "uniform, held action_repeat",
-        "success": "envs.protocol.is_success at any env step", "device": str(device),
-        "env_defaults": dict(defaults),
+        **eps.settings, "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution,
+        "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
+        "action_repeat": action_repeat, "horizon_env_steps": planner.horizon * action_repeat, "seeds": eps.seeds,
+        "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "energy_probe": probe_info,
+        "baseline_random": "uniform, held action_repeat", "success": "envs.protocol.is_success at any env step",
+        "device": str(device),
     }
     summary["per_episode"] = per_episode
-    for env in env_list:
-        env.close()
+    eps.close()
     print(f"[wm plan] {env_id}: success {summary['success_rate']:.2f} "
           f"(random {summary.get('success_rate_random', float('nan')):.2f}, "
           f"zero {summary.get('success_rate_zero', float('nan')):.2f}) over {E} episodes, "

@@ -65,13 +65,14 @@ def encode_obs(model, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
 
 
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
-                   action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0):
+                   action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0, probe=None):
     """Energy over action sequences for E episodes, for the optimizers.
 
     z0 (E, N, D) current latents, state0 (E, S) | None, goal (E, N, D). Returns energy_fn(actions (E, S, H, A))
     -> (E, S): every sample is rolled out from its episode's z0 with the model's cached path, its actions held
     for ``action_repeat`` env steps (stacked to (H, action_repeat * A)), and scored against the goal latent.
-    ``max_batch`` > 0 splits the E * S rollouts into chunks of at most that many (memory).
+    ``max_batch`` > 0 splits the E * S rollouts into chunks of at most that many (memory). ``probe``: the
+    learned metric of ``energy.probe_weight`` (``worldmodel.planning.probe``).
     """
     def energy_fn(actions: torch.Tensor) -> torch.Tensor:
         E, S, H, A = actions.shape
@@ -84,7 +85,8 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
         for i in range(0, E * S, chunk):
             sl = slice(i, i + chunk)
             pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # (b, H, N, D)
-            out.append(goal_energy(pred.float(), g[sl].float(), energy_cfg))  # (b,)
+            states = getattr(model, "last_states", None) if energy_cfg.state_weight > 0 else None  # (b, H, S)
+            out.append(goal_energy(pred.float(), g[sl].float(), energy_cfg, probe, states))  # (b,)
         return torch.cat(out).reshape(E, S)
 
     return energy_fn
@@ -99,8 +101,8 @@ class PlannerController:
 
     def __init__(self, model, goal_frames: np.ndarray, goal_states: np.ndarray, seeds: list[int],
                  low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
-                 execute_steps: int = 1, max_batch: int = 0):
-        self.model, self.planner, self.energy = model, planner, energy
+                 execute_steps: int = 1, max_batch: int = 0, probe=None):
+        self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
         self.execute_steps, self.max_batch = execute_steps, max_batch
         self.device = model_device(model)
         self.action_repeat = int(getattr(model, "frame_skip", 1))
@@ -121,7 +123,7 @@ class PlannerController:
             z0 = encode_obs(self.model, frames, states)  # (E', N, D)
             s0 = torch.as_tensor(states, dtype=torch.float32, device=self.device) if self.uses_state else None
             fn = make_energy_fn(self.model, z0, s0, self.goal[idx], self.action_repeat, self.energy,
-                                self.max_batch)
+                                self.max_batch, self.probe)
             res = plan(fn, self.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
                        mean=self.mean[idx])
         k = min(self.execute_steps, self.planner.horizon)
