@@ -107,10 +107,11 @@ def test_energy_metrics_and_weights():
     assert torch.allclose(token_distance(z, goal, "l2")[:, 0], torch.full((2,), 3 ** 0.5))
     assert torch.allclose(token_distance(z, z[:, 0] * 3, "cosine"), torch.zeros(2, 4), atol=1e-6)
     assert torch.allclose(goal_energy(z, goal, EnergyConfig()), torch.full((2,), 2.0))
-    w = step_weights(4, EnergyConfig(all_steps=True, step_weight_power=0.0))
+    w = step_weights(4, EnergyConfig(steps="all", step_weight_power=0.0))
     assert torch.allclose(w, torch.full((4,), 0.25))
-    assert torch.allclose(goal_energy(z, goal, EnergyConfig(all_steps=True, step_weight_power=0.0)),
+    assert torch.allclose(goal_energy(z, goal, EnergyConfig(steps="all", step_weight_power=0.0)),
                           torch.full((2,), 1.25))
+    assert torch.allclose(goal_energy(z, goal, EnergyConfig(steps="min")), torch.full((2,), 1.0))
     with pytest.raises(ValueError):
         token_distance(z, goal, "l3")
 

@@ -5,9 +5,10 @@ Shapes: predicted latents ``z`` (B, H, N, D) (H planned steps, N tokens per fram
     l1:     mean_d |z - g|            (the default, as the predictor's training loss)
     l2:     ||z - g||_2 over d
     cosine: 1 - cos(z, g) over d
-By default only the last predicted step is scored; ``all_steps`` scores every step with weights
-w_h ∝ (h + 1) ** step_weight_power (normalized to sum 1), so 0 is uniform and larger powers favour late steps.
-Scoring all steps rewards getting close early, which smooths the landscape for long horizons.
+``steps`` picks which predicted steps count: ``last`` (default) scores the last one; ``all`` a weighted mean with
+w_h ∝ (h + 1) ** step_weight_power (normalized to sum 1; 0 is uniform, larger powers favour late steps), which
+rewards getting close early; ``min`` the closest step, so a long plan that passes through the goal is not
+penalized for moving on (success is checked at every env step, so passing through counts).
 
 ``probe_weight > 0`` adds a learned linear metric on the same latent difference (``worldmodel.planning.probe``):
     energy_h = d(z_h, g) / latent_scale + probe_weight * mean_k |W^T (z_h - g)|_k
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 METRICS = ("l1", "l2", "cosine")
+STEP_MODES = ("last", "all", "min")
 
 
 @dataclass
@@ -29,8 +31,8 @@ class EnergyConfig:
     """Settings of the planning energy (``energy.*`` in the plan config)."""
 
     metric: str = "l1"  # per-token distance: l1 | l2 | cosine
-    all_steps: bool = False  # score every planned step instead of only the last one
-    step_weight_power: float = 1.0  # all_steps: weight of step h is proportional to (h + 1) ** power
+    steps: str = "last"  # which predicted steps are scored: last | all (weighted mean) | min (closest step)
+    step_weight_power: float = 1.0  # steps=all: weight of step h is proportional to (h + 1) ** power
     probe_weight: float = 0.0  # weight of the learned latent->state metric term (0: plain latent distance)
     state_weight: float = 0.0  # weight of |predicted state - state read from the goal latent| (needs the probe)
     probe_episodes: int = 40  # training-dataset episodes whose frames fit the probe
@@ -53,8 +55,8 @@ def token_distance(z: torch.Tensor, goal: torch.Tensor, metric: str = "l1") -> t
 
 
 def step_weights(horizon: int, cfg: EnergyConfig, device=None) -> torch.Tensor:
-    """Weights over the H planned steps (H,), summing to 1 (one-hot on the last step unless ``all_steps``)."""
-    if not cfg.all_steps:
+    """Weights over the H planned steps (H,), summing to 1 (one-hot on the last step unless ``steps=all``)."""
+    if cfg.steps != "all":
         w = torch.zeros(horizon, device=device)
         w[-1] = 1.0
         return w
@@ -74,7 +76,9 @@ def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=No
     ``probe``: a ``LatentProbe``, needed when ``uses_probe(cfg)``; ``states``: (B, H, S) predicted states, needed
     when ``cfg.state_weight > 0`` (see the module docstring).
     """
-    if not cfg.all_steps:
+    if cfg.steps not in STEP_MODES:
+        raise ValueError(f"unknown energy.steps {cfg.steps!r}; expected one of {STEP_MODES}")
+    if cfg.steps == "last":
         z = z[:, -1:]  # only the last step is scored
         states = None if states is None else states[:, -1:]
     d = token_distance(z, goal, cfg.metric)  # (B, H')
@@ -86,7 +90,9 @@ def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=No
         if states is None:
             raise ValueError("energy.state_weight > 0 needs a world model that predicts states (last_states)")
         d = d + cfg.state_weight * probe.state_distance(states, goal)  # (B, H')
-    if not cfg.all_steps:
+    if cfg.steps == "last":
         return d[:, 0]  # (B,)
+    if cfg.steps == "min":
+        return d.min(dim=1).values  # (B,)
     w = step_weights(z.shape[1], cfg, z.device).to(d.dtype)  # (H,)
     return (d * w).sum(-1)  # (B,)
