@@ -121,3 +121,9 @@ def test_wm_plan_smoke(tmp_path: Path):
     for key in ("goal_offset", "budget", "execute_steps", "action_repeat", "planner", "seeds"):
         assert key in on_disk["protocol"], key
     assert all(Path(p).is_file() for p in on_disk["gifs"]) and on_disk["gifs"]
+    # the same tiny model (reused from out_dir) with gradient refinement through the real predictor and the
+    # probe/state energy terms
+    again = run_command("plan", ["preset=smoke", f"out_dir={tmp_path}", "planner=grad", "energy.state_weight=1",
+                                 "energy.probe_weight=0.5", "energy.steps=min", "gifs=0", "baselines=false"])
+    assert again["checkpoint"] == summary["checkpoint"] and again["gifs"] == []
+    assert again["protocol"]["energy_probe"]["dims"] and "success_rate_random" not in again

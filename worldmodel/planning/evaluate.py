@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -111,20 +112,26 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def ensure_checkpoint(cfg) -> str:
-    """The checkpoint to plan with: ``cfg.checkpoint``, or one trained now with ``train_overrides``."""
+def ensure_model(cfg, device):
+    """(model, kind, checkpoint): ``cfg.checkpoint``, or one trained with ``train_overrides`` into
+    ``out_dir/train_ac`` (reused by later runs into the same out_dir while it still loads)."""
     if cfg.checkpoint:
-        return str(cfg.checkpoint)
+        return (*load_world_model(str(cfg.checkpoint), cfg.model_kind, device), str(cfg.checkpoint))
     if not cfg.train_overrides:
         raise ValueError("wm plan: set checkpoint=PATH (a wm train-ac or train-pixel checkpoint)")
     from worldmodel.cli import run_command
 
     out = Path(cfg.out_dir) / "train_ac"
     ckpt = out / "checkpoint.pt"
-    if not ckpt.is_file():  # reuse a model built by an earlier run into the same out_dir
-        summary = run_command("train-ac", list(cfg.train_overrides) + [f"out_dir={out}"])
-        ckpt = Path(summary.get("checkpoint", ckpt))
-    return str(ckpt)
+    if ckpt.is_file():
+        try:
+            return (*load_world_model(str(ckpt), cfg.model_kind, device), str(ckpt))
+        except (RuntimeError, ValueError, KeyError, FileNotFoundError) as e:  # built by older code: rebuild
+            print(f"[wm plan] rebuilding {out} from scratch: {type(e).__name__}: {str(e).splitlines()[0]}")
+            shutil.rmtree(out)  # its bootstrap encoder/dataset are stale too
+    summary = run_command("train-ac", list(cfg.train_overrides) + [f"out_dir={out}"])
+    ckpt = Path(summary.get("checkpoint", ckpt))
+    return (*load_world_model(str(ckpt), cfg.model_kind, device), str(ckpt))
 
 
 def _stats_summary(stats: EpisodeStats, suffix: str) -> dict:
@@ -217,8 +224,7 @@ def run(cfg) -> dict:
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
         torch.set_num_threads(int(cfg.threads))
-    checkpoint = ensure_checkpoint(cfg)
-    model, kind = load_world_model(checkpoint, cfg.model_kind, device)
+    model, kind, checkpoint = ensure_model(cfg, device)
     manifest = dict(getattr(model, "manifest", {}) or {})
     env_id, env_kwargs = resolve_env(cfg.env) if cfg.env else (manifest.get("env_id"), manifest.get("env_kwargs"))
     if not env_id:
