@@ -60,6 +60,8 @@ class PipelineConfig:
     train_pixel: StageConfig = field(default_factory=StageConfig)
     drift: StageConfig = field(default_factory=StageConfig)
     plan: StageConfig = field(default_factory=StageConfig)
+    # extra overrides for the pixel model's plan stages only (after plan.overrides); empty = same planner
+    plan_pixel_overrides: list[str] = field(default_factory=list)
     # share of the built-in synthetic videos in the pretraining mix (the rest: env rollout videos, split evenly)
     synthetic_weight: float = 0.5
     # side of the downsampled frame the pixel state probe reads (compare stage)
@@ -95,6 +97,21 @@ def fingerprint(command: str, config: dict, inputs: dict[str, str], root: Path) 
     text = json.dumps({"command": command, "config": cfg, "inputs": inputs}, sort_keys=True, default=str)
     text = text.replace(str(root.resolve()), "<pipeline>").replace(str(root), "<pipeline>")
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cpu_seconds() -> float:
+    """CPU time (user + system) of this process and its finished children, e.g. collection workers."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def artefacts_present(summary_path: Path) -> bool:
+    """A finished stage is reusable only while the checkpoint/dataset its summary names still exists."""
+    summary = json.loads(summary_path.read_text())
+    paths = [summary.get(k) for k in ("checkpoint", "dataset")]
+    return all(Path(p).exists() for p in paths if isinstance(p, str) and p)
 
 
 @dataclass
@@ -140,9 +157,9 @@ class StageRunner:
         old = json.loads(marker.read_text()) if marker.exists() else {}
         summary_path = stage_dir / "summary.json"
         reused = (old.get("fingerprint") == fp and old.get("status") == "done" and summary_path.exists()
-                  and not self.forced(stage))
+                  and not self.forced(stage) and artefacts_present(summary_path))
         if reused:
-            summary, seconds = json.loads(summary_path.read_text()), old.get("seconds", 0.0)
+            summary, seconds, cpu = json.loads(summary_path.read_text()), old.get("seconds", 0.0), old.get("cpu_seconds")
             print(f"[pipeline] {stage.name}: reused ({fp})")
         else:
             if stage_dir.exists() and (old.get("fingerprint") != fp or self.forced(stage)):
@@ -153,7 +170,7 @@ class StageRunner:
             write_json_atomic(marker, {**record, "status": "running"})
             what = f"in-process {stage.func.__name__}" if stage.func else f"wm {stage.command} {' '.join(overrides)}"
             print(f"[pipeline] {stage.name}: {what}")
-            t0 = time.time()
+            t0, c0 = time.time(), cpu_seconds()
             if stage.prepare is not None:
                 stage.prepare()
             if stage.func is not None:
@@ -162,14 +179,14 @@ class StageRunner:
                 write_json_atomic(summary_path, summary)
             else:
                 summary = run_command(stage.command, overrides)
-            seconds = round(time.time() - t0, 2)
-            write_json_atomic(marker, {**record, "status": "done", "seconds": seconds})
-            print(f"[pipeline] {stage.name}: done in {seconds:.1f}s")
+            seconds, cpu = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2)
+            write_json_atomic(marker, {**record, "status": "done", "seconds": seconds, "cpu_seconds": cpu})
+            print(f"[pipeline] {stage.name}: done in {seconds:.1f}s ({cpu:.0f} CPU s)")
         self.fps[stage.name] = fp
         self.summaries[stage.name] = summary
         self.records.append({"name": stage.name, "kind": stage.kind, "command": stage.command,
                              "task": stage.task, "model": stage.model, "dir": str(stage_dir),
-                             "summary": str(summary_path), "seconds": seconds, "reused": reused,
+                             "summary": str(summary_path), "seconds": seconds, "cpu_seconds": cpu, "reused": reused,
                              "fingerprint": fp})
         return summary
 
@@ -261,8 +278,10 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
                                 func=compare_stage, params=params))
         for model, ckpt, src in (("latent", latent, f"train_ac_{t}"), ("pixel", pixel, f"train_pixel_{t}")):
             if model == "latent" or cfg.pixel:
+                extra = task_overrides(list(cfg.plan_pixel_overrides), t) if model == "pixel" else []
                 stages.append(Stage(f"plan_{model}_{t}", f"plan_{model}", "plan",
-                                    sc("plan", t) + [f"checkpoint={q(ckpt)}"], inputs=[src], task=t, model=model))
+                                    sc("plan", t) + extra + [f"checkpoint={q(ckpt)}"], inputs=[src], task=t,
+                                    model=model))
     return stages
 
 
@@ -332,7 +351,7 @@ def run(cfg: DictConfig) -> dict:
                          notes=notes, max_gifs=cfg.report_gifs)
     print(f"[pipeline] report: {Path(paths['html']).resolve()}")
     return {"report": paths["html"], "report_md": paths["md"],
-            "stages": {r["name"]: {"summary": r["summary"], "seconds": r["seconds"], "reused": r["reused"]}
-                       for r in runner.records},
+            "stages": {r["name"]: {"summary": r["summary"], "seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"],
+                                   "reused": r["reused"]} for r in runner.records},
             "headline": headline(runner, list(cfg.tasks)), "tasks": list(cfg.tasks),
             "seconds_stages": round(sum(r["seconds"] for r in runner.records), 2), "seconds_this_run": total}

@@ -191,8 +191,9 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
         doc.para(line)
 
     doc.heading("Stages")
-    doc.table(["stage", "command", "seconds", "reused"],
-              [[r["name"], r["command"], fmt(r.get("seconds"), 4), str(bool(r.get("reused")))] for r in records])
+    doc.table(["stage", "command", "seconds", "CPU seconds", "reused"],
+              [[r["name"], r["command"], fmt(r.get("seconds"), 4), fmt(r.get("cpu_seconds"), 4),
+                str(bool(r.get("reused")))] for r in records])
 
     doc.heading("Pretraining")
     for r in by_cmd("pretrain"):
