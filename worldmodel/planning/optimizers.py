@@ -174,7 +174,7 @@ def _gaussian_search(energy_fn: EnergyFn, cfg: PlannerConfig, low, high, mean, s
         e = energy_fn(a)  # (E, S)
         best.update(a, e)
         if cfg.name == "mppi":
-            scale = e.std(dim=1, keepdim=True).clamp_min(1e-8) * cfg.temperature  # (E, 1)
+            scale = e.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-8) * cfg.temperature  # (E, 1)
             w = torch.softmax(-(e - e.min(dim=1, keepdim=True).values) / scale, dim=1)  # (E, S)
             new_mean = (w[:, :, None, None] * a).sum(1)  # (E, H, A)
             new_std = (w[:, :, None, None] * (a - new_mean[:, None]) ** 2).sum(1).sqrt()  # (E, H, A)
