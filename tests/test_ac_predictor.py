@@ -25,9 +25,9 @@ def inputs(B=3, T=6, state_dim=3):
     return z, a, s
 
 
-@pytest.mark.parametrize("state_dim", [0, 3])
-def test_block_causality(state_dim):
-    m = make(state_dim)
+@pytest.mark.parametrize("state_dim,glob", [(0, False), (3, False), (3, True)])
+def test_block_causality(state_dim, glob):
+    m = make(state_dim, global_head=glob)
     z, a, s = inputs(state_dim=state_dim)
     zp, sp = m(z, a, s)
     for t in range(z.shape[1] - 1):  # perturb every input of steps > t
@@ -53,9 +53,10 @@ def test_step_sees_its_own_action():
     assert not torch.allclose(m(z, a)[0][:, 2], m(z, a2)[0][:, 2])
 
 
-@pytest.mark.parametrize("state_dim,residual,context", [(0, False, 1), (3, False, 1), (3, True, 2), (3, True, 3)])
-def test_cached_rollout_equals_full_recompute(state_dim, residual, context):
-    m = make(state_dim, residual)
+@pytest.mark.parametrize("state_dim,residual,context,glob", [(0, False, 1, False), (3, False, 1, True),
+                                                             (3, True, 2, False), (3, True, 3, True)])
+def test_cached_rollout_equals_full_recompute(state_dim, residual, context, glob):
+    m = make(state_dim, residual, global_head=glob)
     z, a, s = inputs(T=7, state_dim=state_dim)
     s_ctx = None if s is None else s[:, :context]
     with torch.no_grad():

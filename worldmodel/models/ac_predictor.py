@@ -10,8 +10,13 @@ linear embedding into the predictor width; patch tokens are projected back to th
 
 Attention is block-causal: every token of step t sees all tokens of steps <= t and none later (a boolean
 SDPA mask). The outputs at the patch tokens of step t predict z_{t+1}; the output at the state token feeds a
-small head that predicts s_{t+1}. Both are residual (z_t + delta, s_t + delta), so an untrained predictor
-starts at the "copy the last latent" baseline.
+small head that predicts s_{t+1}. Options: ``residual`` (z_t + delta, s_t + delta: an untrained predictor starts
+at "copy the last latent"); ``global_head`` (the action/state token outputs, which see the whole step, are also
+decoded by an MLP into a full N x D latent added to the patch outputs); ``abs_pos`` (a learned embedding of
+each patch token's grid cell). The cpu preset uses global_head + abs_pos without residual: with a frozen
+encoder whose latent changes are sparse, that is what makes predicted latents carry the object's position
+within a few minutes of CPU training (a per-cell decoder of the step summary is learned much faster than
+"render an object in my cell" through attention alone).
 
 Positions are rotary. A token of step t at patch (h, w) is rotated by 3D RoPE over (t, h, w): the head
 dimension is split into a temporal part and two spatial parts. Action and state tokens carry the temporal
@@ -23,7 +28,9 @@ the true states s_t are fed. During rollout (training's rollout loss, drift, pla
 every step after the context gets the state head's prediction from the previous step, so training and
 planning see the same kind of input. ``state_dim = 0`` drops the state token and head (envs without
 proprioception). States are standardized and actions scaled to [-1, 1] inside the model by buffers
-(``state_mean/std``, ``action_low/high``) set from the dataset and saved with the weights.
+(``state_mean/std``, ``action_low/high``) set from the dataset and saved with the weights; latents are
+standardized per (token, channel) on the way in and the predicted change is made in those units
+(``latent_mean/std``), while outputs and losses stay in the encoder's latent space.
 
 Rollout. ``rollout(..., use_cache=True)`` prefills the context steps once, then runs one step at a time on
 only that step's tokens, attending to the cached keys/values of earlier steps: step t+1 reuses the keys and
@@ -55,6 +62,8 @@ class ACPredictorConfig:
     max_steps: int = 32  # longest sequence (context + rollout steps) the rotary tables cover
     rope_theta: float = 100.0  # rotary base; small because positions are small integers
     residual: bool = True  # predict z_{t+1} = z_t + delta (starts at copy-last) instead of z_{t+1} directly
+    abs_pos: bool = True  # also add a learned embedding of each patch token's grid cell (besides RoPE)
+    global_head: bool = False  # also decode the whole next latent (N x D) from the action/state token outputs
 
 
 def pool_latents(z: torch.Tensor, grid_h: int, grid_w: int, pool: int) -> torch.Tensor:
@@ -148,14 +157,20 @@ class ACPredictor(nn.Module):
         self.n_cond = 1 + (cfg.state_dim > 0)  # action (+ state) tokens per step
         self.tokens_per_step = self.n_cond + self.num_patches
         self.patch_in = nn.Linear(cfg.embed_dim, C)
+        # where a patch token sits, as an input: rendering "is the object in my cell" needs it, RoPE alone
+        # only hands relative offsets to attention
+        self.pos_embed = nn.Parameter(torch.zeros(self.num_patches, C)) if cfg.abs_pos else None
+        if self.pos_embed is not None:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.action_in = nn.Linear(cfg.action_dim, C)
         self.state_in = nn.Linear(cfg.state_dim, C) if cfg.state_dim > 0 else None
         self.blocks = nn.ModuleList(Block(C, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(C)
         self.patch_out = nn.Linear(C, cfg.embed_dim)
         self.state_out = nn.Linear(C, cfg.state_dim) if cfg.state_dim > 0 else None
+        self.global_out = Mlp(C, C, self.num_patches * cfg.embed_dim) if cfg.global_head else None
         if cfg.residual:  # start exactly at copy-last: zero deltas
-            for head in (self.patch_out, self.state_out):
+            for head in (self.patch_out, self.state_out, self.global_out and self.global_out.fc2):
                 if head is not None:
                     nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
         # data normalization, set from the dataset by set_normalization() and saved with the weights
@@ -163,6 +178,8 @@ class ACPredictor(nn.Module):
         self.register_buffer("action_high", torch.ones(cfg.action_dim))
         self.register_buffer("state_mean", torch.zeros(max(cfg.state_dim, 1)))
         self.register_buffer("state_std", torch.ones(max(cfg.state_dim, 1)))
+        self.register_buffer("latent_mean", torch.zeros(self.num_patches, cfg.embed_dim))
+        self.register_buffer("latent_std", torch.ones(self.num_patches, cfg.embed_dim))
         # rotary tables and block-causal mask for max_steps, built once
         K, S = self.tokens_per_step, cfg.max_steps
         hh, ww = torch.meshgrid(torch.arange(cfg.grid_h), torch.arange(cfg.grid_w), indexing="ij")
@@ -177,13 +194,22 @@ class ACPredictor(nn.Module):
 
     # ---- normalization ---------------------------------------------------------------------------------
     @torch.no_grad()
-    def set_normalization(self, action_low, action_high, state_mean=None, state_std=None) -> None:
-        """Record action bounds (-> [-1, 1]) and state statistics (-> standardized) from the dataset."""
+    def set_normalization(self, action_low, action_high, state_mean=None, state_std=None, latent_mean=None,
+                          latent_std=None) -> None:
+        """Record action bounds (-> [-1, 1]) and state and latent statistics (-> standardized) from the dataset.
+
+        Latent statistics are per (token, channel), (N, D): frozen-encoder latents of a scene vary little around
+        a large static part, so standardizing them is what lets a small predictor see the motion quickly.
+        """
         self.action_low.copy_(torch.as_tensor(action_low, dtype=torch.float32))
         self.action_high.copy_(torch.as_tensor(action_high, dtype=torch.float32))
         if self.cfg.state_dim > 0 and state_mean is not None:
             self.state_mean.copy_(torch.as_tensor(state_mean, dtype=torch.float32))
             self.state_std.copy_(torch.as_tensor(state_std, dtype=torch.float32).clamp_min(1e-6))
+        if latent_mean is not None:
+            std = torch.as_tensor(latent_std, dtype=torch.float32)
+            self.latent_mean.copy_(torch.as_tensor(latent_mean, dtype=torch.float32))
+            self.latent_std.copy_(std.clamp_min(0.1 * std.mean().item() + 1e-8))  # no blow-up of static channels
 
     def norm_actions(self, a: torch.Tensor) -> torch.Tensor:
         return 2 * (a - self.action_low) / (self.action_high - self.action_low).clamp_min(1e-6) - 1
@@ -201,7 +227,8 @@ class ACPredictor(nn.Module):
         parts = [self.action_in(self.norm_actions(actions))[:, :, None]]  # (B, T, 1, C)
         if self.state_in is not None:
             parts.append(self.state_in(states_n)[:, :, None])  # (B, T, 1, C)
-        parts.append(self.patch_in(z))  # (B, T, N, C)
+        patches = self.patch_in((z - self.latent_mean) / self.latent_std)  # (B, T, N, C)
+        parts.append(patches if self.pos_embed is None else patches + self.pos_embed)
         return torch.cat(parts, dim=2).flatten(1, 2)  # (B, T*K, C)
 
     def _transformer(self, x, start_step: int, caches: list | None):
@@ -221,14 +248,16 @@ class ACPredictor(nn.Module):
         """h (B, T*K, C) outputs, z (B, T, N, D) inputs -> next latents (B, T, N, D), next states_n (B, T, S)."""
         B, T = z.shape[:2]
         h = h.view(B, T, self.tokens_per_step, -1)  # (B, T, K, C)
-        z_next = self.patch_out(h[:, :, self.n_cond :])  # (B, T, N, D)
+        z_next = self.patch_out(h[:, :, self.n_cond :])  # (B, T, N, D), standardized units
+        if self.global_out is not None:  # a per-cell decoder of the step summary held by the cond tokens
+            z_next = z_next + self.global_out(h[:, :, : self.n_cond].mean(2)).view(z_next.shape)
+        z_next = z_next * self.latent_std
         s_next = None
         if self.state_out is not None:
             s_next = self.state_out(h[:, :, 1])  # (B, T, S)
             if self.cfg.residual:
                 s_next = s_next + states_n
-        if self.cfg.residual:
-            z_next = z_next + z
+        z_next = z_next + (z if self.cfg.residual else self.latent_mean)
         return z_next, s_next
 
     def forward(self, z, actions, states=None, rollout_steps: int = 0):

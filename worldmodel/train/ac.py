@@ -12,6 +12,11 @@ Loss per window (L1 on latents, + ``state_weight`` x L1 on standardized states w
                       gradients through the whole rollout; compared with z[1..R], s[1..R]
     loss = loss_tf + rollout_weight * loss_rollout
 
+Latent loss: ``l1`` is V-JEPA 2-AC's. The cpu/gpu presets use ``l2``, measured on PointReach: the latent change of
+one step is sparse (a few channels of the token under the moving object), so the L1-optimal prediction (the
+conditional median) keeps the background and drops the object; a decoder trained with L1 from the TRUE
+position gave latents whose state probe was no better than chance (0.85 vs 0.12 with L2, in train-state stds).
+
 ``preset=smoke`` with no ``encoder_checkpoint``/``dataset`` bootstraps them (``wm collect`` and ``wm pretrain``
 at preset=smoke into ``out_dir/bootstrap/``, reused when present), so it runs alone on a fresh checkout.
 """
@@ -28,7 +33,7 @@ import torch.distributed as dist
 
 from worldmodel.config import register_schema, to_dict
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.train.core import TrainConfig, Trainer, seed_everything
+from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 
 
 @dataclass
@@ -43,6 +48,7 @@ class TrainACConfig:
     num_steps: int = 4  # teacher-forcing steps per window (windows hold num_steps + 1 frames)
     rollout_steps: int = 2  # autoregressive steps of the rollout loss (<= num_steps)
     rollout_weight: float = 1.0  # weight of the rollout loss
+    loss: str = "l1"  # latent loss: l1 (V-JEPA 2-AC) | l2 (conditional mean; see the module docstring)
     use_state: bool = True  # feed the simulator state as a token and predict the next one (False: vision only)
     state_weight: float = 1.0  # weight of the L1 state loss (standardized units)
     val_fraction: float = 0.1  # held-out episode fraction (drift evaluates on them)
@@ -96,7 +102,7 @@ def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool
     kw = dict(cache_dir=cfg.latent_cache_dir or None, batch_size=cfg.encode_batch)
     if distributed and not is_main:
         dist.barrier()
-    eps = load_latents(data, enc, pool, device, progress=is_main, **kw)
+    eps = load_latents(data, enc, pool, device, progress=is_main and cfg.train.progress, **kw)
     if distributed and is_main:
         dist.barrier()
     return eps
@@ -117,13 +123,17 @@ def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
         max_steps=max(m.max_steps, cfg.num_steps + 1))
 
 
-def ac_losses(model, batch: dict, rollout_steps: int, norm_states) -> dict:
+LATENT_LOSSES = {"l1": lambda d: d.abs().mean(), "l2": lambda d: d.pow(2).mean()}
+
+
+def ac_losses(model, batch: dict, rollout_steps: int, norm_states, loss: str = "l1") -> dict:
     """Teacher-forcing and rollout losses of one batch (tensors on the model's device)."""
     z, a, s = batch["z"], batch["actions"], batch["states"]  # (B, T+1, N, D), (B, T, A), (B, T+1, S)
     T = a.shape[1]
     use_s = norm_states is not None
+    latent_loss = LATENT_LOSSES[loss]
     z_tf, s_tf, z_ro, s_ro = model(z[:, :T], a, s[:, :T] if use_s else None, rollout_steps=rollout_steps)
-    out = {"tf": (z_tf - z[:, 1:]).abs().mean(), "rollout": (z_ro - z[:, 1 : rollout_steps + 1]).abs().mean()}
+    out = {"tf": latent_loss(z_tf - z[:, 1:]), "rollout": latent_loss(z_ro - z[:, 1 : rollout_steps + 1])}
     if use_s:
         out["state_tf"] = (norm_states(s_tf) - norm_states(s[:, 1:])).abs().mean()
         out["state_rollout"] = (norm_states(s_ro) - norm_states(s[:, 1 : rollout_steps + 1])).abs().mean()
@@ -137,14 +147,14 @@ def run(cfg) -> dict:
     from worldmodel.models.video_vit import load_encoder
 
     t_start = time.time()
+    if cfg.loss not in LATENT_LOSSES:
+        raise ValueError(f"loss={cfg.loss!r}; expected one of {sorted(LATENT_LOSSES)}")
     if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:
         raise ValueError(f"rollout_steps={cfg.rollout_steps} must be in 1..num_steps={cfg.num_steps}")
     enc_path, data = resolve_inputs(cfg)
     seed_everything(cfg.train.seed)
     manifest = read_manifest(data)
     train_ids, val_ids = split_episodes(manifest, cfg.val_fraction, cfg.split_seed)
-    from worldmodel.train.core import resolve_device
-
     device = resolve_device(cfg.train.device)
     encoder = load_encoder(enc_path, device)
     mcfg = resolve_model_config(cfg, encoder, manifest)
@@ -162,7 +172,8 @@ def run(cfg) -> dict:
         s_all = torch.cat(train_eps.states)
         a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(cfg.frame_skip)
         a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(cfg.frame_skip)
-        trainer.raw_model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0))
+        z_mean, z_std = latent_stats(train_eps.latents)
+        trainer.raw_model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0), z_mean, z_std)
     raw = trainer.raw_model
     norm_states = raw.norm_states if mcfg.state_dim > 0 else None
     recent: list[dict] = []
@@ -170,7 +181,7 @@ def run(cfg) -> dict:
         batch = {k: v.to(trainer.device, non_blocking=True)
                  for k, v in windows.sample(cfg.train.batch_size, trainer.generator_for(step)).items()}
         with trainer.autocast():
-            parts = ac_losses(trainer.model, batch, cfg.rollout_steps, norm_states)
+            parts = ac_losses(trainer.model, batch, cfg.rollout_steps, norm_states, cfg.loss)
             loss = parts["tf"] + cfg.rollout_weight * parts["rollout"]
             if norm_states is not None:
                 loss = loss + cfg.state_weight * (parts["state_tf"] + cfg.rollout_weight * parts["state_rollout"])
@@ -202,6 +213,16 @@ def run(cfg) -> dict:
     }
 
 
+def latent_stats(latents: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (token, channel) mean and std (N, D) over every frame of the given episodes (float64 sums)."""
+    n, s1, s2 = 0, 0.0, 0.0
+    for z in latents:
+        z = z.double()
+        n, s1, s2 = n + z.shape[0], s1 + z.sum(0), s2 + z.pow(2).sum(0)
+    mean = s1 / n
+    return mean.float(), (s2 / n - mean.pow(2)).clamp_min(0).sqrt().float()
+
+
 @torch.no_grad()
 def validate(model, eps, cfg, norm_states, device) -> dict:
     """Teacher-forcing, rollout and copy-last L1 on (up to ``val_windows``) held-out windows."""
@@ -212,7 +233,7 @@ def validate(model, eps, cfg, norm_states, device) -> dict:
     idx = torch.linspace(0, len(windows) - 1, min(cfg.val_windows, len(windows))).long()
     model.eval()
     batch = {k: v.to(device) for k, v in windows.gather(idx).items()}
-    parts = ac_losses(model, batch, cfg.rollout_steps, norm_states)
+    parts = ac_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss)
     model.train()
     return {f"val_loss_{k}": round(v.item(), 6) for k, v in parts.items()}
 
