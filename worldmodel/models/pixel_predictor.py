@@ -1,29 +1,34 @@
 """The pixel-space baseline: the latent model's action-conditioned predictor, run on pixel patches.
 
 Tokens. A uint8 frame (H, W, 3) is normalized exactly like every encoder input
-(:func:`worldmodel.data.video.normalize_frames`, ImageNet mean/std) and cut into non-overlapping ``p x p``
-patches, each flattened channel-major to a token of size ``D_pix = 3 p^2``: (H/p * W/p, 3 p^2) per frame. These
-tokens take the place of the encoder latents: the predictor is the very same
-:class:`~worldmodel.models.ac_predictor.ACPredictor` (block-causal, 3D RoPE, action and state tokens,
-residual start at copy-last, key/value-cached rollout) with ``embed_dim = D_pix`` and the patch grid of the
-pixels, so architecture, losses (``worldmodel.train.ac.ac_losses``: teacher forcing + rollout, L1) and the
-rollout code are shared, and only the linear maps in and out of the predictor width differ.
+(:func:`worldmodel.data.video.normalize_frames`, ImageNet mean/std), area-resized to ``img_size`` (the pixel
+model's working resolution) and cut into non-overlapping ``p x p`` patches, each flattened channel-major to a
+token of size ``D_pix = 3 p^2``: (img/p)^2 tokens per frame. These tokens take the place of the encoder
+latents: the predictor is the very same :class:`~worldmodel.models.ac_predictor.ACPredictor` (block-causal,
+3D RoPE, action and state tokens, key/value-cached rollout) built from the same config, so architecture,
+losses (``worldmodel.train.ac.ac_losses``) and rollout code are shared.
 
-Fairness. The pixel patch size is chosen so a frame has as many tokens as the latent model's (pooled) grid
-(64 px, encoder patch 8, pool 2 -> 4x4 latent tokens -> pixel patch 16), and the predictor width, depth and
-heads are the latent model's; :func:`parameter_counts` reports both parameter counts (within +-20% at the
-shipped presets; the difference is the in/out projections, ``2 * (D_pix - D) * width``).
+Fairness (decided): the token grid is the latent model's (pooled) grid, and the working resolution is the
+largest one, up to the dataset's, whose patch tokens are no wider than the latent tokens
+(:func:`pixel_geometry`). With the cpu predictor (vit_tiny width 192, 4x4 pooled grid) that is 32 px frames in
+8 px patches: tokens of exactly the latent shape (16 x 192), hence the same parameter count; at the gpu scale
+(ViT-L width 1024) it is the native 64 px in 16 px patches (768 wide). Every width-dependent layer (in/out
+projections, the optional global head) scales with the token width, so matching widths is what keeps the
+parameter counts within +-20% (:func:`parameter_counts`, asserted in tests/test_pixel.py). Predicted frames are
+decoded at the working resolution and resized back to the dataset's (bilinear) for anything that reads frames.
 
-Planning with it needs nothing special: its "latents" are normalized pixel patches, so the planner's default
-energy (L1 averaged over tokens between the predicted last step and the encoded goal) is the mean absolute
-pixel difference between the predicted last frame and the goal image.
+Planning with it needs nothing special: its "latents" are normalized pixel patches, so the planner's energy
+(distance averaged over tokens between the predicted last step and the encoded goal) is the pixel distance
+between the predicted last frame and the goal image at the working resolution.
 """
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
@@ -51,22 +56,44 @@ def unpatchify(tokens: torch.Tensor, p: int, H: int, W: int) -> torch.Tensor:
     return x.reshape(*lead, C, H, W)
 
 
-def frames_to_tokens(frames: torch.Tensor, p: int) -> torch.Tensor:
-    """uint8 (or 0..255 float) frames (..., H, W, 3) -> normalized pixel-patch tokens (..., N, 3*p*p)."""
+def frames_to_tokens(frames: torch.Tensor, p: int, size: int | None = None) -> torch.Tensor:
+    """uint8 (or 0..255 float) frames (..., H, W, 3) -> normalized pixel-patch tokens (..., N, 3*p*p),
+    area-resized to ``size`` x ``size`` first when given and different."""
     from worldmodel.data.video import normalize_frames
 
-    return patchify(normalize_frames(frames), p)
+    x = normalize_frames(frames)  # (..., 3, H, W)
+    if size is not None and x.shape[-1] != size:
+        lead = x.shape[:-3]
+        x = F.interpolate(x.reshape(-1, *x.shape[-3:]), size=(size, size), mode="area")
+        x = x.reshape(*lead, 3, size, size)
+    return patchify(x, p)
 
 
-def tokens_to_frames(tokens: torch.Tensor, p: int, H: int, W: int) -> torch.Tensor:
-    """Normalized pixel-patch tokens (..., N, 3*p*p) -> uint8 frames (..., H, W, 3) (clamped to 0..255)."""
+def tokens_to_frames(tokens: torch.Tensor, p: int, H: int, W: int, out_size: int | None = None) -> torch.Tensor:
+    """Normalized pixel-patch tokens (..., N, 3*p*p) of H x W images -> uint8 frames (..., H', W', 3) (clamped
+    to 0..255), bilinearly resized to ``out_size`` x ``out_size`` when given and different."""
     from worldmodel.data.video import IMAGENET_MEAN, IMAGENET_STD
 
     x = unpatchify(tokens.float(), p, H, W)  # (..., 3, H, W)
+    if out_size is not None and out_size != H:
+        lead = x.shape[:-3]
+        x = F.interpolate(x.reshape(-1, 3, H, W), size=(out_size, out_size), mode="bilinear", align_corners=False)
+        x = x.reshape(*lead, 3, out_size, out_size)
     mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=x.device).view(3, 1, 1)
     x = (x * std + mean).mul(255.0).round().clamp(0, 255)
-    return x.to(torch.uint8).movedim(-3, -1)  # (..., H, W, 3)
+    return x.to(torch.uint8).movedim(-3, -1)  # (..., H', W', 3)
+
+
+def pixel_geometry(frame_size: int, grid: int, token_dim: int, img_size: int = 0) -> tuple[int, int]:
+    """(working resolution, patch size) for a ``grid`` x ``grid`` token grid: ``img_size`` if given, else the
+    largest resolution <= ``frame_size`` whose 3 p^2-wide tokens are no wider than ``token_dim``."""
+    if img_size <= 0:
+        p = max(1, int(math.isqrt(max(token_dim, 3) // 3)))
+        img_size = min(frame_size, grid * p)
+    if img_size % grid:
+        raise ValueError(f"a {grid}x{grid} token grid does not tile {img_size}px frames")
+    return img_size, img_size // grid
 
 
 def pixel_model_config(base: ACPredictorConfig, img_size: int, patch_size: int, action_dim: int,
@@ -93,34 +120,27 @@ def parameter_counts(pixel_cfg: ACPredictorConfig, latent_cfg: ACPredictorConfig
     return {"params_pixel": n_pix, "params_latent": n_lat, "params_ratio": round(n_pix / n_lat, 4)}
 
 
-def patch_size_for(img_size: int, latent_grid: int) -> int:
-    """Pixel patch size giving the same tokens per frame as a latent grid of ``latent_grid`` x ``latent_grid``."""
-    if img_size % latent_grid:
-        raise ValueError(f"a {latent_grid}x{latent_grid} token grid does not tile {img_size}px frames")
-    return img_size // latent_grid
-
-
 class PixelWorldModel(LatentWorldModel):
     """World-model protocol on pixels: ``encode`` = normalized pixel patches, ``rollout`` = the predictor's
     cached path (inherited), ``decode`` = predicted tokens back to uint8 frames (for drift's probe through the
     frozen encoder and for pictures)."""
 
-    def __init__(self, predictor: ACPredictor, patch_size: int, img_size: int, frame_skip: int,
+    def __init__(self, predictor: ACPredictor, patch_size: int, img_size: int, frame_size: int, frame_skip: int,
                  action_low, action_high, manifest: dict | None = None):
         super().__init__(None, predictor, pool=1, frame_skip=frame_skip, action_low=action_low,
                          action_high=action_high, manifest=manifest)
-        self.patch_size, self.img_size = int(patch_size), int(img_size)
+        self.patch_size, self.img_size, self.frame_size = int(patch_size), int(img_size), int(frame_size)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 frames (B, H, W, 3) -> pixel-patch tokens (B, N, 3 p^2) on the model's device."""
+        """uint8 frames (B, H, W, 3) at the dataset resolution -> pixel-patch tokens (B, N, 3 p^2)."""
         frames = torch.as_tensor(frames).to(self.device)
-        if frames.shape[-3] != self.img_size or frames.shape[-2] != self.img_size:
-            raise ValueError(f"pixel model trained on {self.img_size}px frames, got {tuple(frames.shape[-3:-1])}")
-        return frames_to_tokens(frames, self.patch_size)
+        if frames.shape[-3] != self.frame_size or frames.shape[-2] != self.frame_size:
+            raise ValueError(f"pixel model trained on {self.frame_size}px frames, got {tuple(frames.shape[-3:-1])}")
+        return frames_to_tokens(frames, self.patch_size, self.img_size)
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Tokens (..., N, 3 p^2) -> uint8 frames (..., H, W, 3)."""
-        return tokens_to_frames(tokens, self.patch_size, self.img_size, self.img_size)
+        """Tokens (..., N, 3 p^2) -> uint8 frames (..., H, W, 3) at the dataset resolution."""
+        return tokens_to_frames(tokens, self.patch_size, self.img_size, self.img_size, out_size=self.frame_size)
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "PixelWorldModel":
@@ -135,18 +155,8 @@ class PixelWorldModel(LatentWorldModel):
         predictor.load_state_dict(ckpt["model"])
         predictor.to(device).eval().requires_grad_(False)
         manifest = res["manifest"]
-        wm = cls(predictor, patch_size=res["patch_size"], img_size=res["img_size"],
+        wm = cls(predictor, patch_size=res["patch_size"], img_size=res["img_size"], frame_size=res["frame_size"],
                  frame_skip=ckpt["config"]["frame_skip"], action_low=manifest["action_low"],
                  action_high=manifest["action_high"], manifest=manifest)
         return wm.to(device).eval()
 
-
-def _self_check() -> None:  # pragma: no cover - tiny sanity run: python -m worldmodel.models.pixel_predictor
-    x = torch.randint(0, 256, (2, 64, 64, 3), dtype=torch.uint8)
-    t = frames_to_tokens(x, 16)
-    assert t.shape == (2, 16, 768) and torch.equal(tokens_to_frames(t, 16, 64, 64), x)
-    print("ok", t.shape)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    _self_check()

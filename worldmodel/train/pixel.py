@@ -1,19 +1,23 @@
 """``wm train-pixel``: the pixel-space baseline, trained like ``wm train-ac`` but on pixel patches.
 
-Same data, same losses, same trainer core as train-ac (see :mod:`worldmodel.models.pixel_predictor`):
+Same data, same losses, same budget, same trainer core as train-ac (see :mod:`worldmodel.models.pixel_predictor`):
 
+- config: :class:`TrainPixelConfig` extends train-ac's schema, and ``configs/train_pixel.yaml`` applies the
+  train-ac preset before its own, so window length, rollout steps, loss, frame skip, steps, batch and optimizer
+  are train-ac's by construction (train-ac's encoder fields are unused here);
 - data: every frame of the episode dataset, kept as uint8 in memory and turned into normalized pixel-patch
-  tokens per batch; windows of ``num_steps + 1`` frames ``frame_skip`` env steps apart from the training split,
-  drawn by the same window sampler and per-step generator as train-ac (same seed -> same windows);
-- loss: ``worldmodel.train.ac.ac_losses`` unchanged (teacher forcing + rollout over ``rollout_steps`` with
-  gradients through the rollout, L1 on tokens, + state L1), ``loss = tf + rollout_weight * rollout (+ state)``;
-- model: :class:`~worldmodel.models.ac_predictor.ACPredictor` with pixel-patch tokens in and out.
+  tokens per batch; windows drawn by train-ac's window sampler with the same per-step generator (same seed ->
+  same windows) from the same training split;
+- loss: ``worldmodel.train.ac.ac_losses`` unchanged (teacher forcing + rollout with gradients through it, + the
+  state loss), with the same per-(token, channel) input standardization (``latent_stats``) on pixel tokens;
+- model: the predictor config of train-ac (``predictor@model``) on pixel tokens.
 
-``latent_checkpoint=`` (a train-ac checkpoint; the pipeline passes it) makes the comparison fair by
-construction: the predictor shape (width, depth, heads, MLP, tokens per frame -> pixel patch size), the frame
-skip and the train/held-out episode split are copied from it, and the summary reports both parameter counts and
-warns when the training budget (steps, batch, window) differs. ``preset=smoke`` with no ``dataset`` collects a
-tiny one (``wm collect preset=smoke`` into ``out_dir/bootstrap/data``, reused when present).
+``latent_checkpoint=`` (a train-ac checkpoint; the pipeline passes it) pins the comparison to a trained latent
+model: its predictor config, token grid and width (-> working resolution and patch size), frame skip and
+train/held-out split are used, and the summary reports both parameter counts and any budget setting that
+differs. Without it, ``latent_grid`` and ``latent_token_dim`` describe the latent model to match.
+``preset=smoke`` with no ``dataset`` collects a tiny one (``wm collect preset=smoke`` into
+``out_dir/bootstrap/data``, reused when present).
 """
 from __future__ import annotations
 
@@ -22,7 +26,7 @@ import dataclasses
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -31,49 +35,38 @@ from worldmodel.config import register_schema, to_dict
 from worldmodel.data.latent_cache import LatentEpisodes, LatentWindows
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.pixel_predictor import (CHECKPOINT_KIND, frames_to_tokens, parameter_counts,
-                                               patch_size_for, pixel_model_config)
-from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
+                                               pixel_geometry, pixel_model_config)
+from worldmodel.train.ac import TrainACConfig
+from worldmodel.train.core import Trainer, seed_everything
 
 
 @dataclass
-class TrainPixelConfig:
+class TrainPixelConfig(TrainACConfig):
     out_dir: str = "runs/train_pixel"  # where checkpoint.pt, metrics.jsonl and summary.json go
-    dataset: str = ""  # an episode dataset folder written by `wm collect`; required unless bootstrap
-    latent_checkpoint: str = ""  # optional train-ac checkpoint: copy its predictor shape, frame skip and split
-    bootstrap: bool = False  # no dataset given: collect one at preset=smoke under out_dir/bootstrap (smoke only)
-    bootstrap_collect: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm collect`
-    patch_size: int = 16  # pixel patch size (64 px / 16 = 4x4 tokens, like the pooled latent grid at cpu scale)
-    frame_skip: int = 1  # env steps per predictor step; its action stacks those frame_skip env actions
-    num_steps: int = 4  # teacher-forcing steps per window (windows hold num_steps + 1 frames)
-    rollout_steps: int = 2  # autoregressive steps of the rollout loss (<= num_steps)
-    rollout_weight: float = 1.0  # weight of the rollout loss
-    use_state: bool = True  # feed the simulator state as a token and predict the next one (as train-ac)
-    state_weight: float = 1.0  # weight of the L1 state loss (standardized units)
-    val_fraction: float = 0.1  # held-out episode fraction (ignored with latent_checkpoint: its split is used)
-    split_seed: int = 0  # seed of the train/held-out split (ignored with latent_checkpoint)
-    val_windows: int = 256  # held-out windows for the final validation losses
-    model: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # predictor shape (pool is ignored)
-    train: TrainConfig = field(default_factory=TrainConfig)  # steps, batch, optimizer, devices, checkpoints
+    latent_checkpoint: str = ""  # optional train-ac checkpoint: copy its predictor, token grid, frame skip, split
+    latent_grid: int = 4  # latent tokens per frame side to match (pooled grid); unused with latent_checkpoint
+    latent_token_dim: int = 192  # latent token width (encoder width) to match; unused with latent_checkpoint
+    img_size: int = 0  # working resolution (frames area-resized); 0: widest tokens <= latent_token_dim
 
 
 register_schema("train_pixel", TrainPixelConfig)
 
 # settings that must agree with the latent model for the comparison to be fair (checked, warned)
-BUDGET_FIELDS = ("num_steps", "rollout_steps", "rollout_weight", "use_state", "state_weight", "train.steps",
-                 "train.batch_size", "train.optim.lr")
+BUDGET_FIELDS = ("num_steps", "rollout_steps", "rollout_weight", "loss", "use_state", "state_weight", "train.steps",
+                 "train.batch_size", "train.optim.lr", "train.seed")
 
 
 class PixelWindows:
     """Window sampler over uint8 frames; ``gather``/``sample`` return pixel-patch tokens as ``z``."""
 
-    def __init__(self, eps: LatentEpisodes, num_steps: int, frame_skip: int, patch_size: int):
-        self.inner, self.patch_size = LatentWindows(eps, num_steps, frame_skip), patch_size
+    def __init__(self, eps: LatentEpisodes, num_steps: int, frame_skip: int, patch_size: int, img_size: int):
+        self.inner, self.patch_size, self.img_size = LatentWindows(eps, num_steps, frame_skip), patch_size, img_size
 
     def __len__(self) -> int:
         return len(self.inner)
 
     def _tokens(self, batch: dict) -> dict:
-        batch["z"] = frames_to_tokens(batch["z"], self.patch_size)  # (B, T+1, H, W, 3) -> (B, T+1, N, 3p^2)
+        batch["z"] = frames_to_tokens(batch["z"], self.patch_size, self.img_size)  # (B,T+1,H,W,3)->(B,T+1,N,3p^2)
         return batch
 
     def gather(self, idx: torch.Tensor) -> dict:
@@ -88,6 +81,7 @@ class PixelEpisodes(LatentEpisodes):
     """Episodes whose "latents" are uint8 frames (T+1, H, W, 3); windows yield pixel-patch tokens."""
 
     patch_size: int = 16
+    img_size: int = 64
 
     def subset(self, episode_ids: list[int]) -> "PixelEpisodes":
         """The episodes with these dataset ids, in that order."""
@@ -95,10 +89,10 @@ class PixelEpisodes(LatentEpisodes):
         return dataclasses.replace(self, latents=sub.latents, actions=sub.actions, states=sub.states, ids=sub.ids)
 
     def windows(self, num_steps: int, frame_skip: int) -> PixelWindows:
-        return PixelWindows(self, num_steps, frame_skip, self.patch_size)
+        return PixelWindows(self, num_steps, frame_skip, self.patch_size, self.img_size)
 
 
-def load_pixel_episodes(dataset: Path, patch_size: int, progress: bool = True) -> PixelEpisodes:
+def load_pixel_episodes(dataset: Path, patch_size: int, img_size: int, progress: bool = True) -> PixelEpisodes:
     """Decode every episode's frames (uint8, kept in memory), actions and states."""
     from tqdm import tqdm
 
@@ -112,7 +106,7 @@ def load_pixel_episodes(dataset: Path, patch_size: int, progress: bool = True) -
         frames.append(torch.as_tensor(ep["frames"]))  # (T+1, H, W, 3) uint8
         actions.append(torch.as_tensor(ep["actions"], dtype=torch.float32))  # (T, A)
         states.append(torch.as_tensor(ep["states"], dtype=torch.float32))  # (T+1, S)
-    return PixelEpisodes(frames, actions, states, ids, path=str(dataset), patch_size=patch_size)
+    return PixelEpisodes(frames, actions, states, ids, path=str(dataset), patch_size=patch_size, img_size=img_size)
 
 
 def resolve_dataset(cfg) -> Path:
@@ -147,40 +141,46 @@ def _get(d: dict, dotted: str):
     return d
 
 
-def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorConfig | None, dict]:
-    """(pixel predictor config, latent predictor config or None, settings copied from the latent checkpoint)."""
+def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorConfig, dict]:
+    """(pixel predictor config, latent predictor config it is matched to, settings: frame skip, working
+    resolution, patch size, split, budget differences)."""
     from worldmodel.data.rollouts import split_episodes
 
-    res = frame_size(manifest)
-    copied: dict = {"frame_skip": cfg.frame_skip, "patch_size": cfg.patch_size}
-    base, latent = ACPredictorConfig(**to_dict(cfg.model)), None
+    frame = frame_size(manifest)
+    setup: dict = {"frame_skip": int(cfg.frame_skip), "frame_size": frame}
+    action_dim = int(manifest["action_dim"])
+    state_dim = int(manifest["state_dim"]) if cfg.use_state else 0
     if cfg.latent_checkpoint:
         from worldmodel.train.checkpoint import load_checkpoint
 
         lat = load_checkpoint(cfg.latent_checkpoint)["config"]
         latent = ACPredictorConfig(**lat["resolved"]["model"])
-        base = latent
-        copied.update(frame_skip=int(lat["frame_skip"]), patch_size=patch_size_for(res, latent.grid_h),
-                      train_episodes=lat["resolved"]["train_episodes"], val_episodes=lat["resolved"]["val_episodes"])
+        setup.update(frame_skip=int(lat["frame_skip"]), train_episodes=lat["resolved"]["train_episodes"],
+                     val_episodes=lat["resolved"]["val_episodes"])
         mine = to_dict(cfg)
         diff = {f: (_get(mine, f), _get(lat, f)) for f in BUDGET_FIELDS if _get(mine, f) != _get(lat, f)}
-        copied["budget_mismatch"] = {k: list(v) for k, v in diff.items()}
+        setup["budget_mismatch"] = {k: list(v) for k, v in diff.items()}
         if diff:
             warnings.warn(f"train-pixel: budget differs from the latent model {cfg.latent_checkpoint}: "
                           + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items()))
-    else:
+    else:  # the latent model this baseline stands beside, from the same predictor config
+        g = int(cfg.latent_grid)
+        latent = dataclasses.replace(ACPredictorConfig(**to_dict(cfg.model)), embed_dim=int(cfg.latent_token_dim),
+                                     grid_h=g, grid_w=g, action_dim=int(cfg.frame_skip) * action_dim,
+                                     state_dim=state_dim, max_steps=max(cfg.model.max_steps, cfg.num_steps + 1))
         tr, va = split_episodes(manifest, cfg.val_fraction, cfg.split_seed)
-        copied.update(train_episodes=list(map(int, tr)), val_episodes=list(map(int, va)))
-    state_dim = int(manifest["state_dim"]) if cfg.use_state else 0
-    pix = pixel_model_config(base, res, copied["patch_size"], copied["frame_skip"] * int(manifest["action_dim"]),
-                             state_dim, max_steps=max(base.max_steps, cfg.num_steps + 1))
-    return pix, latent, copied
+        setup.update(train_episodes=list(map(int, tr)), val_episodes=list(map(int, va)))
+    img, patch = pixel_geometry(frame, latent.grid_h, latent.embed_dim, int(cfg.img_size))
+    setup.update(img_size=img, patch_size=patch)
+    pix = pixel_model_config(latent, img, patch, setup["frame_skip"] * action_dim, state_dim,
+                             max_steps=max(latent.max_steps, cfg.num_steps + 1))
+    return pix, latent, setup
 
 
 def run(cfg) -> dict:
     """Train the pixel predictor; returns the summary (losses, parameter counts, checkpoint path)."""
     from worldmodel.data.rollouts import read_manifest
-    from worldmodel.train.ac import ac_losses, validate
+    from worldmodel.train.ac import ac_losses, latent_stats, validate
 
     t_start = time.time()
     if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:
@@ -196,18 +196,22 @@ def run(cfg) -> dict:
     config = to_dict(cfg)
     config["frame_skip"] = fs  # the effective one (copied from the latent model when given)
     config["resolved"] = {"dataset": str(data), "model": dataclasses.asdict(mcfg), "manifest": _plain(manifest),
-                          "patch_size": setup["patch_size"], "img_size": frame_size(manifest),
+                          "patch_size": setup["patch_size"], "img_size": setup["img_size"],
+                          "frame_size": setup["frame_size"],
                           "train_episodes": setup["train_episodes"], "val_episodes": setup["val_episodes"],
                           "latent_checkpoint": str(cfg.latent_checkpoint)}
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind=CHECKPOINT_KIND)
-    eps = load_pixel_episodes(data, setup["patch_size"], progress=trainer.is_main)
+    eps = load_pixel_episodes(data, setup["patch_size"], setup["img_size"], progress=trainer.is_main and cfg.train.progress)
     train_eps = eps.subset(setup["train_episodes"])
     windows = train_eps.windows(cfg.num_steps, fs)
     if trainer.start_step == 0:  # normalization from the training split, as train-ac
         s_all = torch.cat(train_eps.states)
         a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(fs)
         a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(fs)
-        trainer.raw_model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0))
+        # per (token, channel) statistics of the training frames' pixel tokens, as train-ac's latent ones
+        tok_mean, tok_std = latent_stats(frames_to_tokens(f, setup["patch_size"], setup["img_size"])
+                                         for f in train_eps.latents)
+        trainer.raw_model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0), tok_mean, tok_std)
     raw = trainer.raw_model
     norm_states = raw.norm_states if mcfg.state_dim > 0 else None
     recent: list[dict] = []
@@ -215,7 +219,7 @@ def run(cfg) -> dict:
         batch = {k: v.to(trainer.device, non_blocking=True)
                  for k, v in windows.sample(cfg.train.batch_size, trainer.generator_for(step)).items()}
         with trainer.autocast():
-            parts = ac_losses(trainer.model, batch, cfg.rollout_steps, norm_states)
+            parts = ac_losses(trainer.model, batch, cfg.rollout_steps, norm_states, cfg.loss)
             loss = parts["tf"] + cfg.rollout_weight * parts["rollout"]
             if norm_states is not None:
                 loss = loss + cfg.state_weight * (parts["state_tf"] + cfg.rollout_weight * parts["state_rollout"])
@@ -229,7 +233,6 @@ def run(cfg) -> dict:
     val = validate(raw, val_eps, run_cfg, norm_states, trainer.device)
     trainer.close()
     mean = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
-    counts = parameter_counts(mcfg, latent_cfg) if latent_cfg is not None else {}
     return {
         "steps": int(cfg.train.steps),
         "final_loss": mean.get("loss/total", math.nan),
@@ -241,10 +244,11 @@ def run(cfg) -> dict:
         "checkpoint": str(ckpt),
         "dataset": str(data),
         "patch_size": setup["patch_size"],
+        "img_size": setup["img_size"],
         "tokens_per_frame": mcfg.grid_h * mcfg.grid_w,
         "token_dim": mcfg.embed_dim,
         "parameters": sum(p.numel() for p in raw.parameters()),
-        **counts,
+        **parameter_counts(mcfg, latent_cfg),
         "latent_checkpoint": str(cfg.latent_checkpoint),
         "budget_mismatch": setup.get("budget_mismatch", {}),
         "seconds": round(time.time() - t_start, 2),
