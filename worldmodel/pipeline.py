@@ -53,7 +53,8 @@ class PipelineConfig:
     pixel: bool = True
     # stages to re-run even when their fingerprint matches (names like "drift_PointReach" or kinds like "plan")
     force: list[str] = field(default_factory=list)
-    # per-command settings; the wiring between stages (datasets, checkpoints) is added by the pipeline
+    # per-command settings; the wiring between stages (datasets, checkpoints) is added by the pipeline;
+    # train_ac.overrides also apply to train-pixel (placed before train_pixel.overrides): same budget
     collect: StageConfig = field(default_factory=StageConfig)
     pretrain: StageConfig = field(default_factory=StageConfig)
     train_ac: StageConfig = field(default_factory=StageConfig)
@@ -254,7 +255,9 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
             f"encoder_checkpoint={q(encoder)}", f"dataset={q(data)}", "train.resume=true"],
             inputs=["pretrain", f"collect_{t}"], task=t, model="latent"))
         if cfg.pixel:
-            stages.append(Stage(f"train_pixel_{t}", "train_pixel", "train-pixel", sc("train_pixel", t) + [
+            shared = task_overrides(list(cfg.train_ac.overrides), t)  # train-ac's budget applies to both models
+            stages.append(Stage(f"train_pixel_{t}", "train_pixel", "train-pixel", sc("train_pixel", t)[:1] + shared
+                                + sc("train_pixel", t)[1:] + [
                 f"dataset={q(data)}", f"latent_checkpoint={q(latent)}", "train.resume=true"],
                 inputs=[f"collect_{t}", f"train_ac_{t}"], task=t, model="pixel"))
     for t in tasks:
