@@ -78,33 +78,41 @@ def last(x: Any) -> Any:
 
 
 def plot_curves(records: list[dict], path: Path, title: str) -> Path | None:
-    """Loss and collapse curves of one or more training stages (one line per stage) -> PNG, None if no data."""
-    series: dict[str, list[tuple[str, list[int], list[float]]]] = {g: [] for g in CURVE_GROUPS}
+    """Training curves -> PNG (None if no data): one panel of ``loss/*`` per stage (one line per key), then one
+    panel per ``collapse/*`` key (one line per stage), since those have different scales."""
+    panels: list[tuple[str, list[tuple[str, list, list]]]] = []
+    collapse: dict[str, list[tuple[str, list, list]]] = {}
     for rec in records:
         rows = read_metrics(Path(rec["dir"]) / "metrics.jsonl")
         keys = sorted({k for r in rows for k in r if k.startswith(CURVE_GROUPS)})
+        lines = []
         for k in keys:
             pts = [(r.get("step", i), r[k]) for i, r in enumerate(rows) if isinstance(r.get(k), (int, float))]
-            if pts:
-                group = next(g for g in CURVE_GROUPS if k.startswith(g))
-                label = f"{rec.get('task') or rec['name']}: {k}" if len(records) > 1 else k
-                series[group].append((label, [p[0] for p in pts], [p[1] for p in pts]))
-    groups = [g for g in CURVE_GROUPS if series[g]]
-    if not groups:
+            if not pts:
+                continue
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            if k.startswith("loss/"):
+                lines.append((k[len("loss/"):], xs, ys))
+            else:
+                collapse.setdefault(k, []).append((rec.get("task") or rec["name"], xs, ys))
+        if lines:
+            panels.append((f"{title} {rec.get('task') or ''} loss".replace("  ", " "), lines))
+    panels += [(f"{title} {k}", lines) for k, lines in sorted(collapse.items())]
+    if not panels:
         return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 3.6), squeeze=False)
-    for ax, g in zip(axes[0], groups):
-        for label, xs, ys in series[g]:
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+    for ax, (name, lines) in zip(axes[0], panels):
+        for label, xs, ys in lines:
             ax.plot(xs, ys, label=label, lw=1.2)
-        if g == "loss/" and all(y > 0 for _, _, ys in series[g] for y in ys):
+        if name.endswith("loss") and all(y > 0 for _, _, ys in lines for y in ys):
             ax.set_yscale("log")
         ax.set_xlabel("step")
-        ax.set_title(f"{title} — {g.rstrip('/')}")
+        ax.set_title(name, fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
@@ -156,15 +164,23 @@ _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222
         "text-align:right;font-size:13px}th{background:#eee}img{margin:4px;image-rendering:pixelated}")
 
 
-def plan_row(task: str, model: str, s: dict) -> list[Any]:
-    """One planning-table row from a plan summary (success in %, 95% interval, baselines on the same episodes)."""
+def _pct(v: Any) -> str:
+    return "—" if v is None else f"{100 * v:.0f}%"
+
+
+def _ci(s: dict) -> str:
     ci = pick(s, "success_ci95", "success_ci", "ci95")
-    ci_txt = f"[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "—"
-    pct = lambda v: "—" if v is None else f"{100 * v:.0f}%"  # noqa: E731
-    return [task, model, pct(pick(s, "success_rate")), ci_txt, pick(s, "episodes"),
-            pick(s, "final_distance", "final_state_distance", "mean_final_distance"),
-            pick(s, "seconds_per_plan", "seconds_per_step"),
-            pct(pick(s, "success_rate_random")), pct(pick(s, "success_rate_zero"))]
+    return f"[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "—"
+
+
+def plan_row(task: str, latent: dict, pixel: dict) -> list[Any]:
+    """One planning-table row: latent and pixel side by side, baselines from the same episodes."""
+    base = latent or pixel
+    return [task, pick(base, "episodes"), _pct(pick(latent, "success_rate")), _ci(latent),
+            _pct(pick(pixel, "success_rate")), _ci(pixel), _pct(pick(base, "success_rate_random")),
+            _pct(pick(base, "success_rate_zero")), fmt(pick(latent, "seconds_per_plan")),
+            fmt(pick(pixel, "seconds_per_plan")), fmt(pick(latent, "final_distance")),
+            fmt(pick(pixel, "final_distance"))]
 
 
 def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], title: str = "worldmodel report",
@@ -244,16 +260,16 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
 
     doc.heading("Planning: goal reaching (CEM + MPC)")
     plan_recs = by_cmd("plan")
-    rows = []
-    for task in tasks:
-        for r in plan_recs:
-            if r.get("task") == task:
-                rows.append(plan_row(task, r.get("model") or "latent", summaries[r["name"]]))
+    plans = {(r.get("task"), r.get("model") or "latent"): summaries[r["name"]] for r in plan_recs}
+    rows = [plan_row(t, plans.get((t, "latent"), {}), plans.get((t, "pixel"), {})) for t in tasks
+            if (t, "latent") in plans or (t, "pixel") in plans]
     if rows:
-        doc.para("Same start seeds and goals for both models and for the random/zero-action baselines; "
-                 "success in % with a 95% interval; seconds per replanning step.")
-        doc.table(["task", "model", "success", "95% CI", "episodes", "final dist", "s/step", "random",
-                   "zero"], rows)
+        doc.para("Both models, random actions and zero actions run on the same start seeds and goals; success "
+                 "rate with its 95% (Wilson) interval; seconds per batched replanning step; mean final state "
+                 "distance to the goal.")
+        doc.table(["task", "episodes", "latent success", "latent 95% CI", "pixel success", "pixel 95% CI",
+                   "random", "zero", "latent s/step", "pixel s/step", "latent final dist", "pixel final dist"],
+                  rows)
     protocol = next((summaries[r["name"]].get("protocol") for r in plan_recs
                      if summaries[r["name"]].get("protocol")), None)
     if protocol:
