@@ -137,7 +137,7 @@ def ac_losses(model, batch: dict, rollout_steps: int, norm_states, loss: str = "
     if use_s:
         out["state_tf"] = (norm_states(s_tf) - norm_states(s[:, 1:])).abs().mean()
         out["state_rollout"] = (norm_states(s_ro) - norm_states(s[:, 1 : rollout_steps + 1])).abs().mean()
-    out["copy_last"] = (z[:, :-1] - z[:, 1:]).abs().detach().mean()  # reference: predict z[t+1] = z[t]
+    out["copy_last"] = latent_loss(z[:, :-1] - z[:, 1:]).detach()  # reference: predict z[t+1] = z[t]
     return out
 
 
