@@ -82,6 +82,9 @@ class RegularizerConfig:
     sigreg_weight: float = 0.05
     # sigreg: random 1-D projections per step
     sigreg_slices: int = 256
+    # sigreg: context tokens (per rank) drawn at random as the statistic's samples; the statistic grows with the
+    # sample count, so this keeps its scale near LeJEPA's (a batch of a few hundred embeddings); 0 = all tokens
+    sigreg_tokens: int = 256
     # vicreg: weight of the variance hinge
     vicreg_var: float = 1.0
     # vicreg: weight of the covariance penalty
@@ -209,6 +212,9 @@ def train_step(cfg, trainer: Trainer, target: nn.Module, x: torch.Tensor, step: 
         loss = pred_loss
     elif reg.name == "sigreg":
         g = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + step)  # same directions on every rank
+        if 0 < reg.sigreg_tokens < ctx.shape[0]:
+            ctx = ctx[torch.randperm(ctx.shape[0], generator=trainer.generator_for(step))[:reg.sigreg_tokens]
+                      .to(ctx.device)]
         s = sigreg(ctx, num_slices=reg.sigreg_slices, generator=g)
         loss = (1 - reg.sigreg_weight) * pred_loss + reg.sigreg_weight * s
         metrics["loss/sigreg"] = s.item()
