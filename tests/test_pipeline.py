@@ -53,7 +53,7 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     plan = first["headline"]["plan"]["PointReach"]
     assert 0 <= plan["latent"]["success_rate"] <= 1 and 0 <= plan["pixel"]["success_rate"] <= 1
     md = Path(first["report_md"]).read_text()
-    assert "| PointReach | latent |" in md and "| PointReach | pixel |" in md
+    assert "| latent success |" in md and "| pixel success |" in md and "\n| PointReach | " in md
     assert "drift.png" in md and "compare.png" in md
 
 

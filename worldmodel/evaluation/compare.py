@@ -72,7 +72,7 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
     model = PixelWorldModel.load(pixel_checkpoint, device)
     if model.frame_skip != int(ac_cfg["frame_skip"]):
         raise ValueError(f"pixel model frame_skip {model.frame_skip} != latent model's {ac_cfg['frame_skip']}")
-    eps = load_pixel_episodes(data, model.patch_size, progress=False)  # uint8 frames as "latents"
+    eps = load_pixel_episodes(data, model.patch_size, model.img_size, progress=False)  # uint8 frames as "latents"
     train_eps, val_eps = eps.subset(train_ids), eps.subset(val_ids)
 
     # pixel probe: ground-truth frames of training episodes -> states
@@ -85,7 +85,7 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
     w = gather_windows(val_eps, windows, horizon, model.frame_skip)
     frames = w["z"].round().to(torch.uint8)  # (W, H+1, Hi, Wi, 3)
     W, H1 = frames.shape[:2]
-    tokens = frames_to_tokens(frames, model.patch_size)  # (W, H+1, N, D_pix)
+    tokens = frames_to_tokens(frames, model.patch_size, model.img_size)  # (W, H+1, N, D_pix)
     s0 = w["states"][:, 0] if model.state_dim > 0 else None
     pred = torch.cat([model.rollout(tokens[i : i + batch_size, 0].to(model.device),
                                     None if s0 is None else s0[i : i + batch_size], w["actions"][i : i + batch_size])
