@@ -18,7 +18,7 @@ R^2 is reported per factor and as the mean over factors, on the test clips.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -51,6 +51,9 @@ class ProbeConfig:
     # attentive probe: add each token's (t, h, w) grid coordinates to the features (off: the probe sees only the
     # encoder's features, as in V-JEPA; rotary encoders then carry position only if they learned to)
     coords: bool = False
+    # also fit the attentive probe with grid coordinates (reported as probe_r2_coords: what the token map's
+    # layout plus features allow; raw pixels already score high there)
+    also_coords: bool = True
     # ridge probe: L2 penalty (on standardized features)
     ridge_alpha: float = 1.0
     # encoder batch size when extracting features
@@ -190,8 +193,9 @@ def split_by_video(vids: torch.Tensor, test_fraction: float, seed: int) -> tuple
 def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> dict:
     """Attentive + ridge probes of one frozen encoder on prepared probe ``data`` (see ``probe_clips``).
 
-    Returns a dict with ``r2`` (mean attentive R^2), ``r2_per_factor``, ``ridge_r2``, ``ridge_per_factor``
-    and ``features`` (test token features, for collapse statistics).
+    Returns a dict with ``r2`` (mean attentive R^2), ``r2_per_factor``, ``ridge_r2``, ``ridge_per_factor``,
+    ``r2_coords``/``r2_coords_per_factor`` (with ``also_coords``) and ``features`` (test token features, for
+    collapse statistics).
     """
     frames, y, vids, names = data
     feats = extract_features(encoder, frames, cfg.feature_batch, device)  # (n, N, D)
@@ -202,7 +206,12 @@ def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> d
     att = fit_attentive(normed[tr], y[tr], normed[te], y[te], grid, cfg, device)
     pooled = feats.mean(1)  # (n, D)
     ridge = fit_ridge(pooled[tr], y[tr], pooled[te], y[te], cfg.ridge_alpha)
+    extra = {}
+    if cfg.also_coords and not cfg.coords:
+        att_c = fit_attentive(normed[tr], y[tr], normed[te], y[te], grid, replace(cfg, coords=True), device)
+        extra = {"r2_coords": float(att_c.mean()), "r2_coords_per_factor": dict(zip(names, map(float, att_c)))}
     return {
+        **extra,
         "r2": float(att.mean()), "r2_per_factor": dict(zip(names, map(float, att))),
         "ridge_r2": float(ridge.mean()), "ridge_per_factor": dict(zip(names, map(float, ridge))),
         "features": feats[te],

@@ -249,6 +249,9 @@ def run_probes(cfg, encoder: VideoViT, device) -> dict:
         "probe_r2_ridge": ours["ridge_r2"], "probe_r2_ridge_random_init": rand["ridge_r2"],
         "probe_r2_per_factor": ours["r2_per_factor"], "probe_r2_per_factor_random_init": rand["r2_per_factor"],
         "effective_rank": rank, "effective_rank_random_init": rank_rand,
+        **({"probe_r2_coords": ours["r2_coords"], "probe_r2_coords_random_init": rand["r2_coords"],
+            "probe_r2_coords_per_factor": ours["r2_coords_per_factor"],
+            "probe_r2_coords_per_factor_random_init": rand["r2_coords_per_factor"]} if "r2_coords" in ours else {}),
         "probe_clips": int(len(data[0])),
     }
 
