@@ -23,17 +23,19 @@ def test_task_overrides_and_fingerprint_masking(tmp_path):
 
 @pytest.fixture(scope="module")
 def smoke_runs(tmp_path_factory):
-    """Three runs into one folder: fresh, unchanged (all reused), and with a changed drift horizon after the
-    pixel planning stage "crashed" (marker left at status running, no summary)."""
+    """Three runs into one folder: fresh, unchanged (all reused), and a third with a changed drift horizon,
+    train_pixel forced (as after a code change) and the latent planning stage "crashed" (marker left at status
+    running, no summary)."""
     from worldmodel.cli import run_command
 
     out = tmp_path_factory.mktemp("pipeline")
     first = run_command("pipeline", ["preset=smoke", f"out_dir={out}"])
     second = run_command("pipeline", ["preset=smoke", f"out_dir={out}"])
-    marker = out / "plan_pixel_PointReach" / "fingerprint.json"
+    marker = out / "plan_latent_PointReach" / "fingerprint.json"
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "status": "running"}))
-    (out / "plan_pixel_PointReach" / "summary.json").unlink()
-    third = run_command("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']"])
+    (out / "plan_latent_PointReach" / "summary.json").unlink()
+    third = run_command("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']",
+                                     "force=[train_pixel_PointReach]"])
     return out, first, second, third
 
 
@@ -64,8 +66,10 @@ def test_rerun_reuses_every_stage(smoke_runs):
     assert second["headline"] == first["headline"]
 
 
-def test_changed_config_and_crash_rerun_only_affected_stages(smoke_runs):
+def test_changed_forced_and_crashed_stages_rerun_with_their_downstream(smoke_runs):
     _, _, _, third = smoke_runs
     rerun = {name for name, s in third["stages"].items() if not s["reused"]}
-    assert rerun == {"drift_PointReach", "compare_PointReach", "plan_pixel_PointReach"}
+    # forced train_pixel -> its downstream (drift, compare, plan_pixel); changed drift; crashed plan_latent
+    assert rerun == {"train_pixel_PointReach", "drift_PointReach", "compare_PointReach", "plan_pixel_PointReach",
+                     "plan_latent_PointReach"}
     assert third["headline"]["drift"]["PointReach"]["horizon"] == 2

@@ -3,17 +3,19 @@
 Chain (every stage is a ``wm`` command run through ``worldmodel.cli.run_command`` in its own folder under
 ``out_dir``)::
 
-    collect/<task>  ─┬─► pretrain (synthetic videos + env rollout videos) ─┐
-                     └───────────────────────────────────────────────────┴─► train_ac/<task>, train_pixel/<task>
-        ─► drift/<task> (latent vs pixel vs copy-last) ─► plan_latent/<task>, plan_pixel/<task> ─► report
+    collect_<task> ─┬─► pretrain (synthetic videos + env rollout videos) ─┐
+                    └───────────────────────────────────────────────────┴─► train_ac_<task> ─► train_pixel_<task>
+        ─► drift_<task> (latent vs pixel vs copy-last) ─► compare_<task> (pixel probe, pixel error; in-process)
+        ─► plan_latent_<task>, plan_pixel_<task> ─► report.html, report.md
 
 Caching: a stage's fingerprint is the hash of its command, its resolved config (with the pipeline folder
-replaced by a placeholder, so a moved pipeline folder still matches) and the fingerprints of its inputs. It is
-written to ``<stage>/fingerprint.json`` beside ``summary.json``. A stage whose fingerprint matches a finished
-run is reused; a changed config (or a changed upstream stage) re-runs it from an empty folder; a stage that
-crashed with the same fingerprint is run again in place, so commands that resume (collect, training with
-``train.resume=true``) continue where they stopped. Code changes are not part of the fingerprint: delete a
-stage folder (or use ``force=[stage,...]``) to redo it after editing code.
+replaced by a placeholder, so a moved pipeline folder still matches) and the identities of its inputs (their
+fingerprint and the time their run finished). It is written to ``<stage>/fingerprint.json`` beside
+``summary.json``. A stage whose fingerprint matches a finished run whose checkpoint/dataset still exist is
+reused; a changed config re-runs it from an empty folder, and every stage downstream of a stage that ran
+again runs again too; a stage that crashed with the same fingerprint is run again in place, so commands that
+resume (collect, training with ``train.resume=true``) continue where they stopped. Code changes are not part
+of the fingerprint: use ``force=[stage or kind,...]`` (or delete the stage folder) after editing code.
 
 Per-task overrides: an override ``Task:key=value`` in a stage's ``overrides`` applies to that task only.
 """
@@ -181,9 +183,10 @@ class StageRunner:
             else:
                 summary = run_command(stage.command, overrides)
             seconds, cpu = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2)
-            write_json_atomic(marker, {**record, "status": "done", "seconds": seconds, "cpu_seconds": cpu})
+            write_json_atomic(marker, {**record, "status": "done", "seconds": seconds, "cpu_seconds": cpu,
+                                       "finished": round(time.time(), 3)})
             print(f"[pipeline] {stage.name}: done in {seconds:.1f}s ({cpu:.0f} CPU s)")
-        self.fps[stage.name] = fp
+        self.fps[stage.name] = f"{fp}@{json.loads(marker.read_text()).get('finished')}"  # identity for downstream
         self.summaries[stage.name] = summary
         self.records.append({"name": stage.name, "kind": stage.kind, "command": stage.command,
                              "task": stage.task, "model": stage.model, "dir": str(stage_dir),
