@@ -13,7 +13,10 @@ and regress them with an L1 loss (exponent configurable). Targets are the full c
 
 Collapse monitors (per-dim std and effective rank of the target tokens) are logged every ``collapse.every``
 steps with a warning below thresholds. At the end, rank 0 probes the encoder that later stages load (the EMA
-target for ``ema``) and a randomly initialized encoder of the same architecture on held-out synthetic clips.
+target for ``ema``) and a randomly initialized encoder of the same architecture on held-out synthetic clips
+(``worldmodel.evaluation.probes``): ``probe_r2`` is the V-JEPA-style attentive probe on features alone,
+``probe_r2_coords`` the same probe given each token's grid coordinates, ``effective_rank`` that of the probed
+encoder's test-clip tokens.
 """
 from __future__ import annotations
 
