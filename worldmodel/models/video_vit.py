@@ -241,7 +241,11 @@ def load_encoder(checkpoint_path, device="cpu") -> VideoViT:
         state = ckpt["model"]
         state = _strip(state, "module.") or state
         state = _strip(state, "encoder.")
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:  # e.g. a checkpoint written by an older encoder layout
+        raise ValueError(f"checkpoint {checkpoint_path}: encoder weights do not match its config.model "
+                         f"({str(e).splitlines()[0]})") from e
     model.to(device).eval()
     model.requires_grad_(False)
     return model
