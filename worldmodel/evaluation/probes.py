@@ -5,7 +5,8 @@ Clips (several frames, so velocities are observable) are cut from held-out video
 of the two middle frames, velocity = displacement between them. Clips are split by *video* into train and test.
 
 - Attentive probe: one learned query cross-attends (multi-head) over all patch tokens of the frozen encoder,
-  then a linear head; it sees only the encoder's (layer-normed) features, as in V-JEPA. The encoder uses rotary
+  then a linear head; it sees only the encoder's features (layer-normed, then each channel standardized over the
+  training clips, like the parameter-free BatchNorm of MAE-style probes), as in V-JEPA. The encoder uses rotary
   positions only, so its features carry absolute position only if training taught it to (the synthetic arena's
   walls make position visible); a random encoder's features are close to a random projection of the pixels.
   ``coords=true`` adds each token's (t, h, w) grid coordinates to the probe's keys and values: a much easier
@@ -48,6 +49,10 @@ class ProbeConfig:
     dim: int = 64
     # attentive probe: attention heads
     heads: int = 4
+    # attentive probe: standardize each feature channel (mean/std over the training clips' tokens) before the probe,
+    # as MAE-style probes do with a parameter-free BatchNorm: without it, the shared component of trained JEPA
+    # features (per-channel spreads 10x below a random encoder's) stalls the probe's optimization at R^2 ~ 0
+    standardize: bool = True
     # attentive probe: add each token's (t, h, w) grid coordinates to the features (off: the probe sees only the
     # encoder's features, as in V-JEPA; rotary encoders then carry position only if they learned to)
     coords: bool = False
@@ -203,6 +208,9 @@ def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> d
     grid = encoder.grid(T, frames.shape[2], frames.shape[3])
     tr, te = split_by_video(vids, cfg.test_fraction, cfg.seed)
     normed = F.layer_norm(feats, (feats.shape[-1],))  # once, instead of a LayerNorm inside the probe
+    if cfg.standardize:  # per-channel statistics of the training clips' tokens, applied to both splits
+        mu, sd = normed[tr].mean((0, 1)), normed[tr].std((0, 1)).clamp_min(1e-6)  # (D,)
+        normed = (normed - mu) / sd
     att = fit_attentive(normed[tr], y[tr], normed[te], y[te], grid, cfg, device)
     pooled = feats.mean(1)  # (n, D)
     ridge = fit_ridge(pooled[tr], y[tr], pooled[te], y[te], cfg.ridge_alpha)

@@ -64,6 +64,8 @@ class ACPredictorConfig:
     residual: bool = True  # predict z_{t+1} = z_t + delta (starts at copy-last) instead of z_{t+1} directly
     abs_pos: bool = True  # also add a learned embedding of each patch token's grid cell (besides RoPE)
     global_head: bool = False  # also decode the whole next latent (N x D) from the action/state token outputs
+    global_from_state: bool = True  # global head decodes the predicted next state (if any) instead of the cond tokens
+    global_hidden: int = 256  # width of the global head's two hidden layers
 
 
 def pool_latents(z: torch.Tensor, grid_h: int, grid_w: int, pool: int) -> torch.Tensor:
@@ -168,9 +170,15 @@ class ACPredictor(nn.Module):
         self.norm = nn.LayerNorm(C)
         self.patch_out = nn.Linear(C, cfg.embed_dim)
         self.state_out = nn.Linear(C, cfg.state_dim) if cfg.state_dim > 0 else None
-        self.global_out = Mlp(C, C, self.num_patches * cfg.embed_dim) if cfg.global_head else None
+        self.global_from_state = cfg.global_head and cfg.global_from_state and cfg.state_dim > 0
+        self.global_out = None
+        if cfg.global_head:
+            Hd = cfg.global_hidden
+            self.global_out = nn.Sequential(
+                nn.Linear(cfg.state_dim if self.global_from_state else C, Hd), nn.GELU(), nn.Linear(Hd, Hd), nn.GELU(),
+                nn.Linear(Hd, self.num_patches * cfg.embed_dim))
         if cfg.residual:  # start exactly at copy-last: zero deltas
-            for head in (self.patch_out, self.state_out, self.global_out and self.global_out.fc2):
+            for head in (self.patch_out, self.state_out, self.global_out and self.global_out[-1]):
                 if head is not None:
                     nn.init.zeros_(head.weight), nn.init.zeros_(head.bias)
         # data normalization, set from the dataset by set_normalization() and saved with the weights
@@ -249,14 +257,15 @@ class ACPredictor(nn.Module):
         B, T = z.shape[:2]
         h = h.view(B, T, self.tokens_per_step, -1)  # (B, T, K, C)
         z_next = self.patch_out(h[:, :, self.n_cond :])  # (B, T, N, D), standardized units
-        if self.global_out is not None:  # a per-cell decoder of the step summary held by the cond tokens
-            z_next = z_next + self.global_out(h[:, :, : self.n_cond].mean(2)).view(z_next.shape)
-        z_next = z_next * self.latent_std
         s_next = None
         if self.state_out is not None:
             s_next = self.state_out(h[:, :, 1])  # (B, T, S)
             if self.cfg.residual:
                 s_next = s_next + states_n
+        if self.global_out is not None:  # per-cell decoder of the predicted next state, else of the step summary
+            g = s_next if self.global_from_state else h[:, :, : self.n_cond].mean(2)  # (B, T, S) | (B, T, C)
+            z_next = z_next + self.global_out(g).view(z_next.shape)
+        z_next = z_next * self.latent_std
         z_next = z_next + (z if self.cfg.residual else self.latent_mean)
         return z_next, s_next
 
