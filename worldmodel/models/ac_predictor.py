@@ -11,8 +11,9 @@ linear embedding into the predictor width; patch tokens are projected back to th
 Attention is block-causal: every token of step t sees all tokens of steps <= t and none later (a boolean
 SDPA mask). The outputs at the patch tokens of step t predict z_{t+1}; the output at the state token feeds a
 small head that predicts s_{t+1}. Options: ``residual`` (z_t + delta, s_t + delta: an untrained predictor starts
-at "copy the last latent"); ``global_head`` (the action/state token outputs, which see the whole step, are also
-decoded by an MLP into a full N x D latent added to the patch outputs); ``abs_pos`` (a learned embedding of
+at "copy the last latent"); ``global_head`` (an MLP decodes a full N x D latent that is added to the patch outputs:
+from the predicted next state when the model has states and ``global_from_state``, else from the mean of the
+action/state token outputs, which see the whole step); ``abs_pos`` (a learned embedding of
 each patch token's grid cell). The cpu preset uses global_head + abs_pos without residual: with a frozen
 encoder whose latent changes are sparse, that is what makes predicted latents carry the object's position
 within a few minutes of CPU training (a per-cell decoder of the step summary is learned much faster than
