@@ -244,7 +244,8 @@ def run_probes(cfg, encoder: VideoViT, device) -> dict:
     data = probe_clips(videos, cfg.data.num_frames, cfg.data.frame_step, cfg.probe.clips_per_video)
     torch.manual_seed(cfg.train.seed + 1)
     random_enc = VideoViT(encoder.cfg).to(device)
-    ours, rand = probe_encoder(encoder, data, cfg.probe, device), probe_encoder(random_enc, data, cfg.probe, device)
+    pcfg = ProbeConfig(**to_dict(cfg.probe))
+    ours, rand = probe_encoder(encoder, data, pcfg, device), probe_encoder(random_enc, data, pcfg, device)
     rank, rank_rand = collapse_stats(ours["features"])["eff_rank"], collapse_stats(rand["features"])["eff_rank"]
     return {
         "probe_r2": ours["r2"], "probe_r2_random_init": rand["r2"],
