@@ -139,3 +139,22 @@ def test_probe_and_state_energy_terms():
         goal_energy(z, goal, EnergyConfig(probe_weight=1.0))  # no probe
     with pytest.raises(ValueError):
         goal_energy(z, goal, cfg, probe)  # no predicted states
+
+
+def test_kernel_probe_localizes_a_blob_better_than_linear():
+    """The goal-state probe reads a small body's position from a token map; a linear read-out shrinks it."""
+    from worldmodel.evaluation.drift import RidgeProbe
+    from worldmodel.planning.probe import KernelProbe
+
+    g = torch.Generator().manual_seed(0)
+    pos = torch.rand(600, 2, generator=g) * 2 - 1  # (n, 2) positions in [-1, 1]
+    axis = torch.linspace(-1, 1, 8)
+    cells = torch.stack(torch.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)  # (64, 2) token centres
+    tokens = torch.exp(-((pos[:, None] - cells[None]) ** 2).sum(-1) / 0.02)  # (n, 64): a blob on the token grid
+    x = tokens[:, :, None] * torch.randn(1, 1, 4, generator=g)  # (n, 64, 4) "features"
+    tr, te = slice(0, 500), slice(500, None)
+    kp = KernelProbe(x[tr].flatten(1), pos[tr])
+    err_kernel = (kp.predict(x[te].flatten(1)) - pos[te]).norm(dim=1).mean()
+    rp = RidgeProbe(x[tr], pos[tr])
+    err_linear = (rp.predict(x[te]) - pos[te]).norm(dim=1).mean()
+    assert err_kernel < 0.1 and err_kernel < 0.7 * err_linear, (err_kernel, err_linear)

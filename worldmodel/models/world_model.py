@@ -82,6 +82,15 @@ class LatentWorldModel(nn.Module):
         """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""
         return encode_observations(self.encoder, torch.as_tensor(frames), self.pool)
 
+    def encode_fine(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, H, W, 3) -> unpooled encoder latents (B, h*w, D) (planning's goal-state probe)."""
+        return encode_observations(self.encoder, torch.as_tensor(frames), 1)
+
+    def pool_fine(self, z_fine: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Unpooled latents (B, h*w, D) of height x width frames -> the model's latents (B, N, D) (= ``encode``)."""
+        gh, gw = encoder_grid(self.encoder, height, width)
+        return pool_latents(z_fine, gh, gw, self.pool)
+
     def rollout(self, z0: torch.Tensor, state0: torch.Tensor | None, actions: torch.Tensor,
                 use_cache: bool = True) -> torch.Tensor:
         """Predict latents of the next H frames.

@@ -38,6 +38,7 @@ class EnergyConfig:
     probe_episodes: int = 40  # training-dataset episodes whose frames fit the probe
     probe_stride: int = 4  # every k-th frame of those episodes
     probe_min_r2: float = 0.5  # state dims the probe predicts with a lower held-out R^2 are left out
+    goal_fine: bool = True  # state_weight: read the goal state from the goal frame's unpooled latents (if the model has them)
 
 
 def token_distance(z: torch.Tensor, goal: torch.Tensor, metric: str = "l1") -> torch.Tensor:
@@ -70,11 +71,12 @@ def uses_probe(cfg: EnergyConfig) -> bool:
 
 
 def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=None,
-                states: torch.Tensor | None = None) -> torch.Tensor:
+                states: torch.Tensor | None = None, goal_state: torch.Tensor | None = None) -> torch.Tensor:
     """Energy of predicted latents z (B, H, N, D) against the goal latent (B, N, D) -> (B,).
 
     ``probe``: a ``LatentProbe``, needed when ``uses_probe(cfg)``; ``states``: (B, H, S) predicted states, needed
-    when ``cfg.state_weight > 0`` (see the module docstring).
+    when ``cfg.state_weight > 0`` (see the module docstring); ``goal_state``: (B, K) standardized goal state
+    already read from the goal frame (default: the probe reads it from ``goal``).
     """
     if cfg.steps not in STEP_MODES:
         raise ValueError(f"unknown energy.steps {cfg.steps!r}; expected one of {STEP_MODES}")
@@ -89,7 +91,7 @@ def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=No
     if cfg.state_weight > 0:
         if states is None:
             raise ValueError("energy.state_weight > 0 needs a world model that predicts states (last_states)")
-        d = d + cfg.state_weight * probe.state_distance(states, goal)  # (B, H')
+        d = d + cfg.state_weight * probe.state_distance(states, goal, goal_state)  # (B, H')
     if cfg.steps == "last":
         return d[:, 0]  # (B,)
     if cfg.steps == "min":

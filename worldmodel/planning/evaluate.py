@@ -248,8 +248,9 @@ def run(cfg) -> dict:
 
         dataset = cfg.probe_dataset or dataset_of(checkpoint)
         probe = fit_probe(model, dataset, energy.probe_episodes, energy.probe_stride, energy.probe_min_r2,
-                          energy.metric)
-        probe_info = {"dataset": dataset, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale}
+                          energy.metric, fine=energy.goal_fine and energy.state_weight > 0)
+        probe_info = {"dataset": dataset, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
+                      "goal_r2": probe.goal_r2}
     E = int(cfg.episodes)
     eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
     controller = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,

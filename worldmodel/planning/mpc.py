@@ -65,14 +65,16 @@ def encode_obs(model, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
 
 
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
-                   action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0, probe=None):
+                   action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0, probe=None,
+                   goal_state: Optional[torch.Tensor] = None):
     """Energy over action sequences for E episodes, for the optimizers.
 
     z0 (E, N, D) current latents, state0 (E, S) | None, goal (E, N, D). Returns energy_fn(actions (E, S, H, A))
     -> (E, S): every sample is rolled out from its episode's z0 with the model's cached path, its actions held
     for ``action_repeat`` env steps (stacked to (H, action_repeat * A)), and scored against the goal latent.
     ``max_batch`` > 0 splits the E * S rollouts into chunks of at most that many (memory). ``probe``: the
-    learned metric of ``energy.probe_weight`` (``worldmodel.planning.probe``).
+    learned metric of ``energy.probe_weight`` (``worldmodel.planning.probe``); ``goal_state`` (E, K): the
+    standardized goal states of ``energy.state_weight`` when read from the goal frames beforehand.
     """
     def energy_fn(actions: torch.Tensor) -> torch.Tensor:
         E, S, H, A = actions.shape
@@ -80,13 +82,15 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
         z = z0[:, None].expand(E, S, *z0.shape[1:]).reshape(E * S, *z0.shape[1:])  # (E*S, N, D)
         g = goal[:, None].expand(E, S, *goal.shape[1:]).reshape(E * S, *goal.shape[1:])  # (E*S, N, D)
         s = None if state0 is None else state0[:, None].expand(E, S, state0.shape[-1]).reshape(E * S, -1)
+        gs = None if goal_state is None else goal_state[:, None].expand(E, S, goal_state.shape[-1]).reshape(E * S, -1)
         chunk = max_batch if max_batch > 0 else E * S
         out = []
         for i in range(0, E * S, chunk):
             sl = slice(i, i + chunk)
             pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # (b, H, N, D)
             states = getattr(model, "last_states", None) if energy_cfg.state_weight > 0 else None  # (b, H, S)
-            out.append(goal_energy(pred.float(), g[sl].float(), energy_cfg, probe, states))  # (b,)
+            out.append(goal_energy(pred.float(), g[sl].float(), energy_cfg, probe, states,
+                                   None if gs is None else gs[sl]))  # (b,)
         return torch.cat(out).reshape(E, S)
 
     return energy_fn
@@ -111,6 +115,10 @@ class PlannerController:
         self.uses_state = bool(getattr(model, "uses_state", getattr(model, "state_dim", 1) > 0))
         with torch.no_grad():
             self.goal = encode_obs(model, goal_frames, goal_states)  # (E, N, D)
+            self.goal_state = None  # (E, K) standardized goal states read from the goal frames' unpooled latents
+            if probe is not None and probe.goal_probe is not None and energy.state_weight > 0:
+                f = torch.from_numpy(np.ascontiguousarray(goal_frames)).to(self.device)
+                self.goal_state = probe.goal_state_fine(model.encode_fine(f).float())
         self.gens = episode_generators(seeds, self.device)
         E, H, A = len(seeds), planner.horizon, self.low.shape[0]
         self.mean = torch.zeros(E, H, A, device=self.device).clamp(self.low, self.high)  # (E, H, A) warm starts
@@ -123,7 +131,7 @@ class PlannerController:
             z0 = encode_obs(self.model, frames, states)  # (E', N, D)
             s0 = torch.as_tensor(states, dtype=torch.float32, device=self.device) if self.uses_state else None
             fn = make_energy_fn(self.model, z0, s0, self.goal[idx], self.action_repeat, self.energy,
-                                self.max_batch, self.probe)
+                                self.max_batch, self.probe, None if self.goal_state is None else self.goal_state[idx])
             res = plan(fn, self.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
                        mean=self.mean[idx])
         k = min(self.execute_steps, self.planner.horizon)

@@ -11,7 +11,11 @@ measures the same difference ``z_pred - z_goal`` along the directions that carry
 over the state dims k whose held-out R^2 is at least ``probe_min_r2`` (W is linear, so this is a distance
 between the two latents, not between states). ``state_weight > 0`` adds, for models that predict future states
 (``last_states`` after ``rollout``, the AC predictor's state head), the distance between the predicted state and
-the state the probe reads from the goal latent: a slope even where predicted latents barely move. The latent term is divided by ``latent_scale`` (the mean latent
+the state read from the goal frame: a slope even where predicted latents barely move. That goal state comes
+from a kernel ridge probe (RBF; bandwidth and ridge picked on a held-out fifth) on the goal frame's *unpooled*
+encoder tokens when the model has them (``encode_fine``; ``energy.goal_fine``). Pooling blurs a small body's
+position and a linear read-out shrinks it toward the centre: measured on PointReach, held-out xy error 0.147
+(linear, pooled), 0.065 (linear, unpooled), 0.034 (kernel, unpooled), against a success tolerance of 0.12. The latent term is divided by ``latent_scale`` (the mean latent
 distance between random frame pairs of the dataset) so both terms are unitless. The goal is still given only
 as an image; states are used only to fit W, from the same data the world model was trained on.
 """
@@ -35,6 +39,8 @@ class LatentProbe:
     dims: list[int]  # the K kept state dims
     r2: list[float]  # held-out R^2 of every state dim
     latent_scale: float  # mean per-token metric distance between random frame pairs
+    goal_probe: "KernelProbe | None" = None  # goal-state read-out from unpooled latents (None: from pooled ones)
+    goal_r2: list[float] | None = None  # held-out R^2 of the kept dims from the unpooled latents
 
     def distance(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """z (B, H, N, D), goal (B, N, D) -> (B, H) mean |W^T (z - goal)| over kept dims."""
@@ -46,11 +52,60 @@ class LatentProbe:
         x = goal.flatten(-2).float() - self.x_mean.to(goal.device)  # (B, N*D)
         return x @ self.weight.to(goal.device)  # (B, K)
 
-    def state_distance(self, states: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """Predicted states (B, H, S) (simulator units) vs the state read from the goal latent (B, N, D)
-        -> (B, H) mean standardized |difference| over kept dims."""
+    def goal_state_fine(self, z_fine: torch.Tensor) -> torch.Tensor:
+        """Standardized state read from unpooled goal latents (B, N0, D) -> (B, K) (needs ``goal_probe``)."""
+        return self.goal_probe.predict(z_fine.flatten(-2).float().cpu()).to(z_fine.device)  # (B, K)
+
+
+    def state_distance(self, states: torch.Tensor, goal: torch.Tensor,
+                       goal_state: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted states (B, H, S) (simulator units) vs the goal state (B, K) standardized (default: read from
+        the goal latent (B, N, D)) -> (B, H) mean standardized |difference| over kept dims."""
         s = (states[..., self.dims].float() - self.y_mean.to(states.device)) / self.y_std.to(states.device)
-        return (s - self.goal_state(goal)[:, None]).abs().mean(-1)  # (B, H)
+        g = self.goal_state(goal) if goal_state is None else goal_state.to(s.device)  # (B, K)
+        return (s - g[:, None]).abs().mean(-1)  # (B, H)
+
+
+
+class KernelProbe:
+    """RBF kernel ridge regression x (n, F) -> y (n, K): exp(-|x - c|^2 / (bw * median |x - x'|^2)).
+
+    Fit on at most ``max_centers`` examples; the bandwidth factor and ridge strength are picked on a held-out
+    fifth from small grids, then the model is refit on all centres. Predictions cost one (B, m) kernel row.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, bandwidths=(0.5, 1.0, 2.0), lambdas=(1e-3, 1e-2, 1e-1),
+                 max_centers: int = 4000, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        keep = torch.randperm(len(x), generator=g)[:max_centers]
+        x, y = x[keep].double(), y[keep].double()  # (m, F), (m, K)
+        sq = (x * x).sum(1)
+        d2 = (sq[:, None] + sq[None] - 2 * x @ x.T).clamp_min(0)  # (m, m)
+        n_val = max(1, len(x) // 5)
+        va, tr = torch.arange(n_val), torch.arange(n_val, len(x))
+        self.scale = float(d2[tr][:, tr].median().clamp_min(1e-12))
+        self.y_mean = y[tr].mean(0)
+        best = None
+        for bw in bandwidths:
+            k = torch.exp(-d2 / (bw * self.scale))
+            for lam in lambdas:
+                a = torch.linalg.solve(k[tr][:, tr] + lam * torch.eye(len(tr), dtype=k.dtype), y[tr] - self.y_mean)
+                pred = k[va][:, tr] @ a + self.y_mean  # (n_val, K)
+                err = (pred - y[va]).square().mean().item()
+                if best is None or err < best[0]:
+                    r2 = 1 - (pred - y[va]).square().sum(0) / (y[va] - y[va].mean(0)).square().sum(0).clamp_min(1e-12)
+                    best = (err, bw, lam, r2)
+        _, self.bw, self.lam, self.r2 = best
+        self.y_mean = y.mean(0)
+        k = torch.exp(-d2 / (self.bw * self.scale))
+        self.alpha = torch.linalg.solve(k + self.lam * torch.eye(len(x), dtype=k.dtype), y - self.y_mean)  # (m, K)
+        self.centers, self.center_sq = x.float(), sq  # (m, F), (m,)
+
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, F) -> (B, K) float32."""
+        x = x.double()
+        d2 = ((x * x).sum(1)[:, None] + self.center_sq[None] - 2 * x @ self.centers.double().T).clamp_min(0)
+        return (torch.exp(-d2 / (self.bw * self.scale)) @ self.alpha + self.y_mean).float()
 
 
 def dataset_of(checkpoint: str) -> str:
@@ -63,9 +118,10 @@ def dataset_of(checkpoint: str) -> str:
 
 @torch.no_grad()
 def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, min_r2: float = 0.5,
-              metric: str = "l1", batch: int = 128, seed: int = 0) -> LatentProbe:
+              metric: str = "l1", batch: int = 128, seed: int = 0, fine: bool = True) -> LatentProbe:
     """Encode every ``stride``-th frame of ``episodes`` dataset episodes with ``model.encode`` and fit a ridge
-    probe latents -> states (the drift evaluation's ``RidgeProbe``, lambda chosen on a held-out fifth)."""
+    probe latents -> states (the drift evaluation's ``RidgeProbe``, lambda chosen on a held-out fifth).
+    ``fine`` and a model with ``encode_fine``/``pool_fine``: also fit the goal-state probe on unpooled latents."""
     from worldmodel.data.rollouts import load_episode, read_manifest
     from worldmodel.evaluation.drift import RidgeProbe
     from worldmodel.planning.energy import token_distance
@@ -80,12 +136,28 @@ def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, m
         frames.append(ep["frames"][::stride])
         states.append(ep["states"][::stride])
     frames_np, states_t = np.concatenate(frames), torch.as_tensor(np.concatenate(states), dtype=torch.float32)
-    z = torch.cat([model.encode(torch.from_numpy(frames_np[i:i + batch])).float().cpu()
-                   for i in range(0, len(frames_np), batch)])  # (n, N, D)
+    fine = fine and hasattr(model, "encode_fine") and hasattr(model, "pool_fine")
+    H, W = frames_np.shape[1:3]
+    zs, zfs = [], []
+    for i in range(0, len(frames_np), batch):
+        f = torch.from_numpy(frames_np[i:i + batch])
+        if fine:
+            zf = model.encode_fine(f).float()  # (b, N0, D)
+            zfs.append(zf.cpu())
+            zs.append(model.pool_fine(zf, H, W).cpu())  # (b, N, D), identical to model.encode(f)
+        else:
+            zs.append(model.encode(f).float().cpu())
+    z = torch.cat(zs)  # (n, N, D)
     probe = RidgeProbe(z, states_t, seed=seed)
     r2 = probe.r2.tolist()
     dims = [k for k, v in enumerate(r2) if v >= min_r2] or [int(np.argmax(r2))]
     perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))
     scale = token_distance(z[:, None], z[perm], metric).mean().item()  # (n, 1) -> scalar
+    goal = {}
+    if fine:  # targets in the standardized units of ``probe`` (kept dims only)
+        y = (states_t[:, dims] - probe.y_mean[dims]) / probe.y_std[dims]  # (n, K)
+        gp = KernelProbe(torch.cat(zfs).flatten(1), y, seed=seed)
+        goal = {"goal_probe": gp, "goal_r2": [round(v, 4) for v in gp.r2.tolist()]}
     return LatentProbe(weight=probe.w[:, dims].contiguous(), x_mean=probe.x_mean, y_mean=probe.y_mean[dims],
-                       y_std=probe.y_std[dims], dims=dims, r2=[round(v, 4) for v in r2], latent_scale=max(scale, 1e-8))
+                       y_std=probe.y_std[dims], dims=dims, r2=[round(v, 4) for v in r2], latent_scale=max(scale, 1e-8),
+                       **goal)
