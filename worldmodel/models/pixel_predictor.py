@@ -138,6 +138,14 @@ class PixelWorldModel(LatentWorldModel):
             raise ValueError(f"pixel model trained on {self.frame_size}px frames, got {tuple(frames.shape[-3:-1])}")
         return frames_to_tokens(frames, self.patch_size, self.img_size)
 
+    def encode_fine(self, frames: torch.Tensor) -> torch.Tensor:
+        """The planner's goal-state probe input: the pixel tokens themselves (B, N, 3 p^2), the model's finest."""
+        return self.encode(frames)
+
+    def pool_fine(self, z_fine: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Identity: the pixel model's tokens are not pooled."""
+        return z_fine
+
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """Tokens (..., N, 3 p^2) -> uint8 frames (..., H, W, 3) at the dataset resolution."""
         return tokens_to_frames(tokens, self.patch_size, self.img_size, self.img_size, out_size=self.frame_size)
