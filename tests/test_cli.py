@@ -36,3 +36,13 @@ def test_cli_reports_bad_input_without_traceback():
     proc = _wm("bench", "nonsense-target")
     assert proc.returncode == 2 and "nonsense-target" in proc.stderr and "Traceback" not in proc.stderr
     assert _wm("frobnicate").returncode == 2
+
+
+@pytest.mark.parametrize("energy", [[], ["energy.state_weight=1"]])
+def test_bench_plan_smoke(tmp_path, energy):
+    """`wm bench plan` times cached vs recompute replanning, also with the state-aware energy (needs a probe)."""
+    from worldmodel.cli import run_command
+
+    s = run_command("bench", ["target=plan", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0",
+                              "overrides=[" + ",".join(f"'{o}'" for o in energy) + "]"])
+    assert s["seconds_per_plan_cached"] > 0 and s["seconds_per_plan_recompute"] > 0 and s["speedup"] > 0

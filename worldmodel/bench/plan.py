@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from worldmodel.config import compose_config, to_dict
-from worldmodel.planning.energy import EnergyConfig
+from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import PlannerController
 from worldmodel.planning.optimizers import PlannerConfig
+from worldmodel.planning.probe import LatentProbe
 
 
 class FullRecompute:
@@ -63,10 +64,16 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
     frames = rng.integers(0, 256, (E, img_size, img_size, 3), dtype=np.uint8)  # (E, H, W, 3)
     states = rng.standard_normal((E, model.state_dim)).astype(np.float32)  # (E, S)
     A = model.action_dim
+    energy = EnergyConfig(**to_dict(plan_cfg.energy))
+    probe = None
+    if uses_probe(energy):  # a probe of the right shapes (its values do not change the cost)
+        K, ND = model.state_dim, model.tokens_per_frame * model.predictor.cfg.embed_dim
+        probe = LatentProbe(weight=torch.randn(ND, K) / ND ** 0.5, x_mean=torch.zeros(ND), y_mean=torch.zeros(K),
+                            y_std=torch.ones(K), dims=list(range(K)), r2=[1.0] * K, latent_scale=1.0)
     ctrl = PlannerController(model, frames[::-1].copy(), states, list(range(E)), -np.ones(A, np.float32),
-                             np.ones(A, np.float32), PlannerConfig(**to_dict(plan_cfg.planner)),
-                             EnergyConfig(**to_dict(plan_cfg.energy)), execute_steps=int(plan_cfg.execute_steps),
-                             max_batch=int(plan_cfg.max_batch))
+                             np.ones(A, np.float32), PlannerConfig(**to_dict(plan_cfg.planner)), energy,
+                             execute_steps=int(plan_cfg.execute_steps), max_batch=int(plan_cfg.max_batch),
+                             probe=probe)
     active = np.arange(E)
     for _ in range(warmup + repeats):
         ctrl(active, frames, states)
