@@ -333,3 +333,14 @@ class ACPredictor(nn.Module):
         z_out = torch.cat(preds_z, 1)  # (B, H, N, D)
         s_out = self.denorm_states(torch.cat(preds_s, 1)) if self.state_out is not None else None
         return z_out, s_out
+
+
+def load_predictor_weights(predictor: "ACPredictor", state: dict, checkpoint) -> None:
+    """``predictor.load_state_dict(state)``; weights that do not fit the predictor built from the checkpoint's
+    own config (e.g. a checkpoint written by an older predictor layout) fail naming the checkpoint."""
+    try:
+        predictor.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {checkpoint}: predictor weights do not match its config.model "
+                         f"({str(e).splitlines()[0]} ...); it was written by another predictor layout, "
+                         f"retrain it") from e

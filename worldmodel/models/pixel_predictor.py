@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, load_predictor_weights
 from worldmodel.models.world_model import LatentWorldModel
 
 CHECKPOINT_KIND = "train_pixel"
@@ -160,7 +160,7 @@ class PixelWorldModel(LatentWorldModel):
             raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected {CHECKPOINT_KIND!r}")
         res = ckpt["config"]["resolved"]
         predictor = ACPredictor(ACPredictorConfig(**res["model"]))
-        predictor.load_state_dict(ckpt["model"])
+        load_predictor_weights(predictor, ckpt["model"], checkpoint)
         predictor.to(device).eval().requires_grad_(False)
         manifest = res["manifest"]
         wm = cls(predictor, patch_size=res["patch_size"], img_size=res["img_size"], frame_size=res["frame_size"],

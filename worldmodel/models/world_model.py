@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, load_predictor_weights, pool_latents
 
 
 def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
@@ -133,7 +133,7 @@ class LatentWorldModel(nn.Module):
         device = torch.device(device)
         encoder = load_encoder(enc_path, device)
         predictor = ACPredictor(ACPredictorConfig(**cfg["resolved"]["model"]))
-        predictor.load_state_dict(ckpt["model"])
+        load_predictor_weights(predictor, ckpt["model"], checkpoint)
         predictor.to(device).eval().requires_grad_(False)
         manifest = cfg["resolved"]["manifest"]
         wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],
