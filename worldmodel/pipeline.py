@@ -32,6 +32,7 @@ from typing import Any, Callable
 from omegaconf import DictConfig
 
 from worldmodel.config import register_schema, to_dict
+from worldmodel.train.core import resolve_device
 
 # stage kinds, in run order
 STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel")
@@ -278,8 +279,7 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
                       "max_episodes": d["max_episodes"], "probe_frames": d["probe_frames"],
                       "probe_lambdas": list(d["probe_lambdas"]), "probe_min_r2": d["probe_min_r2"],
                       "probe_size": cfg.pixel_probe_size, "batch_size": d["batch_size"],
-                      "device": "cuda" if d["device"] == "auto" and _cuda() else
-                      ("cpu" if d["device"] == "auto" else d["device"])}
+                      "device": resolve_device(d["device"]).type if d["device"] == "auto" else d["device"]}
             stages.append(Stage(f"compare_{t}", "compare", "compare", [], inputs=[f"drift_{t}"] + models, task=t,
                                 func=compare_stage, params=params))
         for model, ckpt, src in (("latent", latent, f"train_ac_{t}"), ("pixel", pixel, f"train_pixel_{t}")):
@@ -289,12 +289,6 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
                                     sc("plan", t) + extra + [f"checkpoint={q(ckpt)}"], inputs=[src], task=t,
                                     model=model))
     return stages
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:

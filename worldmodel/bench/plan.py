@@ -82,7 +82,7 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
 
 def run(cfg) -> dict:
     """Time a replanning step with and without the KV cache; prints and returns both and their ratio."""
-    from worldmodel.planning.evaluate import resolve_device
+    from worldmodel.train.core import resolve_device
 
     plan_cfg = compose_config("plan", [f"preset={cfg.command_preset}", *cfg.overrides])
     device = resolve_device(plan_cfg.device)

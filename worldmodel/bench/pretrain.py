@@ -68,7 +68,7 @@ def run(cfg) -> dict:
 
     def step():
         views = [(c.to(device), t.to(device)) for c, t in sample_masks(B, grid, pcfg.masks, g)]
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             with torch.no_grad():
                 h = torch.nn.functional.layer_norm(target(x).float(), (model.encoder.embed_dim,))
             loss = sum(latent_loss(p.float(), torch.gather(h, 1, t.unsqueeze(-1).expand(-1, -1, h.shape[-1])))

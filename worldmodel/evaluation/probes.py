@@ -105,7 +105,7 @@ def extract_features(encoder: nn.Module, frames: torch.Tensor, batch: int, devic
     out = []
     for i in range(0, len(frames), batch):
         x = normalize_frames(frames[i:i + batch].to(device)).transpose(1, 2)  # (B, 3, T, H, W)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=x.device.type == "cuda"):
             out.append(encoder(x).float().cpu())
     return torch.cat(out)
 

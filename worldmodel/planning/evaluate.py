@@ -38,6 +38,7 @@ from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import (EpisodeStats, PlannerController, random_controller, run_episodes,
                                      zero_controller)
 from worldmodel.planning.optimizers import PlannerConfig
+from worldmodel.train.core import resolve_device
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -110,12 +111,6 @@ def resolve_env(name: str) -> tuple[str, dict]:
         node = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
         return str(node["id"]), dict(node.get("kwargs") or {})
     return name, {}
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def ensure_model(cfg, device):

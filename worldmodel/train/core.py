@@ -167,7 +167,7 @@ class Trainer:
     def autocast(self):
         """bf16 autocast on CUDA when ``amp`` is on; a no-op context on CPU."""
         if self.cfg.amp and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def backward_step(self, loss: torch.Tensor) -> float:
