@@ -115,10 +115,13 @@ class PlannerController:
         self.uses_state = bool(getattr(model, "uses_state", getattr(model, "state_dim", 1) > 0))
         with torch.no_grad():
             self.goal = encode_obs(model, goal_frames, goal_states)  # (E, N, D)
-            self.goal_state = None  # (E, K) standardized goal states read from the goal frames' unpooled latents
-            if probe is not None and probe.goal_probe is not None and energy.state_weight > 0:
-                f = torch.from_numpy(np.ascontiguousarray(goal_frames)).to(self.device)
-                self.goal_state = probe.goal_state_fine(model.encode_fine(f).float())
+            self.goal_state = None  # (E, K) standardized goal states, read once here (not per energy call)
+            if probe is not None and energy.state_weight > 0:
+                if probe.goal_probe is not None:  # from the goal frames' unpooled latents
+                    f = torch.from_numpy(np.ascontiguousarray(goal_frames)).to(self.device)
+                    self.goal_state = probe.goal_state_fine(model.encode_fine(f).float())
+                else:  # from the goal latents
+                    self.goal_state = probe.goal_state(self.goal)
         self.gens = episode_generators(seeds, self.device)
         E, H, A = len(seeds), planner.horizon, self.low.shape[0]
         self.mean = torch.zeros(E, H, A, device=self.device).clamp(self.low, self.high)  # (E, H, A) warm starts

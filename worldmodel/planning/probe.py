@@ -1,4 +1,4 @@
-"""A learned linear metric on latents for the planning energy (``energy.probe_weight > 0``).
+"""Probes latents -> simulator state for the planning energy (``energy.probe_weight`` / ``state_weight > 0``).
 
 Why: with a small frozen encoder, the L1 distance between two frames' latents is nearly flat once the moving
 body no longer overlaps its goal position (measured on PointReach: the same ~0.02 from 0.3 to 2 units away),
@@ -15,9 +15,10 @@ the state read from the goal frame: a slope even where predicted latents barely 
 from a kernel ridge probe (RBF; bandwidth and ridge picked on a held-out fifth) on the goal frame's *unpooled*
 encoder tokens when the model has them (``encode_fine``; ``energy.goal_fine``). Pooling blurs a small body's
 position and a linear read-out shrinks it toward the centre: measured on PointReach, held-out xy error 0.147
-(linear, pooled), 0.065 (linear, unpooled), 0.034 (kernel, unpooled), against a success tolerance of 0.12. The latent term is divided by ``latent_scale`` (the mean latent
-distance between random frame pairs of the dataset) so both terms are unitless. The goal is still given only
-as an image; states are used only to fit W, from the same data the world model was trained on.
+(linear, pooled), 0.065 (linear, unpooled), 0.034 (kernel, unpooled), against a success tolerance of 0.12.
+The latent term is divided by ``latent_scale`` (the mean latent distance between random frame pairs of the
+dataset) so all terms are unitless. The goal is still given only as an image; states are used only to fit the
+probes, from the same data the world model was trained on.
 """
 from __future__ import annotations
 
@@ -56,7 +57,6 @@ class LatentProbe:
         """Standardized state read from unpooled goal latents (B, N0, D) -> (B, K) (needs ``goal_probe``)."""
         return self.goal_probe.predict(z_fine.flatten(-2).float().cpu()).to(z_fine.device)  # (B, K)
 
-
     def state_distance(self, states: torch.Tensor, goal: torch.Tensor,
                        goal_state: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted states (B, H, S) (simulator units) vs the goal state (B, K) standardized (default: read from
@@ -64,7 +64,6 @@ class LatentProbe:
         s = (states[..., self.dims].float() - self.y_mean.to(states.device)) / self.y_std.to(states.device)
         g = self.goal_state(goal) if goal_state is None else goal_state.to(s.device)  # (B, K)
         return (s - g[:, None]).abs().mean(-1)  # (B, H)
-
 
 
 class KernelProbe:
