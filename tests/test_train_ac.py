@@ -105,10 +105,11 @@ def test_latent_cache_invalidation(smoke_ac, tmp_path):
 
 def test_predictor_weights_of_another_layout_fail_naming_the_checkpoint(tmp_path):
     """A checkpoint whose weights do not fit its own predictor config gives a clear error, not a traceback."""
-    from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, load_predictor_weights
+    from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
+    from worldmodel.train.checkpoint import load_weights
 
     cfg = ACPredictorConfig(embed_dim=8, pred_dim=16, depth=1, num_heads=2, grid_h=2, grid_w=2, action_dim=2,
                             state_dim=2, global_head=True)
     old = ACPredictor(ACPredictorConfig(**{**cfg.__dict__, "global_from_state": False}))
     with pytest.raises(ValueError, match="old.pt.*predictor weights do not match"):
-        load_predictor_weights(ACPredictor(cfg), old.state_dict(), tmp_path / "old.pt")
+        load_weights(ACPredictor(cfg), old.state_dict(), tmp_path / "old.pt", "predictor")

@@ -64,7 +64,7 @@ class ACPredictorConfig:
     rope_theta: float = 100.0  # rotary base; small because positions are small integers
     residual: bool = True  # predict z_{t+1} = z_t + delta (starts at copy-last) instead of z_{t+1} directly
     abs_pos: bool = True  # also add a learned embedding of each patch token's grid cell (besides RoPE)
-    global_head: bool = False  # also decode the whole next latent (N x D) from the action/state token outputs
+    global_head: bool = False  # also decode the whole next latent (N x D) with an MLP (input: global_from_state)
     global_from_state: bool = True  # global head decodes the predicted next state (if any) instead of the cond tokens
     global_hidden: int = 256  # width of the global head's two hidden layers
 
@@ -333,14 +333,3 @@ class ACPredictor(nn.Module):
         z_out = torch.cat(preds_z, 1)  # (B, H, N, D)
         s_out = self.denorm_states(torch.cat(preds_s, 1)) if self.state_out is not None else None
         return z_out, s_out
-
-
-def load_predictor_weights(predictor: "ACPredictor", state: dict, checkpoint) -> None:
-    """``predictor.load_state_dict(state)``; weights that do not fit the predictor built from the checkpoint's
-    own config (e.g. a checkpoint written by an older predictor layout) fail naming the checkpoint."""
-    try:
-        predictor.load_state_dict(state)
-    except RuntimeError as e:
-        raise ValueError(f"checkpoint {checkpoint}: predictor weights do not match its config.model "
-                         f"({str(e).splitlines()[0]} ...); it was written by another predictor layout, "
-                         f"retrain it") from e

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, load_predictor_weights
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.world_model import LatentWorldModel
 
 CHECKPOINT_KIND = "train_pixel"
@@ -153,14 +153,14 @@ class PixelWorldModel(LatentWorldModel):
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "PixelWorldModel":
         """Rebuild the pixel world model from a ``wm train-pixel`` checkpoint (eval mode, frozen)."""
-        from worldmodel.train.checkpoint import load_checkpoint
+        from worldmodel.train.checkpoint import load_checkpoint, load_weights
 
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
         if ckpt.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected {CHECKPOINT_KIND!r}")
         res = ckpt["config"]["resolved"]
         predictor = ACPredictor(ACPredictorConfig(**res["model"]))
-        load_predictor_weights(predictor, ckpt["model"], checkpoint)
+        load_weights(predictor, ckpt["model"], checkpoint, "predictor")
         predictor.to(device).eval().requires_grad_(False)
         manifest = res["manifest"]
         wm = cls(predictor, patch_size=res["patch_size"], img_size=res["img_size"], frame_size=res["frame_size"],

@@ -226,7 +226,7 @@ def load_encoder(checkpoint_path, device="cpu") -> VideoViT:
     Loads the EMA target weights when the checkpoint has them (``extra["target"]``), else the online encoder
     (``model`` entries under ``encoder.``).
     """
-    from worldmodel.train.checkpoint import load_checkpoint
+    from worldmodel.train.checkpoint import load_checkpoint, load_weights
 
     ckpt = load_checkpoint(checkpoint_path)
     cfg_dict = (ckpt.get("config") or {}).get("model")
@@ -241,11 +241,7 @@ def load_encoder(checkpoint_path, device="cpu") -> VideoViT:
         state = ckpt["model"]
         state = _strip(state, "module.") or state
         state = _strip(state, "encoder.")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:  # e.g. a checkpoint written by an older encoder layout
-        raise ValueError(f"checkpoint {checkpoint_path}: encoder weights do not match its config.model "
-                         f"({str(e).splitlines()[0]})") from e
+    load_weights(model, state, checkpoint_path, "encoder")
     model.to(device).eval()
     model.requires_grad_(False)
     return model

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, load_predictor_weights, pool_latents
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 
 
 def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
@@ -121,7 +121,7 @@ class LatentWorldModel(nn.Module):
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "LatentWorldModel":
         """Rebuild encoder + predictor from a ``wm train-ac`` checkpoint (eval mode, frozen)."""
         from worldmodel.models.video_vit import load_encoder
-        from worldmodel.train.checkpoint import load_checkpoint
+        from worldmodel.train.checkpoint import load_checkpoint, load_weights
 
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
         if ckpt.get("kind") != "train_ac":
@@ -133,7 +133,7 @@ class LatentWorldModel(nn.Module):
         device = torch.device(device)
         encoder = load_encoder(enc_path, device)
         predictor = ACPredictor(ACPredictorConfig(**cfg["resolved"]["model"]))
-        load_predictor_weights(predictor, ckpt["model"], checkpoint)
+        load_weights(predictor, ckpt["model"], checkpoint, "predictor")
         predictor.to(device).eval().requires_grad_(False)
         manifest = cfg["resolved"]["manifest"]
         wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],

@@ -225,7 +225,7 @@ def latent_stats(latents: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tenso
 
 @torch.no_grad()
 def validate(model, eps, cfg, norm_states, device) -> dict:
-    """Teacher-forcing, rollout and copy-last L1 on (up to ``val_windows``) held-out windows."""
+    """Teacher-forcing, rollout and copy-last losses (``cfg.loss``) on (up to ``val_windows``) held-out windows."""
     try:
         windows = eps.windows(cfg.num_steps, cfg.frame_skip)
     except ValueError:

@@ -63,6 +63,16 @@ def check_matches(ckpt_cfg: dict, expected: dict, fields: list[str], path: str |
             raise ValueError(f"checkpoint {path}: field {field} is {got!r}, config expects {want!r}")
 
 
+def load_weights(module: torch.nn.Module, state: dict, path: str | Path, what: str = "model") -> None:
+    """``module.load_state_dict(state)``; weights that do not fit the module built from the checkpoint's own
+    config (e.g. written by an older layout) fail with a message naming the checkpoint, not a traceback."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"checkpoint {path}: {what} weights do not match its config.model "
+                         f"({str(e).splitlines()[0]}); it was written by another layout, retrain it") from e
+
+
 def rng_state() -> dict:
     """Capture python, numpy and torch RNG states as weights_only-loadable objects."""
     np_state = np.random.get_state()
