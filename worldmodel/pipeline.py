@@ -164,6 +164,7 @@ class StageRunner:
                   and not self.forced(stage) and artefacts_present(summary_path))
         if reused:
             summary, seconds, cpu = json.loads(summary_path.read_text()), old.get("seconds", 0.0), old.get("cpu_seconds")
+            finished = old.get("finished")
             print(f"[pipeline] {stage.name}: reused ({fp})")
         else:
             if stage_dir.exists() and (old.get("fingerprint") != fp or self.forced(stage)):
@@ -183,11 +184,11 @@ class StageRunner:
                 write_json_atomic(summary_path, summary)
             else:
                 summary = run_command(stage.command, overrides)
-            seconds, cpu = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2)
+            seconds, cpu, finished = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2), round(time.time(), 3)
             write_json_atomic(marker, {**record, "status": "done", "seconds": seconds, "cpu_seconds": cpu,
-                                       "finished": round(time.time(), 3)})
+                                       "finished": finished})
             print(f"[pipeline] {stage.name}: done in {seconds:.1f}s ({cpu:.0f} CPU s)")
-        self.fps[stage.name] = f"{fp}@{json.loads(marker.read_text()).get('finished')}"  # identity for downstream
+        self.fps[stage.name] = f"{fp}@{finished}"  # identity for downstream stages: a rerun changes it
         self.summaries[stage.name] = summary
         self.records.append({"name": stage.name, "kind": stage.kind, "command": stage.command,
                              "task": stage.task, "model": stage.model, "dir": str(stage_dir),
@@ -260,8 +261,8 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
             inputs=["pretrain", f"collect_{t}"], task=t, model="latent"))
         if cfg.pixel:
             shared = task_overrides(list(cfg.train_ac.overrides), t)  # train-ac's budget applies to both models
-            stages.append(Stage(f"train_pixel_{t}", "train_pixel", "train-pixel", sc("train_pixel", t)[:1] + shared
-                                + sc("train_pixel", t)[1:] + [
+            own = sc("train_pixel", t)  # [preset=..., *train_pixel.overrides]
+            stages.append(Stage(f"train_pixel_{t}", "train_pixel", "train-pixel", own[:1] + shared + own[1:] + [
                 f"dataset={q(data)}", f"latent_checkpoint={q(latent)}", "train.resume=true"],
                 inputs=[f"collect_{t}", f"train_ac_{t}"], task=t, model="pixel"))
     for t in tasks:

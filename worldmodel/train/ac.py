@@ -169,13 +169,42 @@ def run(cfg) -> dict:
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
     if trainer.start_step == 0:  # normalization from the training split (restored with the weights on resume)
-        s_all = torch.cat(train_eps.states)
-        a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(cfg.frame_skip)
-        a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(cfg.frame_skip)
-        z_mean, z_std = latent_stats(train_eps.latents)
-        trainer.raw_model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0), z_mean, z_std)
+        set_data_normalization(trainer.raw_model, manifest, cfg.frame_skip, train_eps, latent_stats(train_eps.latents))
     raw = trainer.raw_model
     norm_states = raw.norm_states if mcfg.state_dim > 0 else None
+    losses = train_predictor(trainer, windows, cfg, norm_states)
+    ckpt = trainer.save_checkpoint()
+    val = validate(raw, eps.subset(list(val_ids)) if len(val_ids) else train_eps, cfg, norm_states, trainer.device)
+    trainer.close()
+    return {
+        "steps": int(cfg.train.steps),
+        **losses,
+        **val,
+        "checkpoint": str(ckpt),
+        "encoder_checkpoint": str(enc_path),
+        "dataset": str(data),
+        "latent_cache": eps.path,
+        "latent_cache_hit": not eps.encoded,
+        "tokens_per_frame": mcfg.grid_h * mcfg.grid_w,
+        "parameters": sum(p.numel() for p in raw.parameters()),
+        "seconds": round(time.time() - t_start, 2),
+    }
+
+
+def set_data_normalization(model: ACPredictor, manifest: dict, frame_skip: int, train_eps,
+                           token_stats: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """Record in the predictor the action bounds (stacked ``frame_skip`` times), the state statistics of the
+    training episodes and the per-(token, channel) input statistics ``token_stats`` (mean, std), each (N, D)."""
+    s_all = torch.cat(train_eps.states)  # (n, S)
+    a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(frame_skip)
+    a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(frame_skip)
+    model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0), *token_stats)
+
+
+def train_predictor(trainer: Trainer, windows, cfg, norm_states) -> dict:
+    """The training loop of train-ac and train-pixel: per step a batch of windows, teacher-forcing + rollout
+    losses (+ the state losses), one optimizer step, logging and periodic checkpoints. Returns the loss figures
+    of the summary, averaged over the last steps (up to 50, a tenth of the run)."""
     recent: list[dict] = []
     for step in trainer.steps():
         batch = {k: v.to(trainer.device, non_blocking=True)
@@ -190,27 +219,10 @@ def run(cfg) -> dict:
         recent = (recent + [row])[-max(1, min(50, cfg.train.steps // 10)):]
         trainer.log(step, row)
         trainer.maybe_checkpoint(step)
-    ckpt = trainer.save_checkpoint()
-    val = validate(raw, eps.subset(list(val_ids)) if len(val_ids) else train_eps, cfg, norm_states, trainer.device)
-    trainer.close()
     mean = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
-    return {
-        "steps": int(cfg.train.steps),
-        "final_loss": mean.get("loss/total", math.nan),
-        "loss_tf": mean.get("loss/tf", math.nan),
-        "loss_rollout": mean.get("loss/rollout", math.nan),
-        "loss_state": mean.get("loss/state_tf", math.nan),
-        "loss_copy_last": mean.get("loss/copy_last", math.nan),
-        **val,
-        "checkpoint": str(ckpt),
-        "encoder_checkpoint": str(enc_path),
-        "dataset": str(data),
-        "latent_cache": eps.path,
-        "latent_cache_hit": not eps.encoded,
-        "tokens_per_frame": mcfg.grid_h * mcfg.grid_w,
-        "parameters": sum(p.numel() for p in raw.parameters()),
-        "seconds": round(time.time() - t_start, 2),
-    }
+    return {"final_loss": mean.get("loss/total", math.nan), "loss_tf": mean.get("loss/tf", math.nan),
+            "loss_rollout": mean.get("loss/rollout", math.nan), "loss_state": mean.get("loss/state_tf", math.nan),
+            "loss_copy_last": mean.get("loss/copy_last", math.nan)}
 
 
 def latent_stats(latents: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -180,7 +179,7 @@ def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorCo
 def run(cfg) -> dict:
     """Train the pixel predictor; returns the summary (losses, parameter counts, checkpoint path)."""
     from worldmodel.data.rollouts import read_manifest
-    from worldmodel.train.ac import ac_losses, latent_stats, validate
+    from worldmodel.train.ac import latent_stats, set_data_normalization, train_predictor, validate
 
     t_start = time.time()
     if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:
@@ -204,42 +203,19 @@ def run(cfg) -> dict:
     eps = load_pixel_episodes(data, setup["patch_size"], setup["img_size"], progress=trainer.is_main and cfg.train.progress)
     train_eps = eps.subset(setup["train_episodes"])
     windows = train_eps.windows(cfg.num_steps, fs)
-    if trainer.start_step == 0:  # normalization from the training split, as train-ac
-        s_all = torch.cat(train_eps.states)
-        a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(fs)
-        a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(fs)
-        # per (token, channel) statistics of the training frames' pixel tokens, as train-ac's latent ones
-        tok_mean, tok_std = latent_stats(frames_to_tokens(f, setup["patch_size"], setup["img_size"])
-                                         for f in train_eps.latents)
-        trainer.raw_model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0), tok_mean, tok_std)
+    if trainer.start_step == 0:  # normalization from the training split, as train-ac (pixel-token statistics)
+        tokens = (frames_to_tokens(f, setup["patch_size"], setup["img_size"]) for f in train_eps.latents)
+        set_data_normalization(trainer.raw_model, manifest, fs, train_eps, latent_stats(tokens))
     raw = trainer.raw_model
     norm_states = raw.norm_states if mcfg.state_dim > 0 else None
-    recent: list[dict] = []
-    for step in trainer.steps():
-        batch = {k: v.to(trainer.device, non_blocking=True)
-                 for k, v in windows.sample(cfg.train.batch_size, trainer.generator_for(step)).items()}
-        with trainer.autocast():
-            parts = ac_losses(trainer.model, batch, cfg.rollout_steps, norm_states, cfg.loss)
-            loss = parts["tf"] + cfg.rollout_weight * parts["rollout"]
-            if norm_states is not None:
-                loss = loss + cfg.state_weight * (parts["state_tf"] + cfg.rollout_weight * parts["state_rollout"])
-        trainer.backward_step(loss)
-        row = {"loss/total": loss.item(), **{f"loss/{k}": v.item() for k, v in parts.items()}}
-        recent = (recent + [row])[-max(1, min(50, cfg.train.steps // 10)):]
-        trainer.log(step, row)
-        trainer.maybe_checkpoint(step)
+    losses = train_predictor(trainer, windows, cfg, norm_states)
     ckpt = trainer.save_checkpoint()
     val_eps = eps.subset(setup["val_episodes"]) if setup["val_episodes"] else train_eps
     val = validate(raw, val_eps, run_cfg, norm_states, trainer.device)
     trainer.close()
-    mean = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
     return {
         "steps": int(cfg.train.steps),
-        "final_loss": mean.get("loss/total", math.nan),
-        "loss_tf": mean.get("loss/tf", math.nan),
-        "loss_rollout": mean.get("loss/rollout", math.nan),
-        "loss_state": mean.get("loss/state_tf", math.nan),
-        "loss_copy_last": mean.get("loss/copy_last", math.nan),
+        **losses,
         **val,
         "checkpoint": str(ckpt),
         "dataset": str(data),
