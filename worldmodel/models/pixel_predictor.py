@@ -19,7 +19,8 @@ decoded at the working resolution and resized back to the dataset's (bilinear) f
 
 Planning with it needs nothing special: its "latents" are normalized pixel patches, so the planner's energy
 (distance averaged over tokens between the predicted last step and the encoded goal) is the pixel distance
-between the predicted last frame and the goal image at the working resolution.
+between the predicted last frame and the goal image at the working resolution; with ``energy.state_weight`` it
+gets the same state term as the latent model, its goal-state probe reading the goal image's pixel tokens.
 """
 from __future__ import annotations
 
