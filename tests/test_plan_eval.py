@@ -124,6 +124,8 @@ def test_wm_plan_smoke(tmp_path: Path):
     # the same tiny model (reused from out_dir) with gradient refinement through the real predictor and the
     # probe/state energy terms
     again = run_command("plan", ["preset=smoke", f"out_dir={tmp_path}", "planner=grad", "energy.state_weight=1",
-                                 "energy.probe_weight=0.5", "energy.steps=min", "gifs=0", "baselines=false"])
+                                 "energy.probe_weight=0.5", "energy.steps=min", "gifs=0", "baselines=false",
+                                 "subgoals.enabled=true"])
     assert again["checkpoint"] == summary["checkpoint"] and again["gifs"] == []
     assert again["protocol"]["energy_probe"]["dims"] and "success_rate_random" not in again
+    assert again["protocol"]["energy_probe"]["graph"]["nodes"] > 0 and 0 <= again["subgoal_fraction"] <= 1

@@ -38,6 +38,7 @@ from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import (EpisodeStats, PlannerController, random_controller, run_episodes,
                                      zero_controller)
 from worldmodel.planning.optimizers import PlannerConfig
+from worldmodel.planning.subgoals import SubgoalConfig
 from worldmodel.train.core import resolve_device
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -74,6 +75,7 @@ class PlanConfig:
     threads: int = 0  # torch CPU threads (0: torch's default); 1 avoids OpenMP spin-waits on a busy machine
     planner: PlannerConfig = field(default_factory=PlannerConfig)  # the optimizer (planner= group)
     energy: EnergyConfig = field(default_factory=EnergyConfig)  # the planning energy
+    subgoals: SubgoalConfig = field(default_factory=SubgoalConfig)  # roadmap subgoals (planning/subgoals.py)
 
 
 register_schema("plan", PlanConfig)
@@ -237,20 +239,27 @@ def run(cfg) -> dict:
     energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
     action_repeat = int(getattr(model, "frame_skip", 1))
 
-    probe, probe_info = None, None  # fitted before any env exists (MuJoCo's EGL context + late imports crash)
-    if uses_probe(energy):
-        from worldmodel.planning.probe import dataset_of, fit_probe
+    subgoals = SubgoalConfig(**OmegaConf.to_container(cfg.subgoals, resolve=True))
+    probe, probe_info, graph = None, None, None  # fitted before any env exists (MuJoCo's EGL + late imports crash)
+    if uses_probe(energy) or subgoals.enabled:
+        from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe
 
         dataset = cfg.probe_dataset or dataset_of(checkpoint)
-        probe = fit_probe(model, dataset, energy.probe_episodes, energy.probe_stride, energy.probe_min_r2,
-                          energy.metric, fine=energy.goal_fine and energy.state_weight > 0)
+        fine = energy.goal_fine and (energy.state_weight > 0 or subgoals.enabled)
+        frames = encode_frames(model, dataset, energy.probe_episodes, energy.probe_stride, fine=fine)
+        probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
         probe_info = {"dataset": dataset, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
                       "goal_r2": probe.goal_r2}
+        if subgoals.enabled:
+            from worldmodel.planning.subgoals import SubgoalGraph
+
+            graph = SubgoalGraph.build(frames, probe, subgoals, energy.probe_stride)
+            probe_info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
     E = int(cfg.episodes)
     eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
     controller = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
                                    energy, execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch),
-                                   probe=probe)
+                                   probe=probe, graph=graph, lookahead=subgoals.lookahead)
     t0 = time.perf_counter()
     stats = eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))))
     summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E}
@@ -259,6 +268,8 @@ def run(cfg) -> dict:
     succ_steps = stats.steps[stats.success]
     summary["env_steps_to_success"] = float(succ_steps.mean()) if len(succ_steps) else None
     summary.update(timing_summary(controller.plan_seconds, E))
+    if graph is not None:  # share of episode-plans aimed at a subgoal rather than the goal itself
+        summary["subgoal_fraction"] = controller.subgoal_plans / max(controller.episode_plans, 1)
     per_episode = {"seed": eps.seeds, "success": stats.success.tolist(), "steps": stats.steps.tolist(),
                    "final_distance": stats.final_distance.round(4).tolist()}
     if cfg.baselines:
@@ -272,7 +283,7 @@ def run(cfg) -> dict:
         **eps.settings, "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution,
         "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
         "action_repeat": action_repeat, "horizon_env_steps": planner.horizon * action_repeat, "seeds": eps.seeds,
-        "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "energy_probe": probe_info,
+        "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "subgoals": asdict(subgoals), "energy_probe": probe_info,
         "baseline_random": "uniform, held action_repeat", "success": "envs.protocol.is_success at any env step",
         "device": str(device),
     }

@@ -105,8 +105,10 @@ class PlannerController:
 
     def __init__(self, model, goal_frames: np.ndarray, goal_states: np.ndarray, seeds: list[int],
                  low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
-                 execute_steps: int = 1, max_batch: int = 0, probe=None):
+                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None, lookahead: int = 0):
         self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
+        self.graph = graph  # SubgoalGraph (planning/subgoals.py) or None: always aim at the goal itself
+        self.lookahead = lookahead or planner.horizon * int(getattr(model, "frame_skip", 1))  # env steps
         self.execute_steps, self.max_batch = execute_steps, max_batch
         self.device = model_device(model)
         self.action_repeat = int(getattr(model, "frame_skip", 1))
@@ -116,16 +118,24 @@ class PlannerController:
         with torch.no_grad():
             self.goal = encode_obs(model, goal_frames, goal_states)  # (E, N, D)
             self.goal_state = None  # (E, K) standardized goal states, read once here (not per energy call)
-            if probe is not None and energy.state_weight > 0:
-                if probe.goal_probe is not None:  # from the goal frames' unpooled latents
-                    f = torch.from_numpy(np.ascontiguousarray(goal_frames)).to(self.device)
-                    self.goal_state = probe.goal_state_fine(model.encode_fine(f).float())
-                else:  # from the goal latents
-                    self.goal_state = probe.goal_state(self.goal)
+            if probe is not None and (energy.state_weight > 0 or graph is not None):
+                self.goal_state = self.read_state(goal_frames, self.goal)
+        if graph is not None:
+            graph.set_goals(self.goal_state)
+        self.subgoal_plans = 0  # episode-plans aimed at a graph subgoal (not the goal itself)
+        self.episode_plans = 0
         self.gens = episode_generators(seeds, self.device)
         E, H, A = len(seeds), planner.horizon, self.low.shape[0]
         self.mean = torch.zeros(E, H, A, device=self.device).clamp(self.low, self.high)  # (E, H, A) warm starts
         self.plan_seconds: list[tuple[float, int]] = []
+
+    def read_state(self, frames: np.ndarray, z: torch.Tensor) -> torch.Tensor:
+        """Standardized state (B, K) the probe reads from frames (B, H, W, 3) uint8: from their unpooled latents
+        when the probe has a kernel read-out for them, else from their latents z (B, N, D)."""
+        if self.probe.goal_probe is not None:
+            f = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+            return self.probe.goal_state_fine(self.model.encode_fine(f).float())
+        return self.probe.goal_state(z)
 
     def __call__(self, active: np.ndarray, frames: np.ndarray, states: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
@@ -133,8 +143,22 @@ class PlannerController:
         with torch.no_grad():  # the grad optimizer re-enables autograd for its refinement only
             z0 = encode_obs(self.model, frames, states)  # (E', N, D)
             s0 = torch.as_tensor(states, dtype=torch.float32, device=self.device) if self.uses_state else None
-            fn = make_energy_fn(self.model, z0, s0, self.goal[idx], self.action_repeat, self.energy,
-                                self.max_batch, self.probe, None if self.goal_state is None else self.goal_state[idx])
+            goal = self.goal[idx]  # (E', N, D)
+            goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
+            if self.graph is not None:
+                sub = self.graph.subgoals(active, self.read_state(frames, z0), self.lookahead)  # (E',), -1: goal
+                use = torch.as_tensor(sub >= 0, device=self.device)
+                if use.any():
+                    nodes = torch.as_tensor(sub[sub >= 0])
+                    goal = goal.clone()
+                    goal[use] = self.graph.latents[nodes].to(goal)
+                    if goal_state is not None:
+                        goal_state = goal_state.clone()
+                        goal_state[use] = self.graph.states[nodes].to(goal_state)
+                self.subgoal_plans += int(use.sum())
+            self.episode_plans += len(active)
+            fn = make_energy_fn(self.model, z0, s0, goal, self.action_repeat, self.energy, self.max_batch,
+                                self.probe, goal_state)
             res = plan(fn, self.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
                        mean=self.mean[idx])
         k = min(self.execute_steps, self.planner.horizon)

@@ -57,11 +57,15 @@ class LatentProbe:
         """Standardized state read from unpooled goal latents (B, N0, D) -> (B, K) (needs ``goal_probe``)."""
         return self.goal_probe.predict(z_fine.flatten(-2).float().cpu()).to(z_fine.device)  # (B, K)
 
+    def standardize(self, states: torch.Tensor) -> torch.Tensor:
+        """Simulator states (..., S) -> the kept dims in standardized units (..., K)."""
+        return (states[..., self.dims].float() - self.y_mean.to(states.device)) / self.y_std.to(states.device)
+
     def state_distance(self, states: torch.Tensor, goal: torch.Tensor,
                        goal_state: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted states (B, H, S) (simulator units) vs the goal state (B, K) standardized (default: read from
         the goal latent (B, N, D)) -> (B, H) mean standardized |difference| over kept dims."""
-        s = (states[..., self.dims].float() - self.y_mean.to(states.device)) / self.y_std.to(states.device)
+        s = self.standardize(states)  # (B, H, K)
         g = self.goal_state(goal) if goal_state is None else goal_state.to(s.device)  # (B, K)
         return (s - g[:, None]).abs().mean(-1)  # (B, H)
 
@@ -115,26 +119,36 @@ def dataset_of(checkpoint: str) -> str:
     return str(cfg.get("resolved", {}).get("dataset") or cfg.get("dataset") or "")
 
 
+@dataclass
+class ProbeFrames:
+    """Dataset frames encoded by a world model: what the probes (and the subgoal graph) are fit on."""
+
+    z: torch.Tensor  # (n, N, D) pooled latents, as ``model.encode``
+    z_fine: torch.Tensor | None  # (n, N0, D) unpooled latents (models with ``encode_fine``), else None
+    states: torch.Tensor  # (n, S) simulator states of the frames
+    episode: np.ndarray  # (n,) episode id of each frame
+    step: np.ndarray  # (n,) env step of each frame within its episode
+
+
 @torch.no_grad()
-def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, min_r2: float = 0.5,
-              metric: str = "l1", batch: int = 128, seed: int = 0, fine: bool = True) -> LatentProbe:
-    """Encode every ``stride``-th frame of ``episodes`` dataset episodes with ``model.encode`` and fit a ridge
-    probe latents -> states (the drift evaluation's ``RidgeProbe``, lambda chosen on a held-out fifth).
-    ``fine`` and a model with ``encode_fine``/``pool_fine``: also fit the goal-state probe on unpooled latents."""
+def encode_frames(model, dataset: str | Path, episodes: int = 40, stride: int = 4, batch: int = 128,
+                  seed: int = 0, fine: bool = True) -> ProbeFrames:
+    """Encode every ``stride``-th frame of ``episodes`` randomly picked dataset episodes (seeded) with the model;
+    ``fine`` and a model with ``encode_fine``/``pool_fine``: keep the unpooled latents too."""
     from worldmodel.data.rollouts import load_episode, read_manifest
-    from worldmodel.evaluation.drift import RidgeProbe
-    from worldmodel.planning.energy import token_distance
 
     manifest = read_manifest(dataset)
     ids = sorted(int(e["id"]) for e in manifest["episode_list"])
     rng = np.random.default_rng(seed)
     pick = sorted(rng.choice(ids, size=min(episodes, len(ids)), replace=False).tolist())
-    frames, states = [], []
+    frames, states, episode, step = [], [], [], []
     for i in pick:
         ep = load_episode(dataset, i, manifest)
         frames.append(ep["frames"][::stride])
         states.append(ep["states"][::stride])
-    frames_np, states_t = np.concatenate(frames), torch.as_tensor(np.concatenate(states), dtype=torch.float32)
+        episode.append(np.full(len(frames[-1]), i))
+        step.append(np.arange(0, len(ep["frames"]), stride)[: len(frames[-1])])
+    frames_np = np.concatenate(frames)
     fine = fine and hasattr(model, "encode_fine") and hasattr(model, "pool_fine")
     H, W = frames_np.shape[1:3]
     zs, zfs = [], []
@@ -146,16 +160,33 @@ def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, m
             zs.append(model.pool_fine(zf, H, W).cpu())  # (b, N, D), identical to model.encode(f)
         else:
             zs.append(model.encode(f).float().cpu())
-    z = torch.cat(zs)  # (n, N, D)
+    return ProbeFrames(z=torch.cat(zs), z_fine=torch.cat(zfs) if fine else None,
+                       states=torch.as_tensor(np.concatenate(states), dtype=torch.float32),
+                       episode=np.concatenate(episode), step=np.concatenate(step))
+
+
+@torch.no_grad()
+def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, min_r2: float = 0.5,
+              metric: str = "l1", batch: int = 128, seed: int = 0, fine: bool = True,
+              frames: ProbeFrames | None = None) -> LatentProbe:
+    """Fit a ridge probe latents -> states (the drift evaluation's ``RidgeProbe``, lambda chosen on a held-out
+    fifth) on ``frames`` (default: ``encode_frames(model, dataset, episodes, stride)``). With unpooled latents
+    (``fine``), also fit the kernel goal-state probe on them."""
+    from worldmodel.evaluation.drift import RidgeProbe
+    from worldmodel.planning.energy import token_distance
+
+    if frames is None:
+        frames = encode_frames(model, dataset, episodes, stride, batch, seed, fine)
+    z, states_t = frames.z, frames.states  # (n, N, D), (n, S)
     probe = RidgeProbe(z, states_t, seed=seed)
     r2 = probe.r2.tolist()
     dims = [k for k, v in enumerate(r2) if v >= min_r2] or [int(np.argmax(r2))]
     perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))
     scale = token_distance(z[:, None], z[perm], metric).mean().item()  # (n, 1) -> scalar
     goal = {}
-    if fine:  # targets in the standardized units of ``probe`` (kept dims only)
+    if fine and frames.z_fine is not None:  # targets in the standardized units of ``probe`` (kept dims only)
         y = (states_t[:, dims] - probe.y_mean[dims]) / probe.y_std[dims]  # (n, K)
-        gp = KernelProbe(torch.cat(zfs).flatten(1), y, seed=seed)
+        gp = KernelProbe(frames.z_fine.flatten(1), y, seed=seed)
         goal = {"goal_probe": gp, "goal_r2": [round(v, 4) for v in gp.r2.tolist()]}
     return LatentProbe(weight=probe.w[:, dims].contiguous(), x_mean=probe.x_mean, y_mean=probe.y_mean[dims],
                        y_std=probe.y_std[dims], dims=dims, r2=[round(v, 4) for v in r2], latent_scale=max(scale, 1e-8),
