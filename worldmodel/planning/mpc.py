@@ -105,10 +105,10 @@ class PlannerController:
 
     def __init__(self, model, goal_frames: np.ndarray, goal_states: np.ndarray, seeds: list[int],
                  low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
-                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None, lookahead: int = 0):
+                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None, lookahead: int = 6):
         self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
         self.graph = graph  # SubgoalGraph (planning/subgoals.py) or None: always aim at the goal itself
-        self.lookahead = lookahead or planner.horizon * int(getattr(model, "frame_skip", 1))  # env steps
+        self.lookahead = lookahead  # env steps of roadmap path from the current state to the subgoal
         self.execute_steps, self.max_batch = execute_steps, max_batch
         self.device = model_device(model)
         self.action_repeat = int(getattr(model, "frame_skip", 1))

@@ -17,8 +17,11 @@ goal frame by the probe; the nearest node if none is that close), and Dijkstra f
 gives every node's cost-to-go and next node toward the goal. Per replanning step (``subgoals``): the current state
 is read from the current frame by the same probe; the walk enters the graph at the one of the ``neighbors`` nearest
 nodes with the lowest |x - c| / v + cost-to-go and follows the next-node chain until ``lookahead`` env steps are
-covered. That node's latent (N, D) and standardized state (K,) replace the goal's in the energy. When the
-remaining cost is within the lookahead (or no path exists), the planner aims at the goal itself.
+covered. That node's latent (N, D) and standardized state (K,) replace the goal's in the energy. The planner
+aims at the goal itself when no path exists, when the remaining cost is within the lookahead, or when the way is
+clear: reaching the subgoal s would bring it closer to the goal by at least ``straight`` times |s - c|
+(|c - g| - |s - g| >= straight |s - c|: the path heads straight for the goal, as on open ground, where the
+greedy planner already does well and the data's wiggles would only slow it down).
 
 States are used only as the dataset's labels (like the probe's); at evaluation the goal and the current state
 are read from images.
@@ -39,7 +42,8 @@ class SubgoalConfig:
     dims: list[int] = field(default_factory=list)  # simulator state dims spanning the graph ([]: the probe's kept dims)
     radius: float = 0.3  # neighbour edges and goal nodes: standardized state distance
     neighbors: int = 8  # most neighbour edges per node; also the entry candidates per replanning step
-    lookahead: int = 0  # env steps of graph path to the subgoal (0: the planning horizon x action_repeat)
+    lookahead: int = 6  # env steps of graph path to the subgoal (keep it well inside horizon x action_repeat)
+    straight: float = 0.8  # aim at the goal itself when the path to the subgoal heads this straight for the goal
 
 
 class SubgoalGraph:
@@ -65,6 +69,7 @@ class SubgoalGraph:
         self.tree = cKDTree(x)
         self.cost_to_go: np.ndarray | None = None  # (E, n)
         self.next_node: np.ndarray | None = None  # (E, n); -9999 at goal nodes and unreachable ones
+        self.goals: np.ndarray | None = None  # (E, G) goal states in graph coordinates
 
     @classmethod
     def build(cls, frames, probe, cfg: SubgoalConfig, stride: int) -> "SubgoalGraph":
@@ -110,6 +115,7 @@ class SubgoalGraph:
             ctg.append(dist)
             nxt.append(pred)
         self.cost_to_go, self.next_node = np.stack(ctg), np.stack(nxt)  # (E, n)
+        self.goals = g  # (E, G)
 
     def subgoals(self, episodes: np.ndarray, current: torch.Tensor, lookahead: float) -> np.ndarray:
         """Subgoal node per active episode, -1 where the planner should aim at the goal itself.
@@ -117,6 +123,7 @@ class SubgoalGraph:
         episodes (E',) episode ids (rows of ``set_goals``), current (E', K) standardized states read from the
         current frames; lookahead: env steps of path to cover."""
         c = current[:, self.dims_index].cpu().double().numpy()  # (E', G)
+        to_goal = np.linalg.norm(c - self.goals[episodes], axis=1)  # (E',)
         k = min(self.cfg.neighbors, len(self.x))
         d, j = self.tree.query(c, k=k)  # (E', k)
         d, j = d.reshape(len(c), k), j.reshape(len(c), k)
@@ -131,5 +138,7 @@ class SubgoalGraph:
                 nxt = int(self.next_node[e, node])
                 covered += self.cost_to_go[e, node] - self.cost_to_go[e, nxt]
                 node = nxt
-            out[r] = node
+            progress = to_goal[r] - np.linalg.norm(self.x[node] - self.goals[e])
+            if progress < self.cfg.straight * np.linalg.norm(self.x[node] - c[r]):
+                out[r] = node  # a detour: aim at the subgoal
         return out
