@@ -123,7 +123,8 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def protocol_defaults(self) -> dict:
         return {"goal_offset": self.goal_offset, "budget": self.budget,
-                "success_tolerance": self.success_tolerance, "criterion": self.criterion}
+                "success_tolerance": self.success_tolerance, "criterion": self.criterion,
+                "criterion_dims": self.state_dims}  # None: every state dim
 
     def _augment(self, obs: Any, info: dict) -> dict:
         info = dict(info)

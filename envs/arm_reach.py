@@ -36,6 +36,7 @@ class ArmReachEnv(TaskEnv):
     goal_offset = 25
     budget = 75
     criterion = "||fingertip - goal_fingertip|| < 0.12"
+    criterion_dims = (4, 5)
 
     def state(self) -> np.ndarray:
         q = self.data.qpos[:2]

@@ -34,6 +34,7 @@ class TaskEnv(MujocoEnv):
     goal_offset: ClassVar[int]  # goal-protocol default: goal-policy steps from the start to the goal
     budget: ClassVar[int]  # goal-protocol default: env steps a controller/planner may use
     criterion: ClassVar[str]  # one line, recorded with every result
+    criterion_dims: ClassVar[tuple[int, ...]]  # the state dims ``state_distance`` reads
 
     def __init__(
         self,
@@ -120,4 +121,5 @@ class TaskEnv(MujocoEnv):
             "budget": int(self.budget),
             "success_tolerance": float(self.success_tolerance),
             "criterion": self.criterion,
+            "criterion_dims": list(self.criterion_dims),
         }

@@ -26,6 +26,7 @@ class PointReachEnv(TaskEnv):
     goal_offset = 25
     budget = 75
     criterion = "||xy - goal_xy|| < 0.12"
+    criterion_dims = (0, 1)
 
     def state(self) -> np.ndarray:
         return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)

@@ -38,6 +38,7 @@ class PushBlockEnv(TaskEnv):
     goal_offset = 50
     budget = 150
     criterion = "||block_xy - goal_block_xy|| < 0.15 (position only)"
+    criterion_dims = (2, 3)
 
     def state(self) -> np.ndarray:
         q, v = self.data.qpos, self.data.qvel

@@ -39,6 +39,7 @@ class TwoRoomEnv(TaskEnv):
     goal_offset = 40
     budget = 100
     criterion = "||xy - goal_xy|| < 0.15"
+    criterion_dims = (0, 1)
 
     def state(self) -> np.ndarray:
         return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)

@@ -66,6 +66,7 @@ def test_success_criterion(env_id):
     s = info["state"]
     tol = protocol.defaults(env)["success_tolerance"]
     dims = CRITERION_DIMS[short(env_id)]
+    assert protocol.defaults(env)["criterion_dims"] == dims  # what the planner's criterion_weight relies on
     assert protocol.is_success(env, s, s) and protocol.state_distance(env, s, s) == 0.0
     near, far, other = s.copy(), s.copy(), s.copy()
     near[dims[0]] += 0.5 * tol

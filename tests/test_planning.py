@@ -158,3 +158,19 @@ def test_kernel_probe_localizes_a_blob_better_than_linear():
     rp = RidgeProbe(x[tr], pos[tr])
     err_linear = (rp.predict(x[te]) - pos[te]).norm(dim=1).mean()
     assert err_kernel < 0.1 and err_kernel < 0.7 * err_linear, (err_kernel, err_linear)
+
+
+def test_criterion_weight_scales_the_criterion_dims():
+    """weight_dims: an error on a criterion dim costs ``weight`` times one on another dim; mean weight stays 1."""
+    from worldmodel.planning.probe import LatentProbe
+
+    K = 4
+    probe = LatentProbe(weight=torch.zeros(3, K), x_mean=torch.zeros(3), y_mean=torch.zeros(K), y_std=torch.ones(K),
+                        dims=[0, 1, 2, 3], r2=[1.0] * K, latent_scale=1.0)
+    goal = torch.zeros(1, K)
+    err = torch.eye(K)[:, None]  # (K, 1, K): a unit error on one dim per row
+    before = probe.state_distance(err, None, goal.expand(K, K))  # (K, 1)
+    assert torch.allclose(before, torch.full((K, 1), 1 / K))
+    probe.weight_dims([2, 3], 3.0)
+    after = probe.state_distance(err, None, goal.expand(K, K))[:, 0]  # (K,)
+    assert torch.allclose(after[2:], 3 * after[:2]) and torch.isclose(after.sum(), before.sum())

@@ -13,7 +13,9 @@ penalized for moving on (success is checked at every env step, so passing throug
 ``probe_weight > 0`` adds a learned linear metric on the same latent difference (``worldmodel.planning.probe``):
     energy_h = d(z_h, g) / latent_scale + probe_weight * mean_k |W^T (z_h - g)|_k
 which keeps a slope where the plain token distance is flat (bodies far from their goal positions), and
-``state_weight > 0`` adds ``state_weight * mean_k |s_hat_h - probe(g)|_k`` for models that predict states.
+``state_weight > 0`` adds ``state_weight * mean_k w_k |s_hat_h - probe(g)|_k`` for models that predict states,
+where ``w_k`` is ``criterion_weight`` times larger on the state dims the env's success criterion reads
+(``criterion_dims``; e.g. PushBlock's block position, not the pusher's) and normalized to mean 1.
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ class EnergyConfig:
     probe_episodes: int = 40  # training-dataset episodes whose frames fit the probe
     probe_stride: int = 4  # every k-th frame of those episodes
     probe_min_r2: float = 0.5  # state dims the probe predicts with a lower held-out R^2 are left out
+    criterion_weight: float = 1.0  # state term: weight of the dims the env's success criterion reads vs the others
     goal_fine: bool = True  # state_weight: read the goal state from the goal frame's unpooled latents (if the model has them)
 
 

@@ -257,6 +257,10 @@ def run(cfg) -> dict:
             probe_info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
     E = int(cfg.episodes)
     eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
+    criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
+    if probe is not None and energy.criterion_weight != 1.0 and criterion_dims is not None:
+        probe.weight_dims(criterion_dims, energy.criterion_weight)
+        probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
     controller = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
                                    energy, execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch),
                                    probe=probe, graph=graph, lookahead=subgoals.lookahead)

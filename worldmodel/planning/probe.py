@@ -42,6 +42,13 @@ class LatentProbe:
     latent_scale: float  # mean per-token metric distance between random frame pairs
     goal_probe: "KernelProbe | None" = None  # goal-state read-out from unpooled latents (None: from pooled ones)
     goal_r2: list[float] | None = None  # held-out R^2 of the kept dims from the unpooled latents
+    dim_weights: torch.Tensor | None = None  # (K,) weights of the kept dims in ``state_distance`` (None: equal)
+
+    def weight_dims(self, dims, weight: float) -> None:
+        """Weigh the kept dims among ``dims`` (simulator state dims) ``weight`` times the others in
+        ``state_distance``; the weights are normalized to mean 1 over the kept dims, so the term keeps its scale."""
+        w = torch.tensor([float(weight) if d in set(dims) else 1.0 for d in self.dims])  # (K,)
+        self.dim_weights = w / w.mean()
 
     def distance(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """z (B, H, N, D), goal (B, N, D) -> (B, H) mean |W^T (z - goal)| over kept dims."""
@@ -64,10 +71,13 @@ class LatentProbe:
     def state_distance(self, states: torch.Tensor, goal: torch.Tensor,
                        goal_state: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted states (B, H, S) (simulator units) vs the goal state (B, K) standardized (default: read from
-        the goal latent (B, N, D)) -> (B, H) mean standardized |difference| over kept dims."""
+        the goal latent (B, N, D)) -> (B, H) mean standardized |difference| over kept dims (``dim_weights``)."""
         s = self.standardize(states)  # (B, H, K)
         g = self.goal_state(goal) if goal_state is None else goal_state.to(s.device)  # (B, K)
-        return (s - g[:, None]).abs().mean(-1)  # (B, H)
+        d = (s - g[:, None]).abs()  # (B, H, K)
+        if self.dim_weights is not None:
+            d = d * self.dim_weights.to(d.device)
+        return d.mean(-1)  # (B, H)
 
 
 class KernelProbe:
