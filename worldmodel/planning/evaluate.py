@@ -12,11 +12,15 @@ LatentWorldModel, "train_pixel" -> PixelWorldModel), or set ``model_kind``. With
 ``train_overrides`` set (the smoke preset) a tiny model is trained first with ``wm train-ac``, so
 ``wm plan preset=smoke`` works on a fresh checkout. The env defaults to the one the model was trained on.
 
+With ``subgoals.enabled`` the planner aims at roadmap subgoals where the way to the goal is not straight
+(``worldmodel/planning/subgoals.py``); the roadmap is built from the frames the energy's probe is fit on.
+
 Summary: ``success_rate`` (+ ``success_ci95``, the 95% Wilson interval), ``final_distance`` (the criterion's
 distance at the last step), ``env_steps`` (mean env steps used; ``env_steps_to_success`` over successes), the
 same with ``_random`` and ``_zero`` suffixes, ``seconds_per_plan`` (one batched replanning step for all active
 episodes; ``seconds_per_plan_full_batch`` when all ``episodes`` were active, ``..._per_episode`` divided by
-them), ``episodes``, ``gifs``, ``per_episode`` rows, and ``protocol``: every setting that defines the result.
+them), ``subgoal_fraction`` (episode-plans aimed at a subgoal), ``episodes``, ``gifs``, ``per_episode`` rows,
+and ``protocol``: every setting that defines the result.
 """
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ Loop (``run_episodes`` with ``PlannerController``): encode the current frame of 
 goal frame (goals once, same encoder convention), plan (E', H, A) env actions for all active episodes in one
 batched optimizer call, execute the first ``execute_steps`` of them, each held for ``action_repeat =
 model.frame_skip`` env steps, render the new frame, replan from a warm start (the previous mean shifted by
-``execute_steps``). An episode stops at success (checked after every env step with the protocol's state
+``execute_steps``); with a roadmap (``planning/subgoals.py``) a replanning step may aim at a subgoal frame
+instead of the goal frame. An episode stops at success (checked after every env step with the protocol's state
 criterion), at the step budget, or when the env terminates/truncates; finished episodes stop stepping and leave
 the batch. The predictor sees each planned action as the stack of its repeats (``frame_skip * A``), exactly the
 env actions executed, as in training (see the time-step decision in ARCHITECTURE.md).
@@ -108,6 +109,8 @@ class PlannerController:
                  execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None, lookahead: int = 6):
         self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
         self.graph = graph  # SubgoalGraph (planning/subgoals.py) or None: always aim at the goal itself
+        if graph is not None and probe is None:
+            raise ValueError("subgoals need the probe that reads states from frames (planning.probe.fit_probe)")
         self.lookahead = lookahead  # env steps of roadmap path from the current state to the subgoal
         self.execute_steps, self.max_batch = execute_steps, max_batch
         self.device = model_device(model)
