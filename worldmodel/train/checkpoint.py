@@ -73,8 +73,9 @@ def load_weights(module: torch.nn.Module, state: dict, path: str | Path, what: s
                          f"({str(e).splitlines()[0]}); it was written by another layout, retrain it") from e
 
 
-def rng_state() -> dict:
-    """Capture python, numpy and torch RNG states as weights_only-loadable objects."""
+def rng_state(device: torch.device | str = "cpu") -> dict:
+    """Capture python, numpy and torch RNG states as weights_only-loadable objects, plus the RNG of ``device``
+    when it is an accelerator (the device the run's model lives on)."""
     np_state = np.random.get_state()
     state = {
         "python": _to_lists(random.getstate()),
@@ -82,19 +83,23 @@ def rng_state() -> dict:
                   "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    device = torch.device(device)
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` captured."""
+def set_rng_state(state: dict, device: torch.device | str = "cpu") -> None:
+    """Restore what :func:`rng_state` captured; the accelerator RNG goes to ``device`` (the run's model device)."""
     random.setstate(_to_tuples(state["python"]))
     n = state["numpy"]
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    device = torch.device(device)
+    if "cuda" in state and device.type == "cuda":
+        cuda = state["cuda"]  # older checkpoints hold a list, one state per visible GPU
+        cuda = cuda[device.index or 0] if isinstance(cuda, list | tuple) else cuda
+        torch.cuda.set_rng_state(cuda, device)
 
 
 def _to_lists(x):

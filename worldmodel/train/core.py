@@ -230,7 +230,7 @@ class Trainer:
                 "step": step,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": {"name": self.cfg.optim.schedule, "step": step},
-                "rng": rng_state(),
+                "rng": rng_state(self.device),
             })
         if self.world_size > 1:
             dist.barrier()
@@ -244,7 +244,7 @@ class Trainer:
             m.load_state_dict(ckpt["extra"][k])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.start_step = int(ckpt["step"])
-        set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"], self.device)
         if self.is_main:
             _truncate_metrics(self.out_dir / "metrics.jsonl", self.start_step)
             print(f"[{self.kind}] resumed from {self.ckpt_path} at step {self.start_step}")
