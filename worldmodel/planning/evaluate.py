@@ -267,7 +267,7 @@ def run(cfg) -> dict:
         probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
     controller = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
                                    energy, execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch),
-                                   probe=probe, graph=graph, lookahead=subgoals.lookahead)
+                                   probe=probe, graph=graph)
     t0 = time.perf_counter()
     stats = eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))))
     summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E}

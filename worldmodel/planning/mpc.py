@@ -106,23 +106,20 @@ class PlannerController:
 
     def __init__(self, model, goal_frames: np.ndarray, goal_states: np.ndarray, seeds: list[int],
                  low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
-                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None, lookahead: int = 6):
+                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None):
         self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
         self.graph = graph  # SubgoalGraph (planning/subgoals.py) or None: always aim at the goal itself
         if graph is not None and probe is None:
             raise ValueError("subgoals need the probe that reads states from frames (planning.probe.fit_probe)")
-        self.lookahead = lookahead  # env steps of roadmap path from the current state to the subgoal
         self.execute_steps, self.max_batch = execute_steps, max_batch
         self.device = model_device(model)
         self.action_repeat = int(getattr(model, "frame_skip", 1))
         self.low = torch.as_tensor(low, dtype=torch.float32, device=self.device)  # (A,)
         self.high = torch.as_tensor(high, dtype=torch.float32, device=self.device)  # (A,)
         self.uses_state = bool(getattr(model, "uses_state", getattr(model, "state_dim", 1) > 0))
-        with torch.no_grad():
-            self.goal = encode_obs(model, goal_frames, goal_states)  # (E, N, D)
-            self.goal_state = None  # (E, K) standardized goal states, read once here (not per energy call)
-            if probe is not None and (energy.state_weight > 0 or graph is not None):
-                self.goal_state = self.read_state(goal_frames, self.goal)
+        # goals once here (not per energy call): latents (E, N, D), standardized goal states (E, K) or None
+        read_goal = probe is not None and (energy.state_weight > 0 or graph is not None)
+        self.goal, self.goal_state = self.observe(goal_frames, goal_states, read_goal)
         if graph is not None:
             graph.set_goals(self.goal_state)
         self.subgoal_plans = 0  # episode-plans aimed at a graph subgoal (not the goal itself)
@@ -132,24 +129,32 @@ class PlannerController:
         self.mean = torch.zeros(E, H, A, device=self.device).clamp(self.low, self.high)  # (E, H, A) warm starts
         self.plan_seconds: list[tuple[float, int]] = []
 
-    def read_state(self, frames: np.ndarray, z: torch.Tensor) -> torch.Tensor:
-        """Standardized state (B, K) the probe reads from frames (B, H, W, 3) uint8: from their unpooled latents
-        when the probe has a kernel read-out for them, else from their latents z (B, N, D)."""
-        if self.probe.goal_probe is not None:
+    @torch.no_grad()
+    def observe(self, frames: np.ndarray, states: np.ndarray,
+                read: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Latents (B, N, D) of frames (B, H, W, 3) uint8 and, with ``read``, the standardized state (B, K) the
+        probe reads from them (else None). With a kernel read-out on unpooled latents the frames are encoded
+        once, unpooled, and pooled here (``pool_fine`` equals ``encode``)."""
+        if not read:
+            return encode_obs(self.model, frames, states), None
+        if self.probe.goal_probe is not None and not hasattr(self.model, "encode_observation"):
             f = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-            return self.probe.goal_state_fine(self.model.encode_fine(f).float())
-        return self.probe.goal_state(z)
+            z_fine = self.model.encode_fine(f)  # (B, N0, D)
+            z = self.model.pool_fine(z_fine, f.shape[1], f.shape[2])  # (B, N, D)
+            return z, self.probe.goal_state_fine(z_fine.float())
+        z = encode_obs(self.model, frames, states)
+        return z, self.probe.goal_state(z)
 
     def __call__(self, active: np.ndarray, frames: np.ndarray, states: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         idx = torch.as_tensor(active, device=self.device)
         with torch.no_grad():  # the grad optimizer re-enables autograd for its refinement only
-            z0 = encode_obs(self.model, frames, states)  # (E', N, D)
+            z0, current = self.observe(frames, states, self.graph is not None)  # (E', N, D), (E', K) | None
             s0 = torch.as_tensor(states, dtype=torch.float32, device=self.device) if self.uses_state else None
             goal = self.goal[idx]  # (E', N, D)
             goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
             if self.graph is not None:
-                sub = self.graph.subgoals(active, self.read_state(frames, z0), self.lookahead)  # (E',), -1: goal
+                sub = self.graph.subgoals(active, current, self.graph.cfg.lookahead)  # (E',), -1: goal
                 use = torch.as_tensor(sub >= 0, device=self.device)
                 if use.any():
                     nodes = torch.as_tensor(sub[sub >= 0])

@@ -193,11 +193,9 @@ def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, m
     dims = [k for k, v in enumerate(r2) if v >= min_r2] or [int(np.argmax(r2))]
     perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))
     scale = token_distance(z[:, None], z[perm], metric).mean().item()  # (n, 1) -> scalar
-    goal = {}
-    if fine and frames.z_fine is not None:  # targets in the standardized units of ``probe`` (kept dims only)
-        y = (states_t[:, dims] - probe.y_mean[dims]) / probe.y_std[dims]  # (n, K)
-        gp = KernelProbe(frames.z_fine.flatten(1), y, seed=seed)
-        goal = {"goal_probe": gp, "goal_r2": [round(v, 4) for v in gp.r2.tolist()]}
-    return LatentProbe(weight=probe.w[:, dims].contiguous(), x_mean=probe.x_mean, y_mean=probe.y_mean[dims],
-                       y_std=probe.y_std[dims], dims=dims, r2=[round(v, 4) for v in r2], latent_scale=max(scale, 1e-8),
-                       **goal)
+    out = LatentProbe(weight=probe.w[:, dims].contiguous(), x_mean=probe.x_mean, y_mean=probe.y_mean[dims],
+                      y_std=probe.y_std[dims], dims=dims, r2=[round(v, 4) for v in r2], latent_scale=max(scale, 1e-8))
+    if fine and frames.z_fine is not None:  # targets in the standardized units of the kept dims
+        out.goal_probe = KernelProbe(frames.z_fine.flatten(1), out.standardize(states_t), seed=seed)
+        out.goal_r2 = [round(v, 4) for v in out.goal_probe.r2.tolist()]
+    return out

@@ -49,9 +49,8 @@ class SubgoalConfig:
 class SubgoalGraph:
     """Roadmap over encoded dataset frames (see the module docstring); per-episode cost-to-go after ``set_goals``."""
 
-    def __init__(self, x: np.ndarray, latents: torch.Tensor, goal_states: torch.Tensor, src: np.ndarray,
+    def __init__(self, x: np.ndarray, tree, latents: torch.Tensor, goal_states: torch.Tensor, src: np.ndarray,
                  dst: np.ndarray, cost: np.ndarray, speed: float, cfg: SubgoalConfig, dims_index: list[int]):
-        from scipy.spatial import cKDTree
         from scipy.sparse import csr_matrix
 
         self.x, self.latents, self.states = x, latents, goal_states  # (n, G), (n, N, D), (n, K)
@@ -66,7 +65,7 @@ class SubgoalGraph:
         r, c, w = pair[keep, 0], pair[keep, 1], np.maximum(cost[order][keep], 1e-6)
         self.reverse = csr_matrix((w, (r, c)), shape=(n, n))
         self.edges = int(keep.sum())
-        self.tree = cKDTree(x)
+        self.tree = tree  # scipy cKDTree over x
         self.cost_to_go: np.ndarray | None = None  # (E, n)
         self.next_node: np.ndarray | None = None  # (E, n); -9999 at goal nodes and unreachable ones
         self.goals: np.ndarray | None = None  # (E, G) goal states in graph coordinates
@@ -91,14 +90,15 @@ class SubgoalGraph:
         t_cost = (step[t_dst] - step[t_src]).astype(np.float64)  # (e_t,) env steps
         moved = np.linalg.norm(x[t_dst] - x[t_src], axis=1) / t_cost
         speed = float(np.median(moved[moved > 0])) if (moved > 0).any() else 1.0  # standardized units per env step
-        d, j = cKDTree(x).query(x, k=min(cfg.neighbors + 1, len(x)), distance_upper_bound=cfg.radius)  # (n, k)
+        tree = cKDTree(x)
+        d, j = tree.query(x, k=min(cfg.neighbors + 1, len(x)), distance_upper_bound=cfg.radius)  # (n, k)
         i = np.repeat(np.arange(len(x)), d.shape[1]).reshape(d.shape)
         ok = np.isfinite(d) & (j != i)
         n_src, n_dst, n_cost = i[ok], j[ok], d[ok] / speed
         src = np.concatenate([t_src, n_src, n_dst])
         dst = np.concatenate([t_dst, n_dst, n_src])
         cost = np.concatenate([t_cost, n_cost, n_cost])
-        return cls(x, frames.z, y, src, dst, cost, speed, cfg, index)
+        return cls(x, tree, frames.z, y, src, dst, cost, speed, cfg, index)
 
     def set_goals(self, goal_states: torch.Tensor) -> None:
         """Cost-to-go and next node toward each episode's goal: goal_states (E, K) standardized (probe dims)."""
