@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.data.synthetic import SyntheticConfig, generate, load_factors, write_mp4
+from worldmodel.data.synthetic import (RED, SyntheticConfig, generate, load_factors, render, simulate,
+                                       simulate_flicker, write_mp4)
 from worldmodel.data.video import (StepBatchSampler, VideoClipDataset, clip_loader, list_videos,
                                    normalize_frames)
 
@@ -36,6 +37,23 @@ def test_synthetic_factors_match_frames(videos):
     ys, xs = np.nonzero(redness > 120)
     assert abs(xs.mean() + 0.5 - fac[0, 0] * 32) < 1.5 and abs(ys.mean() + 0.5 - fac[0, 1] * 32) < 1.5
     assert np.allclose(fac[0, 2:], (fac[1, :2] - fac[0, :2]) * 32, atol=1e-4)  # displacement to the next frame
+
+
+def test_flicker_discs_live_briefly_include_red_and_stay_behind_the_ball():
+    cfg = SyntheticConfig(frames=40, flicker=5, flicker_life=3)
+    rng = np.random.default_rng(0)
+    traj, radii, colours, bg = simulate(rng, cfg)
+    fl = simulate_flicker(rng, cfg)  # (T, K, 6)
+    assert fl.shape == (40, 5, 6)
+    for k in range(5):  # each disc keeps its spot at most flicker_life frames
+        run = 1
+        for t in range(1, 40):
+            run = run + 1 if np.array_equal(fl[t, k], fl[t - 1, k]) else 1
+            assert run <= 3
+    assert (fl[..., 3:] == np.array(RED)).all(-1).any()  # red decoys: one frame does not identify the red ball
+    frames = render(traj, radii, colours, bg, cfg.size, cfg.border, fl).astype(int)
+    cx, cy = np.floor(traj[:, -1]).astype(int).T  # the red ball (drawn last) is on top of every decoy
+    assert (frames[np.arange(40), cy, cx] == np.array(RED)).all()
 
 
 def test_clips_shapes_folder_source_and_determinism(videos):

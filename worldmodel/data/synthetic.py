@@ -47,6 +47,12 @@ class SyntheticConfig:
     # width in pixels (of a 64-pixel frame, scaled with size) of the visible arena walls the balls bounce off;
     # each side has its own colour, so absolute position is identifiable from the frames (0: no walls)
     border: float = 3.0
+    # flickering distractor discs drawn behind the balls: this many at any time, each at a fixed spot for a random
+    # 1..flicker_life frames, then respawned elsewhere with a new colour from the palette *including red*, so a
+    # single frame does not identify the red ball: it is the red disc that persists and moves (0: none)
+    flicker: int = 0
+    # longest life of a flickering disc in frames
+    flicker_life: int = 2
     # frames per second written in the mp4
     fps: int = 10
     # seed; the dataset is a deterministic function of the config
@@ -77,9 +83,32 @@ def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray
     return traj, radii, colours, background
 
 
+def simulate_flicker(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarray:
+    """Flickering distractor discs per frame (T, K, 6): x, y, radius, r, g, b (K = ``cfg.flicker``)."""
+    T, K, S = cfg.frames, cfg.flicker, cfg.size
+    scale = S / 64.0
+    colours = np.array(PALETTE + [RED], dtype=np.float32)
+    out = np.empty((T, K, 6), dtype=np.float32)
+    for k in range(K):
+        t = 0
+        while t < T:
+            life = int(rng.integers(1, cfg.flicker_life + 1))
+            r = rng.uniform(*cfg.radius) * scale
+            out[t:t + life, k] = [*rng.uniform(0, S, size=2), r, *colours[rng.integers(len(colours))]]
+            t += life
+    return out
+
+
+def _paint(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, x: float, y: float, r: float, colour) -> None:
+    """Paint one disc with a one-pixel anti-aliased edge onto ``img`` (S, S, 3) in place."""
+    alpha = np.clip(r + 0.5 - np.sqrt((xx - x) ** 2 + (yy - y) ** 2), 0.0, 1.0)[..., None]  # (S, S, 1) coverage
+    img *= 1.0 - alpha
+    img += alpha * np.asarray(colour, dtype=np.float32)
+
+
 def render(traj: np.ndarray, radii: np.ndarray, colours: np.ndarray, background, size: int,
-           border: float = 0.0) -> np.ndarray:
-    """Frames (T, S, S, 3) uint8: walls, then balls painted in order with a one-pixel anti-aliased edge."""
+           border: float = 0.0, flicker: np.ndarray | None = None) -> np.ndarray:
+    """Frames (T, S, S, 3) uint8: walls, flickering discs (``simulate_flicker``), then the balls in order."""
     T, n, _ = traj.shape
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5  # pixel centres
     frames = np.empty((T, size, size, 3), dtype=np.float32)
@@ -90,11 +119,10 @@ def render(traj: np.ndarray, radii: np.ndarray, colours: np.ndarray, background,
             frames[region] = colour
     for t in range(T):
         img = frames[t]
+        for x, y, r, *rgb in (flicker[t] if flicker is not None else ()):
+            _paint(img, xx, yy, x, y, r, rgb)
         for i in range(n):
-            d = np.sqrt((xx - traj[t, i, 0]) ** 2 + (yy - traj[t, i, 1]) ** 2)
-            alpha = np.clip(radii[i] + 0.5 - d, 0.0, 1.0)[..., None]  # (S, S, 1) coverage
-            img *= 1.0 - alpha
-            img += alpha * colours[i]
+            _paint(img, xx, yy, traj[t, i, 0], traj[t, i, 1], radii[i], colours[i])
     return np.clip(frames + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -136,7 +164,8 @@ def generate(root, cfg: SyntheticConfig) -> Path:
     lines = []
     for i in range(cfg.num_videos):
         traj, radii, colours, bg = simulate(rng, cfg)
-        frames = render(traj, radii, colours, bg, cfg.size, cfg.border * cfg.size / 64.0)
+        flicker = simulate_flicker(rng, cfg) if cfg.flicker else None
+        frames = render(traj, radii, colours, bg, cfg.size, cfg.border * cfg.size / 64.0, flicker)
         name = f"videos/vid_{i:06d}"
         write_mp4(tmp / f"{name}.mp4", frames, cfg.fps)
         np.savez(tmp / f"{name}.npz", factors=factors_of(traj, cfg.size), names=np.array(FACTOR_NAMES))

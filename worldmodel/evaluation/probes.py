@@ -12,6 +12,10 @@ of the two middle frames, velocity = displacement between them. Clips are split 
   ``coords=true`` adds each token's (t, h, w) grid coordinates to the probe's keys and values: a much easier
   task, on which raw pixels already score high (an attentive probe with coordinates localizes a coloured ball
   from a random pixel projection by attention-weighted centroids, and gets velocity by differencing them).
+- Learning rate: as in V-JEPA's frozen evaluations, one attentive probe per rate in ``lrs``; the one with the best
+  R^2 on held-out *training* videos is scored on the test clips. A single rate can stall at R^2 ~ 0 on trained
+  features (the query never leaves uniform attention) while another reads them well, so a fixed rate would
+  compare encoders by their luck with it.
 - Ridge probe: closed-form ridge regression on mean-pooled tokens (quick, linear; cannot localize objects).
 
 R^2 is reported per factor and as the mean over factors, on the test clips.
@@ -19,7 +23,7 @@ R^2 is reported per factor and as the mean over factors, on the test clips.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -43,8 +47,12 @@ class ProbeConfig:
     epochs: int = 60
     # attentive probe: batch size
     batch_size: int = 64
-    # attentive probe: AdamW learning rate
-    lr: float = 2e-3
+    # attentive probe: AdamW learning rates tried, one probe each; as in V-JEPA's evaluations, the probe with the
+    # best validation R^2 (on ``val_fraction`` of the training videos) is scored on the test clips. One rate: no
+    # validation split, the probe trains on all training clips
+    lrs: list[float] = field(default_factory=lambda: [1e-3, 3e-3])
+    # share of the training videos held out to choose among ``lrs``
+    val_fraction: float = 0.2
     # attentive probe: width of the attention (keys, values, query)
     dim: int = 64
     # attentive probe: attention heads
@@ -150,30 +158,62 @@ def r2_scores(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - ss_res / ss_tot
 
 
-def fit_attentive(feats_tr, y_tr, feats_te, y_te, grid, cfg: ProbeConfig, device="cpu") -> torch.Tensor:
-    """Train an attentive probe on standardized targets; returns test R^2 per factor."""
+def train_attentive(feats: torch.Tensor, y: torch.Tensor, grid, cfg: ProbeConfig, lr: float,
+                    device="cpu") -> tuple[AttentiveProbe, torch.Tensor, torch.Tensor]:
+    """Train an attentive probe on standardized targets; returns (probe in eval mode, target mean, target std)."""
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    mu, sd = y_tr.mean(0), y_tr.std(0).clamp_min(1e-6)
-    probe = AttentiveProbe(feats_tr.shape[-1], y_tr.shape[1], grid, cfg.dim, cfg.heads, cfg.coords).to(device)
-    opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=0.01)
-    n = len(feats_tr)
+    mu, sd = y.mean(0), y.std(0).clamp_min(1e-6)
+    probe = AttentiveProbe(feats.shape[-1], y.shape[1], grid, cfg.dim, cfg.heads, cfg.coords).to(device)
+    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.01)
+    n = len(feats)
     steps = cfg.epochs * math.ceil(n / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1), pct_start=0.1)
-    z_tr = ((y_tr - mu) / sd).to(device)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
+    z = ((y - mu) / sd).to(device)
     for _ in range(cfg.epochs):
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
-            loss = F.mse_loss(probe(feats_tr[idx].to(device)), z_tr[idx])
+            loss = F.mse_loss(probe(feats[idx].to(device)), z[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-    probe.eval()
-    with torch.no_grad():
-        pred = torch.cat([probe(feats_te[i:i + 256].to(device)).cpu() for i in range(0, len(feats_te), 256)])
-    return r2_scores(pred * sd + mu, y_te)
+    return probe.eval(), mu, sd
+
+
+@torch.no_grad()
+def predict_attentive(probe: AttentiveProbe, mu: torch.Tensor, sd: torch.Tensor, feats: torch.Tensor,
+                      device="cpu") -> torch.Tensor:
+    """Factor predictions (n, F) of a trained probe, in the targets' units."""
+    pred = torch.cat([probe(feats[i:i + 256].to(device)).cpu() for i in range(0, len(feats), 256)])
+    return pred * sd + mu
+
+
+def fit_attentive(feats: torch.Tensor, y: torch.Tensor, vids: torch.Tensor, train: torch.Tensor,
+                  test: torch.Tensor, grid, cfg: ProbeConfig, device="cpu") -> tuple[torch.Tensor, float]:
+    """Attentive probe with the learning rate chosen on validation videos; returns (test R^2 per factor, lr).
+
+    ``train``/``test`` are boolean masks over the clips; with several ``cfg.lrs``, ``val_fraction`` of the training
+    videos are held out, one probe per rate trains on the rest, and the best on the held-out videos is tested.
+    """
+    if not cfg.lrs:
+        raise ValueError("probe.lrs is empty; give at least one attentive-probe learning rate")
+    fit, val = train, None
+    if len(cfg.lrs) > 1:
+        keep, held = split_by_video(vids[train], cfg.val_fraction, cfg.seed + 1)
+        idx = train.nonzero().squeeze(1)
+        fit, val = torch.zeros_like(train), torch.zeros_like(train)
+        fit[idx[keep]], val[idx[held]] = True, True
+    best = None
+    for lr in cfg.lrs:
+        probe, mu, sd = train_attentive(feats[fit], y[fit], grid, cfg, lr, device)
+        score = 0.0 if val is None else float(r2_scores(predict_attentive(probe, mu, sd, feats[val], device),
+                                                        y[val]).mean())
+        if best is None or score > best[0]:
+            best = (score, lr, probe, mu, sd)
+    _, lr, probe, mu, sd = best
+    return r2_scores(predict_attentive(probe, mu, sd, feats[test], device), y[test]), lr
 
 
 def fit_ridge(x_tr, y_tr, x_te, y_te, alpha: float) -> torch.Tensor:
@@ -211,16 +251,17 @@ def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> d
     if cfg.standardize:  # per-channel statistics of the training clips' tokens, applied to both splits
         mu, sd = normed[tr].mean((0, 1)), normed[tr].std((0, 1)).clamp_min(1e-6)  # (D,)
         normed = (normed - mu) / sd
-    att = fit_attentive(normed[tr], y[tr], normed[te], y[te], grid, cfg, device)
+    att, lr = fit_attentive(normed, y, vids, tr, te, grid, cfg, device)
     pooled = feats.mean(1)  # (n, D)
     ridge = fit_ridge(pooled[tr], y[tr], pooled[te], y[te], cfg.ridge_alpha)
     extra = {}
     if cfg.also_coords and not cfg.coords:
-        att_c = fit_attentive(normed[tr], y[tr], normed[te], y[te], grid, replace(cfg, coords=True), device)
-        extra = {"r2_coords": float(att_c.mean()), "r2_coords_per_factor": dict(zip(names, map(float, att_c)))}
+        att_c, lr_c = fit_attentive(normed, y, vids, tr, te, grid, replace(cfg, coords=True), device)
+        extra = {"r2_coords": float(att_c.mean()), "r2_coords_per_factor": dict(zip(names, map(float, att_c))),
+                 "lr_coords": lr_c}
     return {
         **extra,
-        "r2": float(att.mean()), "r2_per_factor": dict(zip(names, map(float, att))),
+        "r2": float(att.mean()), "r2_per_factor": dict(zip(names, map(float, att))), "lr": lr,
         "ridge_r2": float(ridge.mean()), "ridge_per_factor": dict(zip(names, map(float, ridge))),
         "features": feats[te],
     }
