@@ -1,8 +1,10 @@
-"""Frozen-encoder probes: the attentive probe localizes a marked token, and the learning rate is chosen on
-validation videos, not on the test clips."""
+"""Frozen-encoder probes: the attentive probe localizes a marked token, its setting is chosen on validation
+videos (not on the test clips), and the feature normalizations do what they say."""
+import pytest
 import torch
 
-from worldmodel.evaluation.probes import ProbeConfig, fit_attentive, grid_features, split_by_video
+from worldmodel.evaluation.probes import (ProbeConfig, fit_attentive, grid_features, normalize_features,
+                                         split_by_video)
 
 GRID = (2, 4, 4)  # (t, h, w) tokens
 
@@ -25,7 +27,7 @@ def marked_tokens(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, to
 def test_attentive_probe_reads_position_from_grid_coordinates_only():
     tokens, y, vids = marked_tokens(256)
     train, test = split_by_video(vids, 0.25, seed=0)
-    cfg = ProbeConfig(epochs=30, batch_size=32, dim=16, heads=2, lrs=[3e-3])
+    cfg = ProbeConfig(epochs=30, batch_size=32, dim=16, heads=2, lrs=[3e-3], normalize=["none"])
     with_grid, _ = fit_attentive(tokens, y, vids, train, test, GRID, ProbeConfig(**{**cfg.__dict__, "coords": True}))
     without, _ = fit_attentive(tokens, y, vids, train, test, GRID, cfg)
     assert with_grid.min() > 0.75, with_grid  # the marked token's grid position is recovered
@@ -35,6 +37,21 @@ def test_attentive_probe_reads_position_from_grid_coordinates_only():
 def test_learning_rate_chosen_on_validation_videos():
     tokens, y, vids = marked_tokens(256, seed=1)
     train, test = split_by_video(vids, 0.25, seed=0)
-    cfg = ProbeConfig(epochs=40, batch_size=32, dim=16, heads=2, coords=True, lrs=[1e-7, 3e-3])
-    r2, lr = fit_attentive(tokens, y, vids, train, test, GRID, cfg)
-    assert lr == 3e-3 and r2.min() > 0.7, r2  # a rate that cannot learn loses on validation
+    cfg = ProbeConfig(epochs=40, batch_size=32, dim=16, heads=2, coords=True, lrs=[1e-7, 3e-3],
+                      normalize=["none"])
+    r2, setting = fit_attentive(tokens, y, vids, train, test, GRID, cfg)
+    assert setting == {"normalize": "none", "lr": 3e-3}  # a rate that cannot learn loses on validation
+    assert r2.min() > 0.7, r2
+
+
+def test_feature_normalizations_use_training_statistics():
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(6, 6, generator=g)
+    x = torch.randn(20, 10, 6, generator=g) @ mix + 3.0  # (n, N, D) correlated channels
+    train = torch.arange(20) < 15
+    w = normalize_features(x, train, "whiten")[train].reshape(-1, 6).double()
+    assert torch.allclose(w.T @ w / len(w), torch.eye(6, dtype=torch.float64), atol=1e-3)  # identity covariance
+    s = normalize_features(x, train, "standardize")[train].reshape(-1, 6)
+    assert torch.allclose(s.std(0), torch.ones(6), atol=1e-3) and torch.allclose(s.mean(0), torch.zeros(6), atol=1e-4)
+    with pytest.raises(ValueError, match="probe.normalize"):
+        normalize_features(x, train, "batchnorm")

@@ -5,17 +5,17 @@ Clips (several frames, so velocities are observable) are cut from held-out video
 of the two middle frames, velocity = displacement between them. Clips are split by *video* into train and test.
 
 - Attentive probe: one learned query cross-attends (multi-head) over all patch tokens of the frozen encoder,
-  then a linear head; it sees only the encoder's features (layer-normed, then each channel standardized over the
-  training clips, like the parameter-free BatchNorm of MAE-style probes), as in V-JEPA. The encoder uses rotary
+  then a linear head; it sees only the encoder's features (layer-normed, then standardized per channel or
+  whitened with statistics of the training clips), as in V-JEPA. The encoder uses rotary
   positions only, so its features carry absolute position only if training taught it to (the synthetic arena's
   walls make position visible); a random encoder's features are close to a random projection of the pixels.
   ``coords=true`` adds each token's (t, h, w) grid coordinates to the probe's keys and values: a much easier
   task, on which raw pixels already score high (an attentive probe with coordinates localizes a coloured ball
   from a random pixel projection by attention-weighted centroids, and gets velocity by differencing them).
-- Learning rate: as in V-JEPA's frozen evaluations, one attentive probe per rate in ``lrs``; the one with the best
-  R^2 on held-out *training* videos is scored on the test clips. A single rate can stall at R^2 ~ 0 on trained
-  features (the query never leaves uniform attention) while another reads them well, so a fixed rate would
-  compare encoders by their luck with it.
+- Probe settings: as in V-JEPA's frozen evaluations, one attentive probe per setting (``lrs`` x ``normalize``); the
+  one with the best R^2 on held-out *training* videos is scored on the test clips. A fixed setting can stall at
+  R^2 ~ 0 on one encoder's features (the query never leaves uniform attention) while reading another's well, so it
+  would compare encoders by their luck with it; each encoder gets its best setting, chosen without the test set.
 - Ridge probe: closed-form ridge regression on mean-pooled tokens (quick, linear; cannot localize objects).
 
 R^2 is reported per factor and as the mean over factors, on the test clips.
@@ -57,10 +57,12 @@ class ProbeConfig:
     dim: int = 64
     # attentive probe: attention heads
     heads: int = 4
-    # attentive probe: standardize each feature channel (mean/std over the training clips' tokens) before the probe,
-    # as MAE-style probes do with a parameter-free BatchNorm: without it, the shared component of trained JEPA
-    # features (per-channel spreads 10x below a random encoder's) stalls the probe's optimization at R^2 ~ 0
-    standardize: bool = True
+    # attentive probe: feature normalizations tried, each with statistics of the training clips' tokens after a
+    # layer norm: "standardize" (each channel, like the parameter-free BatchNorm of MAE-style probes), "whiten" (PCA
+    # whitening, every direction unit variance), "none". Trained JEPA features put most variance in a few shared
+    # directions; standardized per channel, the probe often stalls at R^2 ~ 0 on them, whitened it does not, while
+    # whitening amplifies a random encoder's many noise directions. Chosen with the learning rate on validation.
+    normalize: list[str] = field(default_factory=lambda: ["standardize", "whiten"])
     # attentive probe: add each token's (t, h, w) grid coordinates to the features (off: the probe sees only the
     # encoder's features, as in V-JEPA; rotary encoders then carry position only if they learned to)
     coords: bool = False
@@ -190,30 +192,49 @@ def predict_attentive(probe: AttentiveProbe, mu: torch.Tensor, sd: torch.Tensor,
     return pred * sd + mu
 
 
-def fit_attentive(feats: torch.Tensor, y: torch.Tensor, vids: torch.Tensor, train: torch.Tensor,
-                  test: torch.Tensor, grid, cfg: ProbeConfig, device="cpu") -> tuple[torch.Tensor, float]:
-    """Attentive probe with the learning rate chosen on validation videos; returns (test R^2 per factor, lr).
+def normalize_features(x: torch.Tensor, train: torch.Tensor, mode: str) -> torch.Tensor:
+    """Tokens (n, N, D) standardized per channel or PCA-whitened with the statistics of the ``train`` clips' tokens."""
+    if mode == "none":
+        return x
+    ref = x[train].reshape(-1, x.shape[-1]).double()  # (n_train * N, D)
+    mu = ref.mean(0)
+    if mode == "standardize":
+        return (x - mu.float()) / ref.std(0).clamp_min(1e-6).float()
+    if mode == "whiten":
+        c = ref - mu
+        ev, vec = torch.linalg.eigh(c.T @ c / len(c))  # ascending eigenvalues of the (D, D) covariance
+        w = vec / ev.clamp_min(1e-5 * float(ev.max())).sqrt()  # (D, D); near-null directions not blown up
+        return (x - mu.float()) @ w.float()
+    raise ValueError(f"probe.normalize has {mode!r}; expected standardize, whiten or none")
 
-    ``train``/``test`` are boolean masks over the clips; with several ``cfg.lrs``, ``val_fraction`` of the training
-    videos are held out, one probe per rate trains on the rest, and the best on the held-out videos is tested.
+
+def fit_attentive(feats: torch.Tensor, y: torch.Tensor, vids: torch.Tensor, train: torch.Tensor,
+                  test: torch.Tensor, grid, cfg: ProbeConfig, device="cpu") -> tuple[torch.Tensor, dict]:
+    """Attentive probe with its setting chosen on validation videos; returns (test R^2 per factor, setting).
+
+    ``feats`` (n, N, D) are layer-normed tokens; ``train``/``test`` boolean masks over the clips. One probe per
+    (normalization, learning rate) in ``cfg.normalize`` x ``cfg.lrs``; with more than one, ``val_fraction`` of the
+    training videos are held out, the probes train on the rest, and the best on the held-out videos is tested.
     """
-    if not cfg.lrs:
-        raise ValueError("probe.lrs is empty; give at least one attentive-probe learning rate")
+    if not cfg.lrs or not cfg.normalize:
+        raise ValueError("probe.lrs and probe.normalize need at least one entry each")
     fit, val = train, None
-    if len(cfg.lrs) > 1:
+    if len(cfg.lrs) * len(cfg.normalize) > 1:
         keep, held = split_by_video(vids[train], cfg.val_fraction, cfg.seed + 1)
         idx = train.nonzero().squeeze(1)
         fit, val = torch.zeros_like(train), torch.zeros_like(train)
         fit[idx[keep]], val[idx[held]] = True, True
     best = None
-    for lr in cfg.lrs:
-        probe, mu, sd = train_attentive(feats[fit], y[fit], grid, cfg, lr, device)
-        score = 0.0 if val is None else float(r2_scores(predict_attentive(probe, mu, sd, feats[val], device),
-                                                        y[val]).mean())
-        if best is None or score > best[0]:
-            best = (score, lr, probe, mu, sd)
-    _, lr, probe, mu, sd = best
-    return r2_scores(predict_attentive(probe, mu, sd, feats[test], device), y[test]), lr
+    for mode in cfg.normalize:
+        x = normalize_features(feats, fit, mode)
+        for lr in cfg.lrs:
+            probe, mu, sd = train_attentive(x[fit], y[fit], grid, cfg, lr, device)
+            score = 0.0 if val is None else float(r2_scores(predict_attentive(probe, mu, sd, x[val], device),
+                                                            y[val]).mean())
+            if best is None or score > best[0]:
+                best = (score, {"normalize": mode, "lr": lr},
+                        r2_scores(predict_attentive(probe, mu, sd, x[test], device), y[test]))
+    return best[2], best[1]
 
 
 def fit_ridge(x_tr, y_tr, x_te, y_te, alpha: float) -> torch.Tensor:
@@ -248,20 +269,17 @@ def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> d
     grid = encoder.grid(T, frames.shape[2], frames.shape[3])
     tr, te = split_by_video(vids, cfg.test_fraction, cfg.seed)
     normed = F.layer_norm(feats, (feats.shape[-1],))  # once, instead of a LayerNorm inside the probe
-    if cfg.standardize:  # per-channel statistics of the training clips' tokens, applied to both splits
-        mu, sd = normed[tr].mean((0, 1)), normed[tr].std((0, 1)).clamp_min(1e-6)  # (D,)
-        normed = (normed - mu) / sd
-    att, lr = fit_attentive(normed, y, vids, tr, te, grid, cfg, device)
+    att, setting = fit_attentive(normed, y, vids, tr, te, grid, cfg, device)
     pooled = feats.mean(1)  # (n, D)
     ridge = fit_ridge(pooled[tr], y[tr], pooled[te], y[te], cfg.ridge_alpha)
     extra = {}
     if cfg.also_coords and not cfg.coords:
-        att_c, lr_c = fit_attentive(normed, y, vids, tr, te, grid, replace(cfg, coords=True), device)
+        att_c, setting_c = fit_attentive(normed, y, vids, tr, te, grid, replace(cfg, coords=True), device)
         extra = {"r2_coords": float(att_c.mean()), "r2_coords_per_factor": dict(zip(names, map(float, att_c))),
-                 "lr_coords": lr_c}
+                 "setting_coords": setting_c}
     return {
         **extra,
-        "r2": float(att.mean()), "r2_per_factor": dict(zip(names, map(float, att))), "lr": lr,
+        "r2": float(att.mean()), "r2_per_factor": dict(zip(names, map(float, att))), "setting": setting,
         "ridge_r2": float(ridge.mean()), "ridge_per_factor": dict(zip(names, map(float, ridge))),
         "features": feats[te],
     }

@@ -256,9 +256,9 @@ def run_probes(cfg, encoder: VideoViT, device) -> dict:
         **({"probe_r2_coords": ours["r2_coords"], "probe_r2_coords_random_init": rand["r2_coords"],
             "probe_r2_coords_per_factor": ours["r2_coords_per_factor"],
             "probe_r2_coords_per_factor_random_init": rand["r2_coords_per_factor"]} if "r2_coords" in ours else {}),
-        "probe_lr": {"pretrained": ours["lr"], "random_init": rand["lr"],
-                     **({"pretrained_coords": ours["lr_coords"], "random_init_coords": rand["lr_coords"]}
-                        if "r2_coords" in ours else {})},
+        "probe_setting": {"pretrained": ours["setting"], "random_init": rand["setting"],
+                          **({"pretrained_coords": ours["setting_coords"],
+                              "random_init_coords": rand["setting_coords"]} if "r2_coords" in ours else {})},
         "probe_clips": int(len(data[0])),
     }
 
