@@ -47,11 +47,11 @@ class ProbeConfig:
     epochs: int = 60
     # attentive probe: batch size
     batch_size: int = 64
-    # attentive probe: AdamW learning rates tried, one probe each; as in V-JEPA's evaluations, the probe with the
-    # best validation R^2 (on ``val_fraction`` of the training videos) is scored on the test clips. One rate: no
-    # validation split, the probe trains on all training clips
+    # attentive probe: AdamW learning rates tried (x ``normalize``), one probe per setting; as in V-JEPA's
+    # evaluations, the probe with the best validation R^2 (on ``val_fraction`` of the training videos) is scored on
+    # the test clips. A single setting: no validation split, the probe trains on all training clips
     lrs: list[float] = field(default_factory=lambda: [1e-3, 3e-3])
-    # share of the training videos held out to choose among ``lrs``
+    # share of the training videos held out to choose the probe setting
     val_fraction: float = 0.2
     # attentive probe: width of the attention (keys, values, query)
     dim: int = 64
