@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from worldmodel.train.checkpoint import check_matches, load_checkpoint, save_checkpoint
+from worldmodel.train.checkpoint import check_matches, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from worldmodel.train.core import NonFiniteLossError, OptimConfig, TrainConfig, Trainer, build_optimizer, lr_at
 
 
@@ -104,3 +104,16 @@ def test_checkpoint_loading_is_safe_and_errors_name_the_file(tmp_path):
         load_checkpoint(evil)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_rng_state_round_trips_and_keeps_only_the_model_devices_accelerator():
+    state = rng_state("cpu")
+    assert "device" not in state and "cuda" not in state  # a CPU model saves no accelerator RNG
+    expected = torch.rand(3)
+    torch.rand(5)
+    set_rng_state(state, "cpu")
+    assert torch.equal(torch.rand(3), expected)
+    # an older checkpoint's per-GPU list, or another backend's state, is skipped when the model runs on the CPU
+    set_rng_state({**state, "cuda": [torch.zeros(8, dtype=torch.uint8)]}, "cpu")
+    set_rng_state({**state, "device": {"type": "mps", "rng": torch.zeros(8, dtype=torch.uint8)}}, "cpu")
+    assert torch.equal(torch.rand(3), expected)

@@ -84,8 +84,8 @@ def rng_state(device: torch.device | str = "cpu") -> dict:
         "torch": torch.get_rng_state(),
     }
     device = torch.device(device)
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
+    if device.type != "cpu":  # the model's accelerator, whichever backend it is
+        state["device"] = {"type": device.type, "rng": torch.get_device_module(device).get_rng_state(device)}
     return state
 
 
@@ -96,10 +96,13 @@ def set_rng_state(state: dict, device: torch.device | str = "cpu") -> None:
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
     device = torch.device(device)
-    if "cuda" in state and device.type == "cuda":
-        cuda = state["cuda"]  # older checkpoints hold a list, one state per visible GPU
-        cuda = cuda[device.index or 0] if isinstance(cuda, list | tuple) else cuda
-        torch.cuda.set_rng_state(cuda, device)
+    saved = state.get("device")
+    if saved is None and "cuda" in state:  # older checkpoints: key "cuda", maybe a list of one state per GPU
+        saved = {"type": "cuda", "rng": state["cuda"]}
+    if saved is not None and saved["type"] == device.type:
+        rng = saved["rng"]
+        rng = rng[device.index or 0] if isinstance(rng, list | tuple) else rng
+        torch.get_device_module(device).set_rng_state(rng, device)
 
 
 def _to_lists(x):
