@@ -1,10 +1,12 @@
 """Frozen-encoder probes: the attentive probe localizes a marked token, its setting is chosen on validation
 videos (not on the test clips), and the feature normalizations do what they say."""
+from dataclasses import replace
+
 import pytest
 import torch
 
 from worldmodel.evaluation.probes import (ProbeConfig, fit_attentive, grid_features, normalize_features,
-                                         split_by_video)
+                                         split_by_video, validation_split)
 
 GRID = (2, 4, 4)  # (t, h, w) tokens
 
@@ -28,8 +30,9 @@ def test_attentive_probe_reads_position_from_grid_coordinates_only():
     tokens, y, vids = marked_tokens(256)
     train, test = split_by_video(vids, 0.25, seed=0)
     cfg = ProbeConfig(epochs=30, batch_size=32, dim=16, heads=2, lrs=[3e-3], normalize=["none"])
-    with_grid, _ = fit_attentive(tokens, y, vids, train, test, GRID, ProbeConfig(**{**cfg.__dict__, "coords": True}))
-    without, _ = fit_attentive(tokens, y, vids, train, test, GRID, cfg)
+    fit, val = validation_split(vids, train, cfg)
+    with_grid, _ = fit_attentive({"none": tokens}, y, fit, val, test, GRID, replace(cfg, coords=True))
+    without, _ = fit_attentive({"none": tokens}, y, fit, val, test, GRID, cfg)
     assert with_grid.min() > 0.75, with_grid  # the marked token's grid position is recovered
     assert without.max() < 0.2, without  # features alone carry no position: nothing to read
 
@@ -39,7 +42,9 @@ def test_learning_rate_chosen_on_validation_videos():
     train, test = split_by_video(vids, 0.25, seed=0)
     cfg = ProbeConfig(epochs=40, batch_size=32, dim=16, heads=2, coords=True, lrs=[1e-7, 3e-3],
                       normalize=["none"])
-    r2, setting = fit_attentive(tokens, y, vids, train, test, GRID, cfg)
+    fit, val = validation_split(vids, train, cfg)
+    assert val is not None and not (fit & val).any() and not ((fit | val) & test).any()  # test never chooses
+    r2, setting = fit_attentive({"none": tokens}, y, fit, val, test, GRID, cfg)
     assert setting == {"normalize": "none", "lr": 3e-3}  # a rate that cannot learn loses on validation
     assert r2.min() > 0.7, r2
 

@@ -208,33 +208,41 @@ def normalize_features(x: torch.Tensor, train: torch.Tensor, mode: str) -> torch
     raise ValueError(f"probe.normalize has {mode!r}; expected standardize, whiten or none")
 
 
-def fit_attentive(feats: torch.Tensor, y: torch.Tensor, vids: torch.Tensor, train: torch.Tensor,
-                  test: torch.Tensor, grid, cfg: ProbeConfig, device="cpu") -> tuple[torch.Tensor, dict]:
-    """Attentive probe with its setting chosen on validation videos; returns (test R^2 per factor, setting).
-
-    ``feats`` (n, N, D) are layer-normed tokens; ``train``/``test`` boolean masks over the clips. One probe per
-    (normalization, learning rate) in ``cfg.normalize`` x ``cfg.lrs``; with more than one, ``val_fraction`` of the
-    training videos are held out, the probes train on the rest, and the best on the held-out videos is tested.
-    """
+def validation_split(vids: torch.Tensor, train: torch.Tensor,
+                     cfg: ProbeConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Boolean masks (fit, val) over the clips: with more than one probe setting (``lrs`` x ``normalize``),
+    ``val_fraction`` of the training videos are held out to choose among them; with one, all train (val None)."""
     if not cfg.lrs or not cfg.normalize:
         raise ValueError("probe.lrs and probe.normalize need at least one entry each")
-    fit, val = train, None
-    if len(cfg.lrs) * len(cfg.normalize) > 1:
-        keep, held = split_by_video(vids[train], cfg.val_fraction, cfg.seed + 1)
-        idx = train.nonzero().squeeze(1)
-        fit, val = torch.zeros_like(train), torch.zeros_like(train)
-        fit[idx[keep]], val[idx[held]] = True, True
+    if len(cfg.lrs) * len(cfg.normalize) == 1:
+        return train, None
+    keep, held = split_by_video(vids[train], cfg.val_fraction, cfg.seed + 1)
+    idx = train.nonzero().squeeze(1)
+    fit, val = torch.zeros_like(train), torch.zeros_like(train)
+    fit[idx[keep]], val[idx[held]] = True, True
+    return fit, val
+
+
+def fit_attentive(variants: dict[str, torch.Tensor], y: torch.Tensor, fit: torch.Tensor, val: torch.Tensor | None,
+                  test: torch.Tensor, grid, cfg: ProbeConfig, device="cpu") -> tuple[torch.Tensor, dict]:
+    """Attentive probe with its setting chosen on validation clips; returns (test R^2 per factor, setting).
+
+    ``variants`` maps each normalization in ``cfg.normalize`` to the tokens (n, N, D) it gives (``normalize_features``
+    with the ``fit`` clips' statistics); ``fit``/``val``/``test`` are boolean masks from ``validation_split``. One
+    probe per (normalization, learning rate) trains on ``fit``; the best on ``val`` is scored on ``test``.
+    """
     best = None
     for mode in cfg.normalize:
-        x = normalize_features(feats, fit, mode)
+        x = variants[mode]
         for lr in cfg.lrs:
             probe, mu, sd = train_attentive(x[fit], y[fit], grid, cfg, lr, device)
             score = 0.0 if val is None else float(r2_scores(predict_attentive(probe, mu, sd, x[val], device),
                                                             y[val]).mean())
             if best is None or score > best[0]:
-                best = (score, {"normalize": mode, "lr": lr},
-                        r2_scores(predict_attentive(probe, mu, sd, x[test], device), y[test]))
-    return best[2], best[1]
+                best = (score, mode, lr, probe, mu, sd)
+    _, mode, lr, probe, mu, sd = best
+    test_r2 = r2_scores(predict_attentive(probe, mu, sd, variants[mode][test], device), y[test])  # (F,)
+    return test_r2, {"normalize": mode, "lr": lr}
 
 
 def fit_ridge(x_tr, y_tr, x_te, y_te, alpha: float) -> torch.Tensor:
@@ -269,12 +277,14 @@ def probe_encoder(encoder: nn.Module, data, cfg: ProbeConfig, device="cpu") -> d
     grid = encoder.grid(T, frames.shape[2], frames.shape[3])
     tr, te = split_by_video(vids, cfg.test_fraction, cfg.seed)
     normed = F.layer_norm(feats, (feats.shape[-1],))  # once, instead of a LayerNorm inside the probe
-    att, setting = fit_attentive(normed, y, vids, tr, te, grid, cfg, device)
+    fit, val = validation_split(vids, tr, cfg)
+    variants = {mode: normalize_features(normed, fit, mode) for mode in cfg.normalize}  # shared by both probes
+    att, setting = fit_attentive(variants, y, fit, val, te, grid, cfg, device)
     pooled = feats.mean(1)  # (n, D)
     ridge = fit_ridge(pooled[tr], y[tr], pooled[te], y[te], cfg.ridge_alpha)
     extra = {}
     if cfg.also_coords and not cfg.coords:
-        att_c, setting_c = fit_attentive(normed, y, vids, tr, te, grid, replace(cfg, coords=True), device)
+        att_c, setting_c = fit_attentive(variants, y, fit, val, te, grid, replace(cfg, coords=True), device)
         extra = {"r2_coords": float(att_c.mean()), "r2_coords_per_factor": dict(zip(names, map(float, att_c))),
                  "setting_coords": setting_c}
     return {
