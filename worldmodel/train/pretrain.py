@@ -247,18 +247,21 @@ def run_probes(cfg, encoder: VideoViT, device) -> dict:
     pcfg = ProbeConfig(**to_dict(cfg.probe))
     ours, rand = probe_encoder(encoder, data, pcfg, device), probe_encoder(random_enc, data, pcfg, device)
     rank, rank_rand = collapse_stats(ours["features"])["eff_rank"], collapse_stats(rand["features"])["eff_rank"]
+    setting = {"pretrained": ours["setting"], "random_init": rand["setting"]}
+    coords = {}
+    if "r2_coords" in ours:
+        coords = {"probe_r2_coords": ours["r2_coords"], "probe_r2_coords_random_init": rand["r2_coords"],
+                  "probe_r2_coords_per_factor": ours["r2_coords_per_factor"],
+                  "probe_r2_coords_per_factor_random_init": rand["r2_coords_per_factor"]}
+        setting.update(pretrained_coords=ours["setting_coords"], random_init_coords=rand["setting_coords"])
     return {
         "probe_r2": ours["r2"], "probe_r2_random_init": rand["r2"],
         "probe_r2_margin": ours["r2"] - rand["r2"],
         "probe_r2_ridge": ours["ridge_r2"], "probe_r2_ridge_random_init": rand["ridge_r2"],
         "probe_r2_per_factor": ours["r2_per_factor"], "probe_r2_per_factor_random_init": rand["r2_per_factor"],
         "effective_rank": rank, "effective_rank_random_init": rank_rand,
-        **({"probe_r2_coords": ours["r2_coords"], "probe_r2_coords_random_init": rand["r2_coords"],
-            "probe_r2_coords_per_factor": ours["r2_coords_per_factor"],
-            "probe_r2_coords_per_factor_random_init": rand["r2_coords_per_factor"]} if "r2_coords" in ours else {}),
-        "probe_setting": {"pretrained": ours["setting"], "random_init": rand["setting"],
-                          **({"pretrained_coords": ours["setting_coords"],
-                              "random_init_coords": rand["setting_coords"]} if "r2_coords" in ours else {})},
+        **coords,
+        "probe_setting": setting,
         "probe_clips": int(len(data[0])),
     }
 
