@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.data.synthetic import (RED, SyntheticConfig, generate, load_factors, render, simulate,
-                                       simulate_flicker, write_mp4)
+from worldmodel.data.synthetic import (RED, SyntheticConfig, floor_image, generate, load_factors, render,
+                                       simulate, simulate_flicker, write_mp4)
 from worldmodel.data.video import (StepBatchSampler, VideoClipDataset, clip_loader, list_videos,
                                    normalize_frames)
 
@@ -54,6 +54,19 @@ def test_flicker_discs_live_briefly_include_red_and_stay_behind_the_ball():
     frames = render(traj, radii, colours, bg, cfg.size, cfg.border, fl).astype(int)
     cx, cy = np.floor(traj[:, -1]).astype(int).T  # the red ball (drawn last) is on top of every decoy
     assert (frames[np.arange(40), cy, cx] == np.array(RED)).all()
+
+
+def test_tiled_floor_is_shared_by_all_videos_varies_by_place_and_is_never_red():
+    cfg = SyntheticConfig(tiles=4, size=32)
+    floor = floor_image(cfg)  # (32, 32, 3)
+    assert np.array_equal(floor, floor_image(SyntheticConfig(tiles=4, size=32, seed=7)))  # same for every dataset
+    assert len(np.unique(floor.reshape(-1, 3), axis=0)) == 16  # one colour per tile
+    assert (floor[..., 0] <= floor[..., 1:].max(-1)).all()  # a tile is never the reddest thing in view
+    frames = [render(*simulate(np.random.default_rng(s), cfg), cfg.size, cfg.border, floor=floor) for s in (0, 1)]
+    b = int(round(cfg.border))
+    ball_free = [(f[0].astype(int) - np.clip(floor + 0.5, 0, 255).astype(int)) == 0 for f in frames]
+    shared = ball_free[0].all(-1) & ball_free[1].all(-1)  # pixels showing the floor in both videos
+    assert shared[b:-b, b:-b].mean() > 0.5  # the floor, not a per-video background, fills the arena
 
 
 def test_clips_shapes_folder_source_and_determinism(videos):

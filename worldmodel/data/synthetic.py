@@ -4,7 +4,8 @@ Each video shows ``num_balls`` anti-aliased balls of distinct colours (one red, 
 without red) moving at constant speed and bouncing off the walls of the arena (a border whose four sides have
 distinct colours, so absolute position is visible), over a per-video plain background.
 The red ball is drawn last, so it is never occluded and its factors are always identifiable from the frames.
-Optionally (``flicker``) short-lived decoy discs, red ones among them, flicker behind the balls: a harder set on
+Optionally (``tiles``) the arena floor is a fixed pattern of muted tiles shared by all videos, so every place looks
+different and absolute position is visible everywhere, not only at the walls. Optionally (``flicker``) short-lived decoy discs, red ones among them, flicker behind the balls: a harder set on
 which one frame no longer identifies the red ball and a random encoder's features are noisier.
 
 Written per dataset folder:
@@ -55,6 +56,11 @@ class SyntheticConfig:
     flicker: int = 0
     # longest life of a flickering disc in frames
     flicker_life: int = 2
+    # floor of tiles x tiles muted colours, the same in every video (a fixed patterned arena, drawn from ``floor_seed``),
+    # instead of a plain per-video background: each place then looks different (0: plain background)
+    tiles: int = 0
+    # seed of the tile colours (shared by the training and probe sets)
+    floor_seed: int = 0
     # frames per second written in the mp4
     fps: int = 10
     # seed; the dataset is a deterministic function of the config
@@ -101,6 +107,15 @@ def simulate_flicker(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarr
     return out
 
 
+def floor_image(cfg: SyntheticConfig) -> np.ndarray:
+    """The tiled floor (S, S, 3) float32: ``cfg.tiles`` x ``cfg.tiles`` tiles of muted, non-red colours."""
+    rng = np.random.default_rng(cfg.floor_seed)
+    colours = rng.uniform(25, 120, size=(cfg.tiles, cfg.tiles, 3)).astype(np.float32)
+    colours[..., 0] = np.minimum(colours[..., 0], colours[..., 1:].max(-1))  # never redder than green or blue
+    idx = np.minimum((np.arange(cfg.size) + 0.5) * cfg.tiles // cfg.size, cfg.tiles - 1).astype(int)  # (S,)
+    return colours[idx[:, None], idx[None, :]]
+
+
 def _paint(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, x: float, y: float, r: float, colour) -> None:
     """Paint one disc with a one-pixel anti-aliased edge onto ``img`` (S, S, 3) in place."""
     alpha = np.clip(r + 0.5 - np.sqrt((xx - x) ** 2 + (yy - y) ** 2), 0.0, 1.0)[..., None]  # (S, S, 1) coverage
@@ -109,12 +124,12 @@ def _paint(img: np.ndarray, xx: np.ndarray, yy: np.ndarray, x: float, y: float, 
 
 
 def render(traj: np.ndarray, radii: np.ndarray, colours: np.ndarray, background, size: int,
-           border: float = 0.0, flicker: np.ndarray | None = None) -> np.ndarray:
-    """Frames (T, S, S, 3) uint8: walls, flickering discs (``simulate_flicker``), then the balls in order."""
+           border: float = 0.0, flicker: np.ndarray | None = None, floor: np.ndarray | None = None) -> np.ndarray:
+    """Frames (T, S, S, 3) uint8: background (or ``floor`` (S, S, 3)), walls, flickering discs, then the balls."""
     T, n, _ = traj.shape
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5  # pixel centres
     frames = np.empty((T, size, size, 3), dtype=np.float32)
-    frames[:] = np.asarray(background, dtype=np.float32)
+    frames[:] = np.asarray(background, dtype=np.float32) if floor is None else floor
     b = int(round(border))
     if b > 0:
         for colour, region in zip(WALLS, [np.s_[:, :, :b], np.s_[:, :, -b:], np.s_[:, :b, b:-b], np.s_[:, -b:, b:-b]]):
@@ -163,11 +178,11 @@ def generate(root, cfg: SyntheticConfig) -> Path:
     tmp = root.with_name(f".{root.name}.tmp{os.getpid()}")
     (tmp / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)
-    lines = []
+    lines, floor = [], floor_image(cfg) if cfg.tiles else None
     for i in range(cfg.num_videos):
         traj, radii, colours, bg = simulate(rng, cfg)
         flicker = simulate_flicker(rng, cfg) if cfg.flicker else None
-        frames = render(traj, radii, colours, bg, cfg.size, cfg.border * cfg.size / 64.0, flicker)
+        frames = render(traj, radii, colours, bg, cfg.size, cfg.border * cfg.size / 64.0, flicker, floor)
         name = f"videos/vid_{i:06d}"
         write_mp4(tmp / f"{name}.mp4", frames, cfg.fps)
         np.savez(tmp / f"{name}.npz", factors=factors_of(traj, cfg.size), names=np.array(FACTOR_NAMES))
