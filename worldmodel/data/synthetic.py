@@ -4,8 +4,9 @@ Each video shows ``num_balls`` anti-aliased balls of distinct colours (one red, 
 without red) moving at constant speed and bouncing off the walls of the arena (a border whose four sides have
 distinct colours, so absolute position is visible), over a per-video plain background.
 The red ball is drawn last, so it is never occluded and its factors are always identifiable from the frames.
-Optionally (``tiles``) the arena floor is a fixed pattern of muted tiles shared by all videos, so every place looks
-different and absolute position is visible everywhere, not only at the walls. Optionally (``flicker``) short-lived decoy discs, red ones among them, flicker behind the balls: a harder set on
+Optionally (``tiles``) the arena floor is a fixed pattern of muted tiles shared by all videos: every place then
+looks different, so absolute position is visible everywhere, not only at the walls.
+Optionally (``flicker``) short-lived decoy discs, red ones among them, flicker behind the balls: a harder set on
 which one frame no longer identifies the red ball and a random encoder's features are noisier.
 
 Written per dataset folder:
