@@ -96,13 +96,9 @@ def set_rng_state(state: dict, device: torch.device | str = "cpu") -> None:
     np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     torch.set_rng_state(state["torch"])
     device = torch.device(device)
-    saved = state.get("device")
-    if saved is None and "cuda" in state:  # older checkpoints: key "cuda", maybe a list of one state per GPU
-        saved = {"type": "cuda", "rng": state["cuda"]}
+    saved = state.get("device")  # restored only onto the same kind of device it was saved from
     if saved is not None and saved["type"] == device.type:
-        rng = saved["rng"]
-        rng = rng[device.index or 0] if isinstance(rng, list | tuple) else rng
-        torch.get_device_module(device).set_rng_state(rng, device)
+        torch.get_device_module(device).set_rng_state(saved["rng"], device)
 
 
 def _to_lists(x):
