@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from worldmodel.evaluation.probes import (ProbeConfig, fit_attentive, grid_features, normalize_features,
-                                         split_by_video, validation_split)
+                                         predict_attentive, r2_scores, split_by_video, train_attentive,
+                                         validation_split)
 
 GRID = (2, 4, 4)  # (t, h, w) tokens
 
@@ -45,7 +46,7 @@ def test_learning_rate_chosen_on_validation_videos():
     fit, val = validation_split(vids, train, cfg)
     assert val is not None and not (fit & val).any() and not ((fit | val) & test).any()  # test never chooses
     r2, setting = fit_attentive({"none": tokens}, y, fit, val, test, GRID, cfg)
-    assert setting == {"normalize": "none", "lr": 3e-3}  # a rate that cannot learn loses on validation
+    assert setting["normalize"] == "none" and setting["lr"] == 3e-3  # a rate that cannot learn loses on validation
     assert r2.min() > 0.7, r2
 
 
@@ -60,3 +61,18 @@ def test_feature_normalizations_use_training_statistics():
     assert torch.allclose(s.std(0), torch.ones(6), atol=1e-3) and torch.allclose(s.mean(0), torch.zeros(6), atol=1e-4)
     with pytest.raises(ValueError, match="probe.normalize"):
         normalize_features(x, train, "batchnorm")
+
+
+def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch():
+    tokens, y, _ = marked_tokens(112, seed=2)
+    y = y + 0.25 * torch.randn(y.shape, generator=torch.Generator().manual_seed(3))  # noisy: long training over-fits
+    tr, va = slice(0, 48), slice(48, 112)
+    cfg = ProbeConfig(epochs=60, batch_size=8, dim=32, heads=2, coords=True, eval_every=1)
+    probe, mu, sd, kept = train_attentive(tokens[tr], y[tr], GRID, cfg, 1e-2, val=(tokens[va], y[va]))
+    restored = float(r2_scores(predict_attentive(probe, mu, sd, tokens[va]), y[va]).mean())
+    assert kept["val_r2"] > 0.7 and kept["epochs"] < cfg.epochs  # it learned, and the best epoch was not the last
+    assert restored == pytest.approx(kept["val_r2"], abs=1e-5)  # the returned weights are that epoch's
+    last, mu, sd, none = train_attentive(tokens[tr], y[tr], GRID, replace(cfg, eval_every=0), 1e-2,
+                                         val=(tokens[va], y[va]))
+    final = float(r2_scores(predict_attentive(last, mu, sd, tokens[va]), y[va]).mean())
+    assert none["val_r2"] is None and final < restored - 0.05  # the over-fit last epoch scores worse

@@ -16,12 +16,15 @@ of the two middle frames, velocity = displacement between them. Clips are split 
   one with the best R^2 on held-out *training* videos is scored on the test clips. A fixed setting can stall at
   R^2 ~ 0 on one encoder's features (the query never leaves uniform attention) while reading another's well, so it
   would compare encoders by their luck with it; each encoder gets its best setting, chosen without the test set.
+  The training length is chosen the same way (early stopping on those videos, ``eval_every``): a fixed length
+  under-fits one encoder's features and over-fits another's.
 - Ridge probe: closed-form ridge regression on mean-pooled tokens (quick, linear; cannot localize objects).
 
 R^2 is reported per factor and as the mean over factors, on the test clips.
 """
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field, replace
 
@@ -43,8 +46,13 @@ class ProbeConfig:
     clips_per_video: int = 4
     # fraction of probe videos whose clips form the test set
     test_fraction: float = 0.25
-    # attentive probe: epochs over the training clips
+    # attentive probe: epochs over the training clips (the most; see ``eval_every``)
     epochs: int = 60
+    # with validation clips (more than one setting), check the probe's validation R^2 every this many epochs and
+    # keep the best weights (early stopping). A fixed length is too short for one encoder's features and too long
+    # for another's (measured: 30 epochs under-fit a random encoder's, 60 over-fit a trained one's), so it would
+    # decide the comparison; the best epoch is chosen on validation like the other settings (0: no checks)
+    eval_every: int = 5
     # attentive probe: batch size
     batch_size: int = 64
     # attentive probe: AdamW learning rates tried (x ``normalize``), one probe per setting; as in V-JEPA's
@@ -160,9 +168,15 @@ def r2_scores(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return 1 - ss_res / ss_tot
 
 
-def train_attentive(feats: torch.Tensor, y: torch.Tensor, grid, cfg: ProbeConfig, lr: float,
-                    device="cpu") -> tuple[AttentiveProbe, torch.Tensor, torch.Tensor]:
-    """Train an attentive probe on standardized targets; returns (probe in eval mode, target mean, target std)."""
+def train_attentive(feats: torch.Tensor, y: torch.Tensor, grid, cfg: ProbeConfig, lr: float, device="cpu",
+                    val: tuple[torch.Tensor, torch.Tensor] | None = None
+                    ) -> tuple[AttentiveProbe, torch.Tensor, torch.Tensor, dict]:
+    """Train an attentive probe on standardized targets.
+
+    With ``val`` = (features, targets) and ``cfg.eval_every`` > 0, the validation R^2 is checked every
+    ``eval_every`` epochs and at the end, and the best weights are kept (early stopping).
+    Returns (probe in eval mode, target mean, target std, {"val_r2": best validation R^2 or None, "epochs": kept}).
+    """
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     mu, sd = y.mean(0), y.std(0).clamp_min(1e-6)
@@ -172,7 +186,10 @@ def train_attentive(feats: torch.Tensor, y: torch.Tensor, grid, cfg: ProbeConfig
     steps = cfg.epochs * math.ceil(n / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1), pct_start=0.1)
     z = ((y - mu) / sd).to(device)
-    for _ in range(cfg.epochs):
+    best = {"val_r2": None, "epochs": cfg.epochs}
+    best_state = None
+    for epoch in range(1, cfg.epochs + 1):
+        probe.train()
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, cfg.batch_size):
             idx = perm[i:i + cfg.batch_size]
@@ -181,7 +198,14 @@ def train_attentive(feats: torch.Tensor, y: torch.Tensor, grid, cfg: ProbeConfig
             loss.backward()
             opt.step()
             sched.step()
-    return probe.eval(), mu, sd
+        if val is not None and cfg.eval_every > 0 and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
+            score = float(r2_scores(predict_attentive(probe.eval(), mu, sd, val[0], device), val[1]).mean())
+            if best["val_r2"] is None or score > best["val_r2"]:
+                best = {"val_r2": score, "epochs": epoch}
+                best_state = copy.deepcopy(probe.state_dict())
+    if best_state is not None:
+        probe.load_state_dict(best_state)
+    return probe.eval(), mu, sd, best
 
 
 @torch.no_grad()
@@ -235,14 +259,16 @@ def fit_attentive(variants: dict[str, torch.Tensor], y: torch.Tensor, fit: torch
     for mode in cfg.normalize:
         x = variants[mode]
         for lr in cfg.lrs:
-            probe, mu, sd = train_attentive(x[fit], y[fit], grid, cfg, lr, device)
-            score = 0.0 if val is None else float(r2_scores(predict_attentive(probe, mu, sd, x[val], device),
-                                                            y[val]).mean())
+            probe, mu, sd, kept = train_attentive(x[fit], y[fit], grid, cfg, lr, device,
+                                                  val=None if val is None else (x[val], y[val]))
+            score = 0.0 if val is None else kept["val_r2"]
+            if score is None:  # no checks during training (eval_every 0): score the final probe
+                score = float(r2_scores(predict_attentive(probe, mu, sd, x[val], device), y[val]).mean())
             if best is None or score > best[0]:
-                best = (score, mode, lr, probe, mu, sd)
-    _, mode, lr, probe, mu, sd = best
+                best = (score, mode, lr, kept["epochs"], probe, mu, sd)
+    _, mode, lr, epochs, probe, mu, sd = best
     test_r2 = r2_scores(predict_attentive(probe, mu, sd, variants[mode][test], device), y[test])  # (F,)
-    return test_r2, {"normalize": mode, "lr": lr}
+    return test_r2, {"normalize": mode, "lr": lr, "epochs": epochs}
 
 
 def fit_ridge(x_tr, y_tr, x_te, y_te, alpha: float) -> torch.Tensor:
