@@ -199,7 +199,7 @@ def train_attentive(feats: torch.Tensor, y: torch.Tensor, grid, cfg: ProbeConfig
             opt.step()
             sched.step()
         if val is not None and cfg.eval_every > 0 and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
-            score = float(r2_scores(predict_attentive(probe.eval(), mu, sd, val[0], device), val[1]).mean())
+            score = mean_r2(probe.eval(), mu, sd, *val, device)
             if best["val_r2"] is None or score > best["val_r2"]:
                 best = {"val_r2": score, "epochs": epoch}
                 best_state = copy.deepcopy(probe.state_dict())
@@ -214,6 +214,12 @@ def predict_attentive(probe: AttentiveProbe, mu: torch.Tensor, sd: torch.Tensor,
     """Factor predictions (n, F) of a trained probe, in the targets' units."""
     pred = torch.cat([probe(feats[i:i + 256].to(device)).cpu() for i in range(0, len(feats), 256)])
     return pred * sd + mu
+
+
+def mean_r2(probe: AttentiveProbe, mu: torch.Tensor, sd: torch.Tensor, feats: torch.Tensor, y: torch.Tensor,
+            device="cpu") -> float:
+    """R^2 of a trained probe on clips (features (n, N, D), targets (n, F)), averaged over factors."""
+    return float(r2_scores(predict_attentive(probe, mu, sd, feats, device), y).mean())
 
 
 def normalize_features(x: torch.Tensor, train: torch.Tensor, mode: str) -> torch.Tensor:
@@ -263,7 +269,7 @@ def fit_attentive(variants: dict[str, torch.Tensor], y: torch.Tensor, fit: torch
                                                   val=None if val is None else (x[val], y[val]))
             score = 0.0 if val is None else kept["val_r2"]
             if score is None:  # no checks during training (eval_every 0): score the final probe
-                score = float(r2_scores(predict_attentive(probe, mu, sd, x[val], device), y[val]).mean())
+                score = mean_r2(probe, mu, sd, x[val], y[val], device)
             if best is None or score > best[0]:
                 best = (score, mode, lr, kept["epochs"], probe, mu, sd)
     _, mode, lr, epochs, probe, mu, sd = best
