@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.data.synthetic import (RED, SyntheticConfig, floor_image, generate, load_factors, render,
-                                       simulate, simulate_flicker, write_mp4)
+from worldmodel.data.synthetic import (RED, SyntheticConfig, factors_of, floor_image, generate, load_factors,
+                                       render, shake, simulate, simulate_flicker, write_mp4)
 from worldmodel.data.video import (StepBatchSampler, VideoClipDataset, clip_loader, list_videos,
                                    normalize_frames)
 
@@ -54,6 +54,26 @@ def test_flicker_discs_live_briefly_include_red_and_stay_behind_the_ball():
     frames = render(traj, radii, colours, bg, cfg.size, cfg.border, fl).astype(int)
     cx, cy = np.floor(traj[:, -1]).astype(int).T  # the red ball (drawn last) is on top of every decoy
     assert (frames[np.arange(40), cy, cx] == np.array(RED)).all()
+
+
+def test_jitter_draws_the_balls_off_their_path_and_the_factors_stay_on_it():
+    cfg = SyntheticConfig(frames=200, num_balls=1, jitter=1.5)
+    rng = np.random.default_rng(0)
+    traj, radii, colours, bg = simulate(rng, cfg)  # (T, 1, 2) the smooth bouncing path
+    shown = shake(rng, traj, radii, cfg)
+    lo, hi = cfg.border + radii[0], cfg.size - cfg.border - radii[0]
+    assert (shown >= lo).all() and (shown <= hi).all()  # kept inside the walls
+    centroid = []
+    for frames in (render(traj, radii, colours, bg, cfg.size, cfg.border),
+                   render(shown, radii, colours, bg, cfg.size, cfg.border)):
+        red = (frames[..., 0].astype(int) - frames[..., 1]) > 120  # (T, S, S)
+        centroid.append(np.stack([(np.argwhere(r).mean(0)[::-1] + 0.5) for r in red]))  # (T, 2) x, y
+    path_err = np.abs(centroid[0] - traj[:, 0]).std()
+    jitter_err = (centroid[1] - traj[:, 0]).std()
+    assert path_err < 0.2 and 1.2 < jitter_err < 1.8  # drawn about jitter pixels off the path
+    fac = factors_of(traj, cfg.size)  # factors follow the path: constant velocity between bounces
+    accel = np.abs(np.diff(fac[:-1, 2:], axis=0)).max(-1)
+    assert (accel < 1e-4).mean() > 0.8
 
 
 def test_tiled_floor_is_shared_by_all_videos_varies_by_place_and_is_never_red():

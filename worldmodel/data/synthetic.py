@@ -57,6 +57,10 @@ class SyntheticConfig:
     flicker: int = 0
     # longest life of a flickering disc in frames
     flicker_life: int = 2
+    # each frame, every ball is drawn this many pixels (std, of a 64-pixel frame, scaled with size) off its smooth
+    # bouncing path; the factors are those of the path, so one frame pair shows its velocity only roughly and a clip
+    # shows it well (0: drawn on the path)
+    jitter: float = 0.0
     # floor of tiles x tiles muted colours, the same in every video (a fixed patterned arena, drawn from ``floor_seed``),
     # instead of a plain per-video background: each place then looks different (0: plain background)
     tiles: int = 0
@@ -90,6 +94,14 @@ def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray
     colours = np.array([PALETTE[i] for i in others] + [RED], dtype=np.float32)  # red last: drawn on top
     background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     return traj, radii, colours, background
+
+
+def shake(rng: np.random.Generator, traj: np.ndarray, radii: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
+    """Drawn positions (T, N, 2): the path ``traj`` plus Gaussian jitter, kept inside the walls."""
+    scale = cfg.size / 64.0
+    wall = cfg.border * scale
+    lo, hi = wall + radii[:, None], cfg.size - wall - radii[:, None]  # (N, 1)
+    return np.clip(traj + rng.normal(0.0, cfg.jitter * scale, size=traj.shape), lo, hi)
 
 
 def simulate_flicker(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarray:
@@ -183,7 +195,8 @@ def generate(root, cfg: SyntheticConfig) -> Path:
     for i in range(cfg.num_videos):
         traj, radii, colours, bg = simulate(rng, cfg)
         flicker = simulate_flicker(rng, cfg) if cfg.flicker else None
-        frames = render(traj, radii, colours, bg, cfg.size, cfg.border * cfg.size / 64.0, flicker, floor)
+        shown = shake(rng, traj, radii, cfg) if cfg.jitter else traj
+        frames = render(shown, radii, colours, bg, cfg.size, cfg.border * cfg.size / 64.0, flicker, floor)
         name = f"videos/vid_{i:06d}"
         write_mp4(tmp / f"{name}.mp4", frames, cfg.fps)
         np.savez(tmp / f"{name}.npz", factors=factors_of(traj, cfg.size), names=np.array(FACTOR_NAMES))
