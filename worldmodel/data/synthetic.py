@@ -8,12 +8,15 @@ Optionally (``tiles``) the arena floor is a fixed pattern of muted tiles shared 
 looks different, so absolute position is visible everywhere, not only at the walls.
 Optionally (``flicker``) short-lived decoy discs, red ones among them, flicker behind the balls: a harder set on
 which one frame no longer identifies the red ball and a random encoder's features are noisier.
+Optionally (``jitter``) every ball is drawn off its smooth path by Gaussian noise each frame while the factors stay
+the path's: a harder set on which one pair of frames shows the velocity only roughly and a whole clip shows it well.
 
 Written per dataset folder:
   videos/vid_000000.mp4   frames (decord-readable, H.264, near-lossless)
   videos/vid_000000.npz   per-frame ground truth: ``factors`` (T, F) float32 with ``names`` (F,):
                           red_x, red_y (centre, in [0, 1] of the frame), red_vx, red_vy (pixels per frame,
-                          the displacement from this frame to the next; the last frame repeats the previous)
+                          the displacement from this frame to the next; the last frame repeats the previous;
+                          with ``jitter``, x, y and the displacement are those of the smooth path)
   train.csv               V-JEPA list, ``path label`` per line (label 0)
   meta.json               generator arguments (used to reuse a cached dataset only when they match)
 """
