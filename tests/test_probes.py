@@ -5,9 +5,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from worldmodel.evaluation.probes import (ProbeConfig, fit_attentive, grid_features, normalize_features,
-                                         predict_attentive, r2_scores, split_by_video, train_attentive,
-                                         validation_split)
+from worldmodel.evaluation.probes import (ProbeConfig, fit_attentive, grid_features, mean_r2, normalize_features,
+                                         split_by_video, train_attentive, validation_split)
 
 GRID = (2, 4, 4)  # (t, h, w) tokens
 
@@ -69,10 +68,10 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch():
     tr, va = slice(0, 48), slice(48, 112)
     cfg = ProbeConfig(epochs=60, batch_size=8, dim=32, heads=2, coords=True, eval_every=1)
     probe, mu, sd, kept = train_attentive(tokens[tr], y[tr], GRID, cfg, 1e-2, val=(tokens[va], y[va]))
-    restored = float(r2_scores(predict_attentive(probe, mu, sd, tokens[va]), y[va]).mean())
+    restored = mean_r2(probe, mu, sd, tokens[va], y[va])
     assert kept["val_r2"] > 0.7 and kept["epochs"] < cfg.epochs  # it learned, and the best epoch was not the last
     assert restored == pytest.approx(kept["val_r2"], abs=1e-5)  # the returned weights are that epoch's
     last, mu, sd, none = train_attentive(tokens[tr], y[tr], GRID, replace(cfg, eval_every=0), 1e-2,
                                          val=(tokens[va], y[va]))
-    final = float(r2_scores(predict_attentive(last, mu, sd, tokens[va]), y[va]).mean())
+    final = mean_r2(last, mu, sd, tokens[va], y[va])
     assert none["val_r2"] is None and final < restored - 0.05  # the over-fit last epoch scores worse

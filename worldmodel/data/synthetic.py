@@ -80,8 +80,7 @@ def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray
     n, T, S = cfg.num_balls, cfg.frames, cfg.size
     scale = S / 64.0
     radii = rng.uniform(*cfg.radius, size=n) * scale
-    wall = cfg.border * scale
-    lo, hi = wall + radii[:, None], S - wall - radii[:, None]  # (N, 1) bounce limits of the centres
+    lo, hi = centre_limits(radii, cfg)  # (N, 1) bounce limits of the centres
     pos = rng.uniform(lo, hi, size=(n, 2))  # (N, 2)
     angle = rng.uniform(0, 2 * np.pi, size=n)
     speed = rng.uniform(*cfg.speed, size=n) * scale
@@ -99,12 +98,16 @@ def simulate(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[np.ndarray
     return traj, radii, colours, background
 
 
+def centre_limits(radii: np.ndarray, cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest centre coordinate (N, 1) of balls with ``radii`` (N,) that stay inside the walls."""
+    wall = cfg.border * cfg.size / 64.0
+    return wall + radii[:, None], cfg.size - wall - radii[:, None]
+
+
 def shake(rng: np.random.Generator, traj: np.ndarray, radii: np.ndarray, cfg: SyntheticConfig) -> np.ndarray:
     """Drawn positions (T, N, 2): the path ``traj`` plus Gaussian jitter, kept inside the walls."""
-    scale = cfg.size / 64.0
-    wall = cfg.border * scale
-    lo, hi = wall + radii[:, None], cfg.size - wall - radii[:, None]  # (N, 1)
-    return np.clip(traj + rng.normal(0.0, cfg.jitter * scale, size=traj.shape), lo, hi)
+    noise = rng.normal(0.0, cfg.jitter * cfg.size / 64.0, size=traj.shape)
+    return np.clip(traj + noise, *centre_limits(radii, cfg))
 
 
 def simulate_flicker(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarray:
