@@ -123,3 +123,16 @@ class TaskEnv(MujocoEnv):
             "criterion": self.criterion,
             "criterion_dims": list(self.criterion_dims),
         }
+
+
+class PointMassEnv(TaskEnv):
+    """A point mass on a plane (qpos[:2] its position): state ``[x, y, vx, vy]``, success by position error."""
+
+    state_labels = ("x", "y", "vx", "vy")
+    criterion_dims = (0, 1)
+
+    def state(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
+
+    def state_distance(self, state, goal_state) -> float:
+        return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]))

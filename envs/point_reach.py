@@ -12,27 +12,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import TaskEnv
+from envs.base import PointMassEnv
 
 ARENA = 0.85  # start/target positions are drawn from [-ARENA, ARENA]^2 (the point's centre)
 
 
-class PointReachEnv(TaskEnv):
+class PointReachEnv(PointMassEnv):
     """Point mass reaching a goal position in an open arena (see module docstring)."""
 
     xml_file = "point_reach.xml"
-    state_labels = ("x", "y", "vx", "vy")
     success_tolerance = 0.12
     goal_offset = 25
     budget = 75
     criterion = "||xy - goal_xy|| < 0.12"
-    criterion_dims = (0, 1)
-
-    def state(self) -> np.ndarray:
-        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
-
-    def state_distance(self, state, goal_state) -> float:
-        return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]))
 
     def sample_state(self, rng):
         return rng.uniform(-ARENA, ARENA, 2), np.zeros(2)

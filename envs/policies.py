@@ -45,7 +45,23 @@ class TaskController:
         raise NotImplementedError
 
 
-class PointController(TaskController):
+class ProportionalController(TaskController):
+    """Proportional drive of the first two state dims (a position or joint angles) to a target; the goal
+    state's first two dims are the target."""
+
+    gain = 1.0
+
+    def target_of(self, goal_state):
+        return np.asarray(goal_state[:2], np.float64)
+
+    def act(self, state, target):
+        return _scale(self.gain * (target - state[:2]))
+
+    def reached(self, state, target):
+        return np.linalg.norm(target - state[:2]) < 0.05
+
+
+class PointController(ProportionalController):
     """PointReach: proportional drive of the point to a target position."""
 
     gain = 6.0
@@ -56,15 +72,6 @@ class PointController(TaskController):
             if explore or np.linalg.norm(t - state[:2]) > 0.6:
                 return t
         return t
-
-    def target_of(self, goal_state):
-        return np.asarray(goal_state[:2], np.float64)
-
-    def act(self, state, target):
-        return _scale(self.gain * (target - state[:2]))
-
-    def reached(self, state, target):
-        return np.linalg.norm(target - state[:2]) < 0.05
 
 
 class TwoRoomController(PointController):
@@ -91,7 +98,7 @@ class TwoRoomController(PointController):
         return _scale(self.gain * (self.waypoint(state[:2], target) - state[:2]))
 
 
-class ArmController(TaskController):
+class ArmController(ProportionalController):
     """ArmReach: proportional drive in joint space (straight joint-space paths respect the limits)."""
 
     gain = 4.0
@@ -102,15 +109,6 @@ class ArmController(TaskController):
             if explore or np.linalg.norm(arm_reach.fingertip(q) - state[4:6]) > 0.5:
                 return q
         return q
-
-    def target_of(self, goal_state):
-        return np.asarray(goal_state[:2], np.float64)
-
-    def act(self, state, target):
-        return _scale(self.gain * (target - state[:2]))
-
-    def reached(self, state, target):
-        return np.linalg.norm(target - state[:2]) < 0.05
 
 
 class PushController(TaskController):

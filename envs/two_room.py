@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import TaskEnv
+from envs.base import PointMassEnv
 
 ARENA = 0.85
 ROOM_INNER = 0.2  # closest start/target x to the dividing wall
@@ -30,22 +30,14 @@ def room_of(xy) -> int:
     return -1 if xy[0] < 0 else 1
 
 
-class TwoRoomEnv(TaskEnv):
+class TwoRoomEnv(PointMassEnv):
     """Point mass in two rooms joined by a door (see module docstring)."""
 
     xml_file = "two_room.xml"
-    state_labels = ("x", "y", "vx", "vy")
     success_tolerance = 0.15
     goal_offset = 40
     budget = 100
     criterion = "||xy - goal_xy|| < 0.15"
-    criterion_dims = (0, 1)
-
-    def state(self) -> np.ndarray:
-        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
-
-    def state_distance(self, state, goal_state) -> float:
-        return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]))
 
     def sample_state(self, rng):
         return sample_room_point(rng, int(rng.choice([-1, 1]))), np.zeros(2)

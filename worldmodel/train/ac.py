@@ -33,6 +33,7 @@ import torch.distributed as dist
 
 from worldmodel.config import register_schema, to_dict
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
+from worldmodel.train.checkpoint import plain_copy
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 
 
@@ -161,7 +162,7 @@ def run(cfg) -> dict:
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     config["resolved"] = {"encoder_checkpoint": str(enc_path), "dataset": str(data),
-                          "model": dataclasses.asdict(mcfg), "manifest": _plain(manifest),
+                          "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac")
     eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main)
@@ -248,14 +249,3 @@ def validate(model, eps, cfg, norm_states, device) -> dict:
     parts = ac_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss)
     model.train()
     return {f"val_loss_{k}": round(v.item(), 6) for k, v in parts.items()}
-
-
-def _plain(obj):
-    """JSON-like copy (checkpoints are loaded with weights_only=True)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return obj

@@ -101,6 +101,17 @@ def set_rng_state(state: dict, device: torch.device | str = "cpu") -> None:
         torch.get_device_module(device).set_rng_state(saved["rng"], device)
 
 
+def plain_copy(obj):
+    """JSON-like copy of ``obj`` (dicts, lists, arrays -> lists) that ``torch.load(weights_only=True)`` reads back."""
+    if isinstance(obj, dict):
+        return {str(k): plain_copy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain_copy(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return obj
+
+
 def _to_lists(x):
     return [_to_lists(v) for v in x] if isinstance(x, tuple | list) else x
 

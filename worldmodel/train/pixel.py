@@ -36,6 +36,7 @@ from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.pixel_predictor import (CHECKPOINT_KIND, frames_to_tokens, parameter_counts,
                                                pixel_geometry, pixel_model_config)
 from worldmodel.train.ac import TrainACConfig
+from worldmodel.train.checkpoint import load_checkpoint, plain_copy
 from worldmodel.train.core import Trainer, seed_everything
 
 
@@ -150,8 +151,6 @@ def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorCo
     action_dim = int(manifest["action_dim"])
     state_dim = int(manifest["state_dim"]) if cfg.use_state else 0
     if cfg.latent_checkpoint:
-        from worldmodel.train.checkpoint import load_checkpoint
-
         lat = load_checkpoint(cfg.latent_checkpoint)["config"]
         latent = ACPredictorConfig(**lat["resolved"]["model"])
         setup.update(frame_skip=int(lat["frame_skip"]), train_episodes=lat["resolved"]["train_episodes"],
@@ -194,7 +193,7 @@ def run(cfg) -> dict:
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     config["frame_skip"] = fs  # the effective one (copied from the latent model when given)
-    config["resolved"] = {"dataset": str(data), "model": dataclasses.asdict(mcfg), "manifest": _plain(manifest),
+    config["resolved"] = {"dataset": str(data), "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "patch_size": setup["patch_size"], "img_size": setup["img_size"],
                           "frame_size": setup["frame_size"],
                           "train_episodes": setup["train_episodes"], "val_episodes": setup["val_episodes"],
@@ -229,14 +228,3 @@ def run(cfg) -> dict:
         "budget_mismatch": setup.get("budget_mismatch", {}),
         "seconds": round(time.time() - t_start, 2),
     }
-
-
-def _plain(obj):
-    """JSON-like copy (checkpoints are loaded with weights_only=True)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return obj
