@@ -89,6 +89,14 @@ def test_tiled_floor_is_shared_by_all_videos_varies_by_place_and_is_never_red():
     assert shared[b:-b, b:-b].mean() > 0.5  # the floor, not a per-video background, fills the arena
 
 
+def test_tile_contrast_scales_the_tiles_about_mid_grey_and_keeps_them_apart():
+    full, faint = (floor_image(SyntheticConfig(tiles=4, size=32, tile_contrast=c)) for c in (1.0, 0.1))
+    assert np.allclose(faint - 72.5, 0.1 * (full - 72.5), atol=1e-4)  # same layout, a tenth of the spread
+    assert np.ptp(faint) < 10 < np.ptp(full)
+    assert len(np.unique(faint.reshape(-1, 3), axis=0)) == 16  # every tile still has its own colour
+    assert (faint[..., 0] <= faint[..., 1:].max(-1)).all()  # and none is red
+
+
 def test_clips_shapes_folder_source_and_determinism(videos):
     root, csv = videos
     ds = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16)

@@ -67,6 +67,9 @@ class SyntheticConfig:
     # floor of tiles x tiles muted colours, the same in every video (a fixed patterned arena, drawn from ``floor_seed``),
     # instead of a plain per-video background: each place then looks different (0: plain background)
     tiles: int = 0
+    # contrast of the tile colours about their mid grey (1: as drawn, 25..120 per channel; 0.1: faint tiles that a
+    # patch alone barely shows)
+    tile_contrast: float = 1.0
     # seed of the tile colours (shared by the training and probe sets)
     floor_seed: int = 0
     # frames per second written in the mp4
@@ -131,6 +134,8 @@ def floor_image(cfg: SyntheticConfig) -> np.ndarray:
     rng = np.random.default_rng(cfg.floor_seed)
     colours = rng.uniform(25, 120, size=(cfg.tiles, cfg.tiles, 3)).astype(np.float32)
     colours[..., 0] = np.minimum(colours[..., 0], colours[..., 1:].max(-1))  # never redder than green or blue
+    if cfg.tile_contrast != 1.0:
+        colours = (72.5 + cfg.tile_contrast * (colours - 72.5)).astype(np.float32)
     idx = np.minimum((np.arange(cfg.size) + 0.5) * cfg.tiles // cfg.size, cfg.tiles - 1).astype(int)  # (S,)
     return colours[idx[:, None], idx[None, :]]
 
