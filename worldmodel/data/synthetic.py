@@ -36,6 +36,8 @@ PALETTE = [(40, 200, 60), (50, 90, 230), (235, 215, 40), (40, 210, 215), (200, 6
 WALLS = [(150, 150, 150), (70, 90, 170), (160, 150, 60), (60, 130, 120)]  # left, right, top, bottom
 BACKGROUNDS = [(20, 20, 20), (45, 45, 60), (60, 45, 40), (30, 55, 45), (80, 80, 80)]
 
+TILE_RANGE = (25.0, 120.0)  # per-channel range of the floor's tile colours (muted)
+
 
 @dataclass
 class SyntheticConfig:
@@ -132,10 +134,11 @@ def simulate_flicker(rng: np.random.Generator, cfg: SyntheticConfig) -> np.ndarr
 def floor_image(cfg: SyntheticConfig) -> np.ndarray:
     """The tiled floor (S, S, 3) float32: ``cfg.tiles`` x ``cfg.tiles`` tiles of muted, non-red colours."""
     rng = np.random.default_rng(cfg.floor_seed)
-    colours = rng.uniform(25, 120, size=(cfg.tiles, cfg.tiles, 3)).astype(np.float32)
+    colours = rng.uniform(*TILE_RANGE, size=(cfg.tiles, cfg.tiles, 3)).astype(np.float32)
     colours[..., 0] = np.minimum(colours[..., 0], colours[..., 1:].max(-1))  # never redder than green or blue
-    if cfg.tile_contrast != 1.0:
-        colours = (72.5 + cfg.tile_contrast * (colours - 72.5)).astype(np.float32)
+    if cfg.tile_contrast != 1.0:  # skipped at 1: the floors of existing datasets stay bit for bit
+        mid = sum(TILE_RANGE) / 2
+        colours = (mid + cfg.tile_contrast * (colours - mid)).astype(np.float32)
     idx = np.minimum((np.arange(cfg.size) + 0.5) * cfg.tiles // cfg.size, cfg.tiles - 1).astype(int)  # (S,)
     return colours[idx[:, None], idx[None, :]]
 
