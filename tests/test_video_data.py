@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.data.synthetic import (RED, SyntheticConfig, factors_of, floor_image, generate, load_factors,
-                                       render, shake, simulate, simulate_flicker, write_mp4)
+from worldmodel.data.synthetic import (RED, TILE_RANGE, SyntheticConfig, factors_of, floor_image, generate,
+                                       load_factors, render, shake, simulate, simulate_flicker, write_mp4)
 from worldmodel.data.video import (StepBatchSampler, VideoClipDataset, clip_loader, list_videos,
                                    normalize_frames)
 
@@ -91,7 +91,8 @@ def test_tiled_floor_is_shared_by_all_videos_varies_by_place_and_is_never_red():
 
 def test_tile_contrast_scales_the_tiles_about_mid_grey_and_keeps_them_apart():
     full, faint = (floor_image(SyntheticConfig(tiles=4, size=32, tile_contrast=c)) for c in (1.0, 0.1))
-    assert np.allclose(faint - 72.5, 0.1 * (full - 72.5), atol=1e-4)  # same layout, a tenth of the spread
+    mid = sum(TILE_RANGE) / 2  # mid grey of the tile colours
+    assert np.allclose(faint - mid, 0.1 * (full - mid), atol=1e-4)  # same layout, a tenth of the spread
     assert np.ptp(faint) < 10 < np.ptp(full)
     assert len(np.unique(faint.reshape(-1, 3), axis=0)) == 16  # every tile still has its own colour
     assert (faint[..., 0] <= faint[..., 1:].max(-1)).all()  # and none is red

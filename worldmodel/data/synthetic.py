@@ -69,8 +69,8 @@ class SyntheticConfig:
     # floor of tiles x tiles muted colours, the same in every video (a fixed patterned arena, drawn from ``floor_seed``),
     # instead of a plain per-video background: each place then looks different (0: plain background)
     tiles: int = 0
-    # contrast of the tile colours about their mid grey (1: as drawn, 25..120 per channel; 0.1: faint tiles that a
-    # patch alone barely shows)
+    # contrast of the tile colours about their mid grey (1: as drawn, within TILE_RANGE per channel; 0.1: faint
+    # tiles that a patch alone barely shows)
     tile_contrast: float = 1.0
     # seed of the tile colours (shared by the training and probe sets)
     floor_seed: int = 0
