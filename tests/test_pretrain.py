@@ -79,6 +79,17 @@ def test_regularizers_run_without_ema(tmp_path, data_dir, reg):
     assert "collapse/eff_rank" in rows[0]
 
 
+def test_ema_with_vicreg_terms(tmp_path, data_dir):
+    out = tmp_path / "cjepa"
+    s = run_command("pretrain", FAST + ["regularizer.ema_vicreg=0.5", "train.steps=1", f"out_dir={out}",
+                                        f"data.synthetic_dir={data_dir}"])
+    assert "target" in load_checkpoint(s["checkpoint"])["extra"]  # still an EMA target
+    r = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert r["loss/vic_var"] > 0
+    expected = r["loss/pred"] + 0.5 * (1.0 * r["loss/vic_var"] + 0.04 * r["loss/vic_cov"])
+    assert abs(r["loss/total"] - expected) < 1e-4 * expected
+
+
 def test_killed_run_resumes_exactly(tmp_path, data_dir, monkeypatch):
     common = FAST + ["train.steps=6", "train.ckpt_every=3", f"data.synthetic_dir={data_dir}"]
     straight = run_command("pretrain", common + [f"out_dir={tmp_path / 'a'}"])

@@ -81,6 +81,9 @@ class RegularizerConfig:
     ema_start: float = 0.996
     # ema: target momentum at the last step
     ema_end: float = 1.0
+    # ema: weight of VICReg's variance and covariance terms on the context tokens, added to the prediction loss as
+    # in C-JEPA (0: V-JEPA's EMA alone); the terms are weighted by vicreg_var and vicreg_cov
+    ema_vicreg: float = 0.0
     # sigreg: weight w in (1 - w) * prediction + w * SIGReg
     sigreg_weight: float = 0.05
     # sigreg: random 1-D projections per step
@@ -213,6 +216,10 @@ def train_step(cfg, trainer: Trainer, target: nn.Module, x: torch.Tensor, step: 
     ctx = torch.cat([c.reshape(-1, c.shape[-1]) for _, c in outs])  # (sum B*K, D) context tokens as samples
     if reg.name == "ema":
         loss = pred_loss
+        if reg.ema_vicreg > 0:
+            v, c = vicreg(ctx)
+            loss = pred_loss + reg.ema_vicreg * (reg.vicreg_var * v + reg.vicreg_cov * c)
+            metrics.update({"loss/vic_var": v.item(), "loss/vic_cov": c.item()})
     elif reg.name == "sigreg":
         g = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + step)  # same directions on every rank
         if 0 < reg.sigreg_tokens < ctx.shape[0]:
