@@ -19,9 +19,11 @@ import torch.nn.functional as F
 from worldmodel.losses import effective_rank, sigreg, vicreg
 from worldmodel.train.pretrain import RegularizerConfig
 
+DIM, BATCH = 192, 256  # embedding width (vit_tiny) and samples per step
 
-def train_rank(loss_name: str, slices: int, steps: int, every: int, dim: int = 192, init_rank: int = 36,
-               batch: int = 256, lr: float = 1e-3) -> list[tuple[int, float]]:
+
+def train_rank(loss_name: str, slices: int, steps: int, every: int, dim: int = DIM, init_rank: int = 36,
+               batch: int = BATCH, lr: float = 1e-3) -> list[tuple[int, float]]:
     """Effective rank of z = LayerNorm(x @ W) every ``every`` steps while Adam minimizes one regularizer."""
     g = torch.Generator().manual_seed(0)
     x_train = torch.randn(20_000, dim, generator=g)  # (n, D)
@@ -51,7 +53,7 @@ def train_rank(loss_name: str, slices: int, steps: int, every: int, dim: int = 1
     return out
 
 
-def sigreg_seconds(slices: int, batch: int = 256, dim: int = 192, repeats: int = 10) -> float:
+def sigreg_seconds(slices: int, batch: int = BATCH, dim: int = DIM, repeats: int = 10) -> float:
     """Median seconds of one SIGReg forward and backward over a (batch, dim) embedding."""
     z = torch.randn(batch, dim, requires_grad=True)
     sigreg(z, num_slices=slices).backward()  # warm-up, untimed
@@ -73,7 +75,8 @@ def main() -> None:
     runs = [(f"sigreg, {s} slices", "sigreg", s) for s in args.slices] + [("vicreg", "vicreg", 0)]
     seconds = [sigreg_seconds(s) for s in args.slices]
     for slices, t in zip(args.slices, seconds):
-        print(f"SIGReg forward+backward, 256 x 192, {slices} slices: {t * 1e3:.0f} ms ({t / seconds[0]:.1f}x)", flush=True)
+        print(f"SIGReg forward+backward, {BATCH} x {DIM}, {slices} slices: {t * 1e3:.0f} ms "
+              f"({t / seconds[0]:.1f}x)", flush=True)
     for label, name, slices in runs:
         ranks = train_rank(name, slices, args.steps, args.every)
         print(f"{label:>22}: " + ", ".join(f"step {s}: {r:.1f}" for s, r in ranks), flush=True)
