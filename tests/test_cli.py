@@ -5,7 +5,7 @@ import sys
 import pytest
 from hydra.errors import HydraException
 
-from worldmodel.config import COMMANDS, compose_config
+from worldmodel.commands import COMMANDS, compose_config
 
 
 def _wm(*args: str) -> subprocess.CompletedProcess:
@@ -41,7 +41,7 @@ def test_cli_reports_bad_input_without_traceback():
 @pytest.mark.parametrize("energy", [[], ["energy.state_weight=1"]])
 def test_bench_plan_smoke(tmp_path, energy):
     """`wm bench plan` times cached vs recompute replanning, also with the state-aware energy (needs a probe)."""
-    from worldmodel.cli import run_command
+    from worldmodel.commands import run_command
 
     s = run_command("bench", ["target=plan", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0",
                               "overrides=[" + ",".join(f"'{o}'" for o in energy) + "]"])

@@ -7,7 +7,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from worldmodel.cli import run_command  # noqa: E402
+from worldmodel.commands import run_command  # noqa: E402
 from worldmodel.data.rollouts import RolloutDataset, load_episode, read_manifest  # noqa: E402
 
 

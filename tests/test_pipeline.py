@@ -26,7 +26,7 @@ def smoke_runs(tmp_path_factory):
     """Three runs into one folder: fresh, unchanged (all reused), and a third with a changed drift horizon,
     train_pixel forced (as after a code change) and the latent planning stage "crashed" (marker left at status
     running, no summary)."""
-    from worldmodel.cli import run_command
+    from worldmodel.commands import run_command
 
     out = tmp_path_factory.mktemp("pipeline")
     first = run_command("pipeline", ["preset=smoke", f"out_dir={out}"])

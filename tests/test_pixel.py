@@ -7,10 +7,19 @@ import importlib.util
 import pytest
 import torch
 
-from worldmodel.config import compose_config, to_dict
+from worldmodel.commands import compose_config
+from worldmodel.config import to_dict
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.models.pixel_predictor import (PixelWorldModel, frames_to_tokens, parameter_counts, patchify,
-                                               pixel_geometry, pixel_model_config, tokens_to_frames, unpatchify)
+from worldmodel.models.pixel_predictor import (
+    PixelWorldModel,
+    frames_to_tokens,
+    parameter_counts,
+    patchify,
+    pixel_geometry,
+    pixel_model_config,
+    tokens_to_frames,
+    unpatchify,
+)
 
 
 def _latent_cfg(preset: str) -> ACPredictorConfig:
@@ -89,8 +98,8 @@ def test_cached_rollout_equals_recompute_and_decode():
     z0 = wm.encode(torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8))
     s0, a = torch.randn(3, 3), torch.randn(3, 6, 2)
     with torch.no_grad():
-        cached = wm.rollout(z0, s0, a, use_cache=True)
-        full = wm.rollout(z0, s0, a, use_cache=False)
+        cached = wm.rollout(z0, s0, a, use_cache=True).latents
+        full = wm.rollout(z0, s0, a, use_cache=False).latents
     assert cached.shape == (3, 6, 16, 192)
     assert (cached - full).abs().max().item() <= 1e-4
     assert wm.decode(cached).shape == (3, 6, 32, 32, 3) and wm.decode(cached).dtype == torch.uint8
@@ -134,7 +143,7 @@ def test_tiny_training_beats_copy_last_on_pixels():
 
 @pytest.mark.skipif(importlib.util.find_spec("worldmodel.data.collect") is None, reason="wm collect not built")
 def test_train_pixel_smoke_entry_point(tmp_path):
-    from worldmodel.cli import run_command
+    from worldmodel.commands import run_command
 
     s = run_command("train-pixel", ["preset=smoke", f"out_dir={tmp_path / 'px'}"])
     assert (tmp_path / "px" / "summary.json").is_file() and s["tokens_per_frame"] == 4  # 2x2, as the smoke latents
@@ -143,6 +152,6 @@ def test_train_pixel_smoke_entry_point(tmp_path):
     frames = torch.randint(0, 256, (2, wm.frame_size, wm.frame_size, 3), dtype=torch.uint8)
     z = wm.encode(frames)
     s0 = torch.zeros(2, wm.state_dim) if wm.state_dim else None
-    pred = wm.rollout(z, s0, torch.zeros(2, 3, wm.action_dim_step))
+    pred = wm.rollout(z, s0, torch.zeros(2, 3, wm.action_dim_step)).latents
     assert pred.shape == (2, 3, *z.shape[1:]) and torch.isfinite(pred).all()
     assert wm.decode(pred).shape == (2, 3, wm.frame_size, wm.frame_size, 3)

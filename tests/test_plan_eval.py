@@ -12,8 +12,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 envs = pytest.importorskip("envs")
 
+from worldmodel.models.protocol import Rollout, WorldModel  # noqa: E402
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402
-from worldmodel.planning.evaluate import make_goal_episodes, timing_summary, wilson_interval  # noqa: E402
+from worldmodel.planning.goals import make_goal_episodes, timing_summary, wilson_interval  # noqa: E402
 from worldmodel.planning.mpc import PlannerController, random_controller, zero_controller  # noqa: E402
 from worldmodel.planning.optimizers import PlannerConfig  # noqa: E402
 
@@ -25,8 +26,12 @@ class LinearOracle:
     squares on random transitions of the real env (a point mass is linear away from the walls).
 
     Follows the world-model protocol: ``encode_observation`` (frames, states) -> (B, 1, S) and
-    ``rollout(z0, state0, actions (B, H, frame_skip * A)) -> (B, H, 1, S)``.
+    ``rollout(z0, state0, actions (B, H, frame_skip * A)) -> Rollout((B, H, 1, S), None)``.
     """
+
+    device = torch.device("cpu")
+    uses_state = True
+    manifest: dict = {}
 
     def __init__(self, A_mat, B_mat, frame_skip=1, scale=(1.0, 1.0, 0.1, 0.1)):
         self.A_mat, self.B_mat = A_mat, B_mat  # (S, S), (S, A)
@@ -46,7 +51,7 @@ class LinearOracle:
             for r in range(self.frame_skip):
                 s = s @ self.A_mat.T + a[:, h, r] @ self.B_mat.T  # (B, S)
             out.append(s * self.scale)
-        return torch.stack(out, 1)[:, :, None]  # (B, H, 1, S)
+        return Rollout(torch.stack(out, 1)[:, :, None], None)  # (B, H, 1, S)
 
 
 def fit_oracle(frame_skip=1) -> LinearOracle:
@@ -72,6 +77,7 @@ def test_mpc_with_oracle_solves_point_reach(frame_skip, execute_steps):
     E = 4
     eps = make_goal_episodes(ENV, {}, 32, E, seed=500)
     model = fit_oracle(frame_skip)
+    assert isinstance(model, WorldModel)
     planner = PlannerConfig(horizon=4, samples=32, elites=4, iterations=2)
     ctrl = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
                              EnergyConfig(), execute_steps=execute_steps)
@@ -105,7 +111,7 @@ def test_wilson_interval():
 
 
 def test_wm_plan_smoke(tmp_path: Path):
-    from worldmodel.cli import run_command
+    from worldmodel.commands import run_command
 
     try:
         import worldmodel.data.collect  # noqa: F401

@@ -143,8 +143,7 @@ def test_probe_and_state_energy_terms():
 
 def test_kernel_probe_localizes_a_blob_better_than_linear():
     """The goal-state probe reads a small body's position from a token map; a linear read-out shrinks it."""
-    from worldmodel.evaluation.drift import RidgeProbe
-    from worldmodel.planning.probe import KernelProbe
+    from worldmodel.probes.linear import KernelProbe, RidgeProbe
 
     g = torch.Generator().manual_seed(0)
     pos = torch.rand(600, 2, generator=g) * 2 - 1  # (n, 2) positions in [-1, 1]

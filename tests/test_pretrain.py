@@ -3,16 +3,14 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
 
-from worldmodel.cli import run_command
-from worldmodel.config import compose_config
+from worldmodel.commands import compose_config, run_command
 from worldmodel.models.video_vit import load_encoder
 from worldmodel.train import pretrain
-from worldmodel.train.checkpoint import load_checkpoint
+from worldmodel.utils.checkpoint import load_checkpoint
 
 FAST = ["preset=smoke", "probe.enabled=false", "collapse.every=1"]
 

@@ -5,8 +5,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from worldmodel.evaluation.probes import (ProbeConfig, fit_attentive, grid_features, mean_r2, normalize_features,
-                                         split_by_video, train_attentive, validation_split)
+from worldmodel.probes.attentive import (
+    ProbeConfig,
+    fit_attentive,
+    grid_features,
+    mean_r2,
+    normalize_features,
+    split_by_video,
+    train_attentive,
+    validation_split,
+)
 
 GRID = (2, 4, 4)  # (t, h, w) tokens
 

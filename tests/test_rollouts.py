@@ -10,9 +10,19 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from worldmodel.data import collect  # noqa: E402
-from worldmodel.data.rollouts import (EpisodeError, RolloutDataset, complete_episodes, episode_paths,  # noqa: E402
-                                      load_episode, read_manifest, read_video, split_episodes,
-                                      write_episode, write_manifest, write_video)
+from worldmodel.data.rollouts import (  # noqa: E402
+    EpisodeError,
+    RolloutDataset,
+    complete_episodes,
+    episode_paths,
+    load_episode,
+    read_manifest,
+    read_video,
+    split_episodes,
+    write_episode,
+    write_manifest,
+    write_video,
+)
 
 A, S, H = 2, 3, 32
 
@@ -125,7 +135,7 @@ def test_split_episodes_deterministic():
 
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
-    from worldmodel.config import compose_config
+    from worldmodel.commands import compose_config
 
     cfg = compose_config("collect", ["preset=smoke", f"out_dir={tmp_path}", "episodes=4", "steps=8"])
     real, calls = collect.collect_episode, []

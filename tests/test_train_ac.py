@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from worldmodel.cli import run_command
+from worldmodel.commands import run_command
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +48,9 @@ def test_world_model_loads_by_path(smoke_ac):
     A = wm.action_dim_step
     assert A == wm.frame_skip * wm.action_dim
     s0 = torch.zeros(3, wm.state_dim) if wm.state_dim else None
-    pred = wm.rollout(z, s0, torch.zeros(3, 4, A))
+    pred = wm.rollout(z, s0, torch.zeros(3, 4, A)).latents
     assert pred.shape == (3, 4, *z.shape[1:])
-    assert torch.allclose(pred, wm.rollout(z, s0, torch.zeros(3, 4, A), use_cache=False), atol=1e-4)
+    assert torch.allclose(pred, wm.rollout(z, s0, torch.zeros(3, 4, A), use_cache=False).latents, atol=1e-4)
 
 
 def test_drift_smoke_writes_summary_and_plot(smoke_ac, tmp_path):
@@ -74,7 +74,7 @@ def test_missing_inputs_are_clear_errors(tmp_path):
 
 
 def test_latent_cache_invalidation(smoke_ac, tmp_path):
-    from worldmodel.data.latent_cache import load_latents
+    from worldmodel.train.latent_cache import load_latents
 
     _, ac = smoke_ac
     data, enc = tmp_path / "data", tmp_path / "encoder.pt"
@@ -106,7 +106,7 @@ def test_latent_cache_invalidation(smoke_ac, tmp_path):
 def test_predictor_weights_of_another_layout_fail_naming_the_checkpoint(tmp_path):
     """A checkpoint whose weights do not fit its own predictor config gives a clear error, not a traceback."""
     from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-    from worldmodel.train.checkpoint import load_weights
+    from worldmodel.utils.checkpoint import load_weights
 
     cfg = ACPredictorConfig(embed_dim=8, pred_dim=16, depth=1, num_heads=2, grid_h=2, grid_w=2, action_dim=2,
                             state_dim=2, global_head=True)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from worldmodel.train.checkpoint import check_matches, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from worldmodel.train.core import NonFiniteLossError, OptimConfig, TrainConfig, Trainer, build_optimizer, lr_at
+from worldmodel.utils.checkpoint import check_matches, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 
 def _cfg(**kw) -> TrainConfig:

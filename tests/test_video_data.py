@@ -5,10 +5,21 @@ import numpy as np
 import pytest
 import torch
 
-from worldmodel.data.synthetic import (RED, TILE_RANGE, SyntheticConfig, factors_of, floor_image, generate,
-                                       load_factors, render, shake, simulate, simulate_flicker, write_mp4)
-from worldmodel.data.video import (StepBatchSampler, VideoClipDataset, clip_loader, list_videos,
-                                   normalize_frames)
+from worldmodel.data.synthetic import (
+    RED,
+    TILE_RANGE,
+    SyntheticConfig,
+    factors_of,
+    floor_image,
+    generate,
+    load_factors,
+    render,
+    shake,
+    simulate,
+    simulate_flicker,
+    write_mp4,
+)
+from worldmodel.data.video import StepBatchSampler, VideoClipDataset, clip_loader, list_videos, normalize_frames
 
 
 @pytest.fixture(scope="module")

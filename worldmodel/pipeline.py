@@ -31,8 +31,14 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig
 
-from worldmodel.config import register_schema, to_dict
+from worldmodel.commands import compose_config, run_command
+from worldmodel.config import CONFIG_DIR, register_schema, to_dict
+from worldmodel.data.synthetic import generate
+from worldmodel.evaluation.compare import compare
+from worldmodel.evaluation.report import build_report, last, pick
 from worldmodel.train.core import resolve_device
+from worldmodel.train.pretrain import synthetic_dirs
+from worldmodel.utils.atomic import write_json
 
 # stage kinds, in run order
 STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel")
@@ -40,10 +46,10 @@ STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compa
 
 @dataclass
 class StageConfig:
-    # preset of the stage's command (smoke|cpu|gpu)
-    preset: str = "cpu"
-    # extra hydra overrides for the command; "Task:key=value" applies to one task only
-    overrides: list[str] = field(default_factory=list)
+    preset: str = "cpu"  # preset of the stage's command (smoke|cpu|gpu)
+    overrides: list[str] = field(default_factory=list)  # hydra overrides for the command; "Task:key=value": one task
+    set: dict[str, Any] = field(default_factory=dict)  # settings for every task: +train_ac.set.use_state=false
+    tasks: dict[str, Any] = field(default_factory=dict)  # settings for one task: +plan.tasks.PushBlock.episodes=50
 
 
 @dataclass
@@ -80,6 +86,26 @@ register_schema("pipeline", PipelineConfig)
 def env_id(task: str) -> str:
     """'PointReach' -> 'worldmodel/PointReach-v0'; a full id (with '/' or '-v') is passed through."""
     return task if ("/" in task or "-v" in task) else f"worldmodel/{task}-v0"
+
+
+def flat_overrides(settings: dict, prefix: str = "") -> list[str]:
+    """Nested settings {"a": {"b": 1}} -> hydra overrides ["a.b=1"] (lists and strings in hydra's syntax)."""
+    out = []
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out += flat_overrides(value, f"{prefix}{key}.")
+        else:
+            text = json.dumps(value) if isinstance(value, (list, bool)) or value is None else str(value)
+            out.append(f"{prefix}{key}={text}")
+    return out
+
+
+def stage_overrides(stage: DictConfig, task: str | None) -> list[str]:
+    """A stage's overrides for one task: ``overrides`` (plain and matching ``Task:key=value``), then ``set``,
+    then ``tasks.<Task>``."""
+    settings = to_dict(stage)
+    out = task_overrides(list(settings["overrides"]), task) + flat_overrides(settings["set"])
+    return out + (flat_overrides(settings["tasks"].get(task, {})) if task else [])
 
 
 def task_overrides(overrides: list[str], task: str | None) -> list[str]:
@@ -149,8 +175,6 @@ class StageRunner:
 
     def run(self, stage: Stage) -> dict:
         """Run (or reuse) a stage; returns its summary."""
-        from worldmodel.cli import run_command, write_json_atomic
-        from worldmodel.config import compose_config
 
         stage_dir = self.root / stage.name
         overrides = stage.overrides + [f"out_dir={stage_dir}"]
@@ -172,7 +196,7 @@ class StageRunner:
             stage_dir.mkdir(parents=True, exist_ok=True)
             record = {"fingerprint": fp, "command": stage.command, "overrides": overrides,
                       "inputs": {n: self.fps[n] for n in stage.inputs}}
-            write_json_atomic(marker, {**record, "status": "running"})
+            write_json(marker, {**record, "status": "running"})
             what = f"in-process {stage.func.__name__}" if stage.func else f"wm {stage.command} {' '.join(overrides)}"
             print(f"[pipeline] {stage.name}: {what}")
             t0, c0 = time.time(), cpu_seconds()
@@ -181,11 +205,11 @@ class StageRunner:
             if stage.func is not None:
                 summary = stage.func(stage.params, stage_dir)
                 summary["seconds"] = round(time.time() - t0, 2)
-                write_json_atomic(summary_path, summary)
+                write_json(summary_path, summary)
             else:
                 summary = run_command(stage.command, overrides)
             seconds, cpu, finished = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2), round(time.time(), 3)
-            write_json_atomic(marker, {**record, "status": "done", "seconds": seconds, "cpu_seconds": cpu,
+            write_json(marker, {**record, "status": "done", "seconds": seconds, "cpu_seconds": cpu,
                                        "finished": finished})
             print(f"[pipeline] {stage.name}: done in {seconds:.1f}s ({cpu:.0f} CPU s)")
         self.fps[stage.name] = f"{fp}@{finished}"  # identity for downstream stages: a rerun changes it
@@ -204,7 +228,6 @@ def q(value: Any) -> str:
 
 def env_overrides(task: str) -> list[str]:
     """``env=<group>`` for our tasks (configs/env/<task>.yaml), else ``env.id=<gymnasium id>``."""
-    from worldmodel.config import CONFIG_DIR
 
     group = task.lower()
     return [f"env={group}"] if (CONFIG_DIR / "env" / f"{group}.yaml").is_file() else [f"env.id={q(env_id(task))}"]
@@ -213,9 +236,6 @@ def env_overrides(task: str) -> list[str]:
 def pretrain_data(cfg: DictConfig, root: Path, datasets: list[Path], overrides: list[str]):
     """Overrides mixing the built-in synthetic videos with the env rollout videos, and the hook generating the
     synthetic videos (pretrain generates them itself only when no path is given)."""
-    from worldmodel.config import compose_config
-    from worldmodel.data.synthetic import generate
-    from worldmodel.train.pretrain import synthetic_dirs
 
     overrides = overrides + [f"data.synthetic_dir={q(root / 'synthetic')}"]
     if not datasets or cfg.synthetic_weight >= 1:
@@ -230,7 +250,6 @@ def pretrain_data(cfg: DictConfig, root: Path, datasets: list[Path], overrides: 
 
 def compare_stage(params: dict, stage_dir: Path) -> dict:
     """In-process stage: pixel probe and pixel error on drift's windows (worldmodel.evaluation.compare)."""
-    from worldmodel.evaluation.compare import compare
 
     drift_summary = json.loads(Path(params["drift_summary"]).read_text())
     kw = {k: v for k, v in params.items() if k != "drift_summary"}
@@ -239,12 +258,11 @@ def compare_stage(params: dict, stage_dir: Path) -> dict:
 
 def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
     """The stage list with its wiring (datasets and checkpoints of upstream stages) for every task."""
-    from worldmodel.config import compose_config
 
     tasks = list(cfg.tasks)
 
     def sc(key: str, task: str | None = None) -> list[str]:
-        return [f"preset={cfg[key].preset}"] + task_overrides(list(cfg[key].overrides), task)
+        return [f"preset={cfg[key].preset}"] + stage_overrides(cfg[key], task)
 
     stages: list[Stage] = []
     for t in tasks:
@@ -260,7 +278,7 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
             f"encoder_checkpoint={q(encoder)}", f"dataset={q(data)}", "train.resume=true"],
             inputs=["pretrain", f"collect_{t}"], task=t, model="latent"))
         if cfg.pixel:
-            shared = task_overrides(list(cfg.train_ac.overrides), t)  # train-ac's budget applies to both models
+            shared = stage_overrides(cfg.train_ac, t)  # train-ac's budget applies to both models
             own = sc("train_pixel", t)  # [preset=..., *train_pixel.overrides]
             stages.append(Stage(f"train_pixel_{t}", "train_pixel", "train-pixel", own[:1] + shared + own[1:] + [
                 f"dataset={q(data)}", f"latent_checkpoint={q(latent)}", "train.resume=true"],
@@ -294,7 +312,6 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
 
 def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
     """Headline figures per task: drift at the largest horizon and planning success, latent vs pixel."""
-    from worldmodel.evaluation.report import last, pick
 
     out: dict[str, Any] = {"drift": {}, "plan": {}}
     for t in tasks:
@@ -334,7 +351,6 @@ def _rounded(x: Any) -> Any:
 
 def run(cfg: DictConfig) -> dict:
     """Run (or continue) the whole chain and write the report; returns the pipeline summary."""
-    from worldmodel.evaluation.report import build_report
 
     root = Path(cfg.out_dir)
     root.mkdir(parents=True, exist_ok=True)

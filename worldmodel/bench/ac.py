@@ -13,11 +13,14 @@ import time
 
 import torch
 
+from worldmodel.commands import compose_config
+from worldmodel.config import to_dict
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
+from worldmodel.models.video_vit import VideoViTConfig
+from worldmodel.train.core import resolve_device
 
 
 def _compose(command: str, overrides: list[str]):
-    from worldmodel.config import compose_config
 
     try:
         return compose_config(command, overrides)
@@ -27,8 +30,6 @@ def _compose(command: str, overrides: list[str]):
 
 def build_predictor(preset: str, overrides: list[str], action_dim: int = 2, state_dim: int = 4):
     """A predictor shaped like the ``preset`` train-ac run (action/state sizes of PointReach-like envs)."""
-    from worldmodel.config import to_dict
-    from worldmodel.models.video_vit import VideoViTConfig
 
     ac = _compose("train-ac", [f"preset={preset}", *overrides])
     pre = _compose("pretrain", [f"preset={preset}"])
@@ -65,7 +66,6 @@ def time_rollout(model: ACPredictor, batch: int, horizon: int, use_cache: bool, 
 
 def run(cfg) -> dict:
     """Benchmark cached vs. full-recompute rollouts; prints and returns steps/s and the ratio."""
-    from worldmodel.train.core import resolve_device
 
     device = resolve_device("auto")
     model = build_predictor(cfg.command_preset, list(cfg.overrides)).to(device)

@@ -21,12 +21,15 @@ from pathlib import Path
 
 import numpy as np
 
+import envs
+from worldmodel.commands import compose_config
+from worldmodel.data import collect
+
 
 def bare_frames_per_s(env_id: str, resolution: int, frames: int, repeats: int, warmup: int) -> float:
     """Frames/s of raw MuJoCo step + render for ``env_id`` (a MujocoEnv: ours or gymnasium's)."""
     import mujoco
 
-    import envs
 
     env = envs.make(env_id, resolution=resolution, render=False)
     base = env.unwrapped
@@ -58,8 +61,6 @@ def bare_frames_per_s(env_id: str, resolution: int, frames: int, repeats: int, w
 
 def run(cfg) -> dict:
     """Benchmark ``wm collect`` with ``cfg.workers`` workers against the bare loop; prints the ratio."""
-    from worldmodel.config import compose_config
-    from worldmodel.data import collect
 
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -11,16 +11,20 @@ variants is ``rollout(..., use_cache=False)``.
 from __future__ import annotations
 
 import statistics
-import time
 
 import numpy as np
 import torch
 
-from worldmodel.config import compose_config, to_dict
+from worldmodel.bench.ac import _compose, build_predictor
+from worldmodel.commands import compose_config
+from worldmodel.config import to_dict
+from worldmodel.models.video_vit import VideoViT, VideoViTConfig
+from worldmodel.models.world_model import LatentWorldModel
 from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import PlannerController
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.probe import LatentProbe
+from worldmodel.train.core import resolve_device
 
 
 class FullRecompute:
@@ -38,9 +42,6 @@ class FullRecompute:
 
 def build_world_model(preset: str, device, action_dim: int = 2, state_dim: int = 4):
     """A LatentWorldModel with random weights shaped like the ``preset`` encoder + predictor."""
-    from worldmodel.bench.ac import _compose, build_predictor
-    from worldmodel.models.video_vit import VideoViT, VideoViTConfig
-    from worldmodel.models.world_model import LatentWorldModel
 
     pre = _compose("pretrain", [f"preset={preset}"])
     fields = VideoViTConfig.__dataclass_fields__
@@ -82,7 +83,6 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
 
 def run(cfg) -> dict:
     """Time a replanning step with and without the KV cache; prints and returns both and their ratio."""
-    from worldmodel.train.core import resolve_device
 
     plan_cfg = compose_config("plan", [f"preset={cfg.command_preset}", *cfg.overrides])
     device = resolve_device(plan_cfg.device)

@@ -17,7 +17,14 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from worldmodel.config import compose_config, to_dict
+from worldmodel.commands import compose_config
+from worldmodel.config import to_dict
+from worldmodel.losses import latent_loss
+from worldmodel.masks import sample_masks
+from worldmodel.models.masked_predictor import PredictorConfig
+from worldmodel.models.video_vit import VideoViTConfig
+from worldmodel.train.core import build_optimizer, resolve_device
+from worldmodel.train.pretrain import JEPA, ema_update
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
@@ -44,12 +51,6 @@ def run(cfg) -> dict:
     """Benchmark the pretrain step at ``cfg.command_preset``; prints a table, returns the figures."""
     import copy
 
-    from worldmodel.masks import sample_masks
-    from worldmodel.models.masked_predictor import PredictorConfig
-    from worldmodel.models.video_vit import VideoViTConfig
-    from worldmodel.train.core import build_optimizer, resolve_device
-    from worldmodel.train.pretrain import JEPA, ema_update
-    from worldmodel.losses import latent_loss
 
     pcfg = compose_config("pretrain", [f"preset={cfg.command_preset}", *cfg.overrides])
     device = resolve_device(pcfg.train.device)

@@ -26,7 +26,18 @@ from typing import Any
 
 import numpy as np
 
+import envs
+from envs import make_policy, protocol
 from worldmodel.config import register_schema
+from worldmodel.data.episodes import (
+    MANIFEST,
+    EpisodeWriter,
+    complete_episodes,
+    episode_entry,
+    load_arrays,
+    read_manifest,
+    write_manifest,
+)
 
 
 @dataclass
@@ -76,7 +87,6 @@ def episode_seeds(seed: int, index: int) -> tuple[int, int]:
 
 
 def make_env(env_id: str, env_kwargs: dict, resolution: int, steps: int, render: bool = True):
-    import envs
 
     return envs.make(env_id, resolution=resolution, render=render, max_episode_steps=int(steps), **env_kwargs)
 
@@ -89,8 +99,6 @@ def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int, poo
 
 def collect_episode(job: dict) -> dict:
     """Roll out and write one episode (runs in a worker, or in the main process when workers=1)."""
-    from envs import make_policy
-    from worldmodel.data.episodes import EpisodeWriter
 
     env = _WORKER["env"]
     env_seed, policy_seed = episode_seeds(job["seed"], job["index"])
@@ -128,7 +136,6 @@ def collect_episode(job: dict) -> dict:
 
 def coverage(root: Path, entries: list[dict], env_class: str) -> dict:
     """Coverage statistics over the dataset's episodes (reads the npz state arrays)."""
-    from worldmodel.data.episodes import load_arrays
 
     if not entries:
         return {}
@@ -163,7 +170,6 @@ def coverage(root: Path, entries: list[dict], env_class: str) -> dict:
 
 
 def _manifest(cfg, env, state_dim: int, fps: float, entries: list[dict], env_kwargs: dict) -> dict:
-    from envs import protocol
 
     entries = sorted(entries, key=lambda e: e["id"])
     try:
@@ -195,9 +201,6 @@ def run(cfg) -> dict:
     from omegaconf import OmegaConf
     from tqdm import tqdm
 
-    import envs
-    from worldmodel.data.episodes import (MANIFEST, complete_episodes, episode_entry, read_manifest,
-                                          write_manifest)
 
     if cfg.policy not in ("random", "ou", "scripted"):
         raise ValueError(f"policy={cfg.policy!r}: expected random, ou or scripted")

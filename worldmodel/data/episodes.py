@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from worldmodel.utils.atomic import write_json
+
 EPISODE_DIR = "episodes"
 MANIFEST = "manifest.json"
 REQUIRED_MANIFEST = {
@@ -199,12 +201,8 @@ def episode_entry(root: str | Path, index: int) -> dict:
 
 
 def write_manifest(root: str | Path, manifest: dict) -> None:
-    """Write manifest.json atomically (temp file + rename)."""
-    path = Path(root) / MANIFEST
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(manifest, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
-    os.replace(tmp, path)
+    """Write manifest.json atomically (``worldmodel.utils.atomic``)."""
+    write_json(Path(root) / MANIFEST, manifest)
 
 
 # ---- reading --------------------------------------------------------------------------------------

@@ -25,10 +25,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from worldmodel.data.rollouts import read_manifest, split_episodes
+from worldmodel.data.video import normalize_frames
+from worldmodel.evaluation.drift import gather_windows, held_out_windows
+from worldmodel.models.pixel_predictor import PixelWorldModel, frames_to_tokens
+from worldmodel.probes.linear import RidgeProbe
+from worldmodel.train.pixel import load_pixel_episodes
+from worldmodel.utils.checkpoint import load_checkpoint
+
 
 def pixel_features(frames: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 frames (B, H, W, 3) -> pixel-probe features (B, 1, 3*size*size): normalized, area-downsampled."""
-    from worldmodel.data.video import normalize_frames
 
     x = normalize_frames(frames)  # (B, 3, H, W)
     if x.shape[-1] != size:
@@ -52,11 +59,6 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
     supplies the latent-probe curves for the joint plot. Returns (H,) lists under the keys in the module
     docstring, plus ``plot_compare``, ``windows`` and ``probe_pixel_r2``.
     """
-    from worldmodel.data.rollouts import read_manifest, split_episodes
-    from worldmodel.evaluation.drift import RidgeProbe, gather_windows, held_out_windows
-    from worldmodel.models.pixel_predictor import PixelWorldModel, frames_to_tokens
-    from worldmodel.train.checkpoint import load_checkpoint
-    from worldmodel.train.pixel import load_pixel_episodes
 
     t0 = time.time()
     out_dir = Path(out_dir)
@@ -86,10 +88,10 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
     frames = w["z"].round().to(torch.uint8)  # (W, H+1, Hi, Wi, 3)
     W, H1 = frames.shape[:2]
     tokens = frames_to_tokens(frames, model.patch_size, model.img_size)  # (W, H+1, N, D_pix)
-    s0 = w["states"][:, 0] if model.state_dim > 0 else None
+    s0 = w["states"][:, 0] if model.uses_state else None
     pred = torch.cat([model.rollout(tokens[i : i + batch_size, 0].to(model.device),
                                     None if s0 is None else s0[i : i + batch_size], w["actions"][i : i + batch_size])
-                      .float().cpu() for i in range(0, W, batch_size)])  # (W, H, N, D_pix)
+                      .latents.float().cpu() for i in range(0, W, batch_size)])  # (W, H, N, D_pix)
     pred_frames = model.decode(pred)  # (W, H, Hi, Wi, 3) uint8: what drift probes through the encoder too
     true, copy = tokens[:, 1:], tokens[:, :1].expand_as(tokens[:, 1:])
 

@@ -20,12 +20,11 @@ Hook for other models (e.g. the pixel baseline): :func:`drift_curves` evaluates 
 world-model protocol (``encode``, ``rollout``); if its predictions are not encoder latents it exposes
 ``decode(pred) -> uint8 frames (B, H, Hi, Wi, 3)`` and the frames are encoded with the latent model's
 encoder for the probe. ``compare_checkpoints=[...]`` loads such models by checkpoint kind
-(:data:`MODEL_LOADERS`) and adds ``probe_error_<name>``, ``l1_<name>``, ``rel_error_<name>`` to the summary
+(:mod:`worldmodel.models.registry`) and adds ``probe_error_<name>``, ``l1_<name>``, ``rel_error_<name>`` to the summary
 and a curve to the plot.
 """
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,12 +33,14 @@ import numpy as np
 import torch
 
 from worldmodel.config import register_schema
-
-# checkpoint kind -> (short name used in summary keys, "module:Class" with a classmethod load(path, device))
-MODEL_LOADERS = {
-    "train_ac": ("latent", "worldmodel.models.world_model:LatentWorldModel"),
-    "train_pixel": ("pixel", "worldmodel.models.pixel_predictor:PixelWorldModel"),
-}
+from worldmodel.data.rollouts import load_episode, read_manifest, split_episodes
+from worldmodel.models.protocol import PixelSpace
+from worldmodel.models.registry import load_world_model, short_name
+from worldmodel.models.world_model import LatentWorldModel
+from worldmodel.probes.linear import RidgeProbe
+from worldmodel.train.core import resolve_device
+from worldmodel.train.latent_cache import load_latents
+from worldmodel.utils.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -61,50 +62,6 @@ class DriftConfig:
 
 
 register_schema("drift", DriftConfig)
-
-
-class RidgeProbe:
-    """Linear ridge map from flattened latents (n, N*D) to standardized states (n, S)."""
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, lambdas=(1e-3, 1e-2, 1e-1, 1.0), holdout: float = 0.2,
-                 seed: int = 0, min_r2: float = 0.0):
-        self.token_shape = tuple(x.shape[1:])  # (N, D) of one latent
-        x, y = x.flatten(1).float(), y.float()
-        self.x_mean, self.y_mean, self.y_std = x.mean(0), y.mean(0), y.std(0).clamp_min(1e-6)
-        xc, yc = x - self.x_mean, (y - self.y_mean) / self.y_std
-        perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-        n_val = max(1, int(holdout * len(x)))
-        va, tr = perm[:n_val], perm[n_val:]
-        xt, yt = xc[tr], yc[tr]
-        dual = xt.shape[0] < xt.shape[1]  # eigendecompose the smaller Gram matrix
-        gram = xt @ xt.T if dual else xt.T @ xt
-        evals, evecs = torch.linalg.eigh(gram.double())
-        evals = evals.clamp_min(0)
-        scale = evals.mean().item()
-        proj = evecs.T @ (yt.double() if dual else (xt.T @ yt).double())  # (r, S)
-        best = None
-        for lam in lambdas:
-            coef = evecs @ (proj / (evals + lam * scale)[:, None])  # (n or F, S)
-            w = (xt.T.double() @ coef) if dual else coef  # (F, S)
-            res = (xc[va].double() @ w) - yc[va].double()  # (n_val, S)
-            err = res.abs().mean().item()
-            if best is None or err < best[0]:
-                best = (err, lam, w.float(), 1 - res.pow(2).mean(0) / yc[va].double().var(0).clamp_min(1e-12))
-        self.val_error, self.lam, self.w, r2 = best
-        self.r2 = r2.float()  # (S,) held-out R^2 per state dim
-        dims = (self.r2 >= min_r2).nonzero().flatten()
-        self.dims = dims if len(dims) else torch.arange(len(self.r2))  # dims probe_error averages over
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """Latents (..., N, D) -> states (..., S) in simulator units."""
-        lead = x.shape[:-2]
-        y = (x.flatten(-2).reshape(-1, self.w.shape[0]).float() - self.x_mean) @ self.w
-        return (y * self.y_std + self.y_mean).reshape(*lead, -1)
-
-    def error(self, x: torch.Tensor, states: torch.Tensor, all_dims: bool = False) -> torch.Tensor:
-        """Mean |probe(x) - states| / std per horizon: x (W, H, N, D), states (W, H, S) -> (H,)."""
-        err = ((self.predict(x) - states) / self.y_std).abs()  # (W, H, S)
-        return (err if all_dims else err[..., self.dims]).mean(dim=(0, -1))
 
 
 def _errors(pred: torch.Tensor, true: torch.Tensor, var: float) -> tuple[np.ndarray, np.ndarray]:
@@ -137,14 +94,13 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
         flat = torch.as_tensor(frames).flatten(0, 1)  # (W*(H+1), Hi, Wi, 3)
         targets = torch.cat([model.encode(flat[i : i + batch_size]).cpu() for i in range(0, len(flat), batch_size)])
         targets = targets.reshape(W, H1, *targets.shape[1:])
-    uses_state = getattr(model, "uses_state", getattr(model, "state_dim", 0) > 0)
     preds, s_preds = [], []
     for i in range(0, W, batch_size):
         sl = slice(i, i + batch_size)
-        s0 = states[sl, 0] if uses_state else None
-        preds.append(model.rollout(targets[sl, 0], s0, actions[sl]).float().cpu())  # (b, H, ...)
-        s_last = getattr(model, "last_states", None)
-        s_preds.append(None if s_last is None else s_last.float().cpu())
+        s0 = states[sl, 0] if model.uses_state else None
+        out = model.rollout(targets[sl, 0], s0, actions[sl])
+        preds.append(out.latents.float().cpu())  # (b, H, ...)
+        s_preds.append(None if out.states is None else out.states.float().cpu())
     pred = torch.cat(preds)  # (W, H, ...)
     true, copy = targets[:, 1:].float(), targets[:, :1].float().expand_as(targets[:, 1:])
     if var is None:
@@ -152,7 +108,7 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
     out = {}
     out["l1"], out["rel_error"] = _errors(pred, true, var)
     out["l1_copy_last"], out["rel_error_copy_last"] = _errors(copy, true, var)
-    if hasattr(model, "decode"):  # predictions in another space: probe them through the encoder
+    if isinstance(model, PixelSpace):  # predictions in another space: probe them through the encoder
         frames_pred = model.decode(pred)  # (W, H, Hi, Wi, 3) uint8
         feats = encode_for_probe(torch.as_tensor(frames_pred).flatten(0, 1)).reshape(W, H1 - 1, *probe.token_shape)
         out["probe_error"] = probe.error(feats.cpu(), states[:, 1:]).numpy()
@@ -192,18 +148,6 @@ def gather_windows(eps, windows, horizon: int, frame_skip: int) -> dict:
     return {"z": z, "states": s, "actions": a}
 
 
-def load_world_model(path: str | Path, device):
-    """Load any supported world model by its checkpoint's kind; returns (short name, model)."""
-    from worldmodel.train.checkpoint import load_checkpoint
-
-    kind = load_checkpoint(path).get("kind")
-    if kind not in MODEL_LOADERS:
-        raise ValueError(f"checkpoint {path}: kind {kind!r} is not a world model ({sorted(MODEL_LOADERS)})")
-    name, target = MODEL_LOADERS[kind]
-    module, cls = target.split(":")
-    return name, getattr(importlib.import_module(module), cls).load(path, device)
-
-
 def plot_drift(horizons, panels: dict[str, dict[str, np.ndarray]], path: str | Path) -> str:
     """One subplot per panel (title -> {label: (H,) curve}); error vs. horizon. Returns the PNG path."""
     import matplotlib
@@ -227,26 +171,15 @@ def plot_drift(horizons, panels: dict[str, dict[str, np.ndarray]], path: str | P
 
 def run(cfg) -> dict:
     """Drift curves of the latent model (and any compared models) on held-out episodes."""
-    from worldmodel.data.latent_cache import load_latents
-    from worldmodel.data.rollouts import load_episode, read_manifest, split_episodes
-    from worldmodel.models.world_model import LatentWorldModel
-    from worldmodel.train.core import resolve_device
 
     t0 = time.time()
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = cfg.checkpoint
-    if not ckpt_path and cfg.bootstrap:
-        ckpt_path = str(out_dir / "bootstrap" / "train_ac" / "checkpoint.pt")
-        if not Path(ckpt_path).is_file():
-            from worldmodel.cli import run_command
-
-            run_command("train-ac", ["preset=smoke", f"out_dir={Path(ckpt_path).parent}", *cfg.bootstrap_overrides])
     if not ckpt_path:
         raise ValueError("drift needs checkpoint=PATH (a `wm train-ac` checkpoint)")
     device = resolve_device(cfg.device)
     wm = LatentWorldModel.load(ckpt_path, device)
-    from worldmodel.train.checkpoint import load_checkpoint
 
     ac_cfg = load_checkpoint(ckpt_path)["config"]
     dataset = Path(cfg.dataset or ac_cfg["resolved"]["dataset"])
@@ -277,7 +210,8 @@ def run(cfg) -> dict:
                     for i in {i for i, _ in windows}}
         frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])  # (W, H+1, Hi, Wi, 3)
         for path in cfg.compare_checkpoints:
-            name, model = load_world_model(path, device)
+            model, kind = load_world_model(path, device)
+            name = short_name(kind)
             curves[name] = drift_curves(model, w["states"], w["actions"], probe, frames=frames,
                                         encode_for_probe=wm.encode, batch_size=cfg.batch_size)
 

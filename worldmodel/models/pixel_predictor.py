@@ -30,10 +30,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from worldmodel.data.video import IMAGENET_MEAN, IMAGENET_STD, normalize_frames
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.models.world_model import LatentWorldModel
+from worldmodel.models.world_model import PredictorWorldModel
+from worldmodel.utils.checkpoint import load_checkpoint, load_weights
 
 CHECKPOINT_KIND = "train_pixel"
 
@@ -60,8 +61,6 @@ def unpatchify(tokens: torch.Tensor, p: int, H: int, W: int) -> torch.Tensor:
 def frames_to_tokens(frames: torch.Tensor, p: int, size: int | None = None) -> torch.Tensor:
     """uint8 (or 0..255 float) frames (..., H, W, 3) -> normalized pixel-patch tokens (..., N, 3*p*p),
     area-resized to ``size`` x ``size`` first when given and different."""
-    from worldmodel.data.video import normalize_frames
-
     x = normalize_frames(frames)  # (..., 3, H, W)
     if size is not None and x.shape[-1] != size:
         lead = x.shape[:-3]
@@ -73,8 +72,6 @@ def frames_to_tokens(frames: torch.Tensor, p: int, size: int | None = None) -> t
 def tokens_to_frames(tokens: torch.Tensor, p: int, H: int, W: int, out_size: int | None = None) -> torch.Tensor:
     """Normalized pixel-patch tokens (..., N, 3*p*p) of H x W images -> uint8 frames (..., H', W', 3) (clamped
     to 0..255), bilinearly resized to ``out_size`` x ``out_size`` when given and different."""
-    from worldmodel.data.video import IMAGENET_MEAN, IMAGENET_STD
-
     x = unpatchify(tokens.float(), p, H, W)  # (..., 3, H, W)
     if out_size is not None and out_size != H:
         lead = x.shape[:-3]
@@ -121,15 +118,14 @@ def parameter_counts(pixel_cfg: ACPredictorConfig, latent_cfg: ACPredictorConfig
     return {"params_pixel": n_pix, "params_latent": n_lat, "params_ratio": round(n_pix / n_lat, 4)}
 
 
-class PixelWorldModel(LatentWorldModel):
+class PixelWorldModel(PredictorWorldModel):
     """World-model protocol on pixels: ``encode`` = normalized pixel patches, ``rollout`` = the predictor's
-    cached path (inherited), ``decode`` = predicted tokens back to uint8 frames (for drift's probe through the
-    frozen encoder and for pictures)."""
+    cached path (shared), ``decode`` = predicted tokens back to uint8 frames (for drift's probe through the
+    frozen encoder and for pictures; :class:`~worldmodel.models.protocol.PixelSpace`)."""
 
     def __init__(self, predictor: ACPredictor, patch_size: int, img_size: int, frame_size: int, frame_skip: int,
                  action_low, action_high, manifest: dict | None = None):
-        super().__init__(None, predictor, pool=1, frame_skip=frame_skip, action_low=action_low,
-                         action_high=action_high, manifest=manifest)
+        super().__init__(predictor, frame_skip, action_low, action_high, manifest)
         self.patch_size, self.img_size, self.frame_size = int(patch_size), int(img_size), int(frame_size)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -154,8 +150,6 @@ class PixelWorldModel(LatentWorldModel):
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "PixelWorldModel":
         """Rebuild the pixel world model from a ``wm train-pixel`` checkpoint (eval mode, frozen)."""
-        from worldmodel.train.checkpoint import load_checkpoint, load_weights
-
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
         if ckpt.get("kind") != CHECKPOINT_KIND:
             raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected {CHECKPOINT_KIND!r}")

@@ -20,6 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, build_rotary_pos_embed, trunc_normal_
 
+from worldmodel.utils.checkpoint import load_checkpoint, load_weights
+
 
 @dataclass
 class VideoViTConfig:
@@ -226,7 +228,6 @@ def load_encoder(checkpoint_path, device="cpu") -> VideoViT:
     Loads the EMA target weights when the checkpoint has them (``extra["target"]``), else the online encoder
     (``model`` entries under ``encoder.``).
     """
-    from worldmodel.train.checkpoint import load_checkpoint, load_weights
 
     ckpt = load_checkpoint(checkpoint_path)
     cfg_dict = (ckpt.get("config") or {}).get("model")

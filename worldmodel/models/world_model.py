@@ -17,7 +17,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from worldmodel.data.video import normalize_frames
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
+from worldmodel.models.protocol import Rollout
+from worldmodel.models.video_vit import load_encoder
+from worldmodel.utils.checkpoint import load_checkpoint, load_weights
 
 
 def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
@@ -29,8 +33,6 @@ def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
 @torch.no_grad()
 def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
     """uint8 frames (B, H, W, 3) -> pooled, layer-normed latents (B, N, D) (the convention above)."""
-    from worldmodel.data.video import normalize_frames
-
     dev = next(encoder.parameters()).device
     x = normalize_frames(frames.to(dev))[:, None]  # (B, 1, 3, H, W)
     z = encoder.encode_frames(x)[:, 0]  # (B, h*w, D)
@@ -38,23 +40,19 @@ def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tenso
     return pool_latents(z.float(), gh, gw, pool)  # (B, N, D)
 
 
-class LatentWorldModel(nn.Module):
-    """World-model protocol: ``encode`` frames to latents, ``rollout`` latents under action sequences.
+class PredictorWorldModel(nn.Module):
+    """The part every predictor-based world model shares: the AC predictor, its time step and action bounds,
+    the training dataset's manifest, and the cached ``rollout`` (world-model protocol,
+    :mod:`worldmodel.models.protocol`). Subclasses say what a latent is (``encode``)."""
 
-    Planning calls ``rollout`` with batch = episodes x samples; every op is batched (the only loop is over
-    the horizon, using the predictor's key/value cache).
-    """
-
-    def __init__(self, encoder: nn.Module, predictor: ACPredictor, pool: int, frame_skip: int,
-                 action_low, action_high, manifest: dict | None = None):
+    def __init__(self, predictor: ACPredictor, frame_skip: int, action_low, action_high, manifest: dict | None = None):
         super().__init__()
-        self.encoder, self.predictor = encoder, predictor
-        self.pool, self.frame_skip = int(pool), int(frame_skip)
+        self.predictor = predictor
+        self.frame_skip = int(frame_skip)
         self.manifest = dict(manifest or {})
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32).flatten())
         self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32).flatten())
         self.env_id = self.manifest.get("env_id")
-        self.last_states: torch.Tensor | None = None  # (B, H, S) states predicted by the last rollout
 
     @property
     def device(self) -> torch.device:
@@ -75,8 +73,57 @@ class LatentWorldModel(nn.Module):
         return self.predictor.cfg.state_dim
 
     @property
+    def uses_state(self) -> bool:
+        return self.state_dim > 0
+
+    @property
     def tokens_per_frame(self) -> int:
         return self.predictor.num_patches
+
+    def encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""
+        raise NotImplementedError
+
+    def encode_observation(self, frames: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
+        """Latents of observed frames (B, H, W, 3) -> (B, N, D); learned models read the frames only."""
+        return self.encode(frames)
+
+    def rollout(self, z0: torch.Tensor, state0: torch.Tensor | None, actions: torch.Tensor,
+                use_cache: bool = True) -> Rollout:
+        """Predict latents (and states) of the next H frames.
+
+        Args:
+            z0: (B, N, D) latent of the current frame.
+            state0: (B, S) current state, None when the model has no state token.
+            actions: (B, H, action_dim_step) actions, each the stack of ``frame_skip`` env actions.
+        Returns:
+            Rollout(latents (B, H, N, D), states (B, H, S) or None).
+        Gradients flow to ``actions`` if they require grad (weights are frozen after ``load``).
+        """
+        if z0.dim() != 3:
+            raise ValueError(f"rollout takes one context frame z0 (B, N, D), got shape {tuple(z0.shape)}")
+        s = None
+        if self.uses_state:
+            if state0 is None:
+                raise ValueError("this world model uses a state token: pass state0 (B, S)")
+            s = state0.to(self.device, torch.float32)[:, None]  # (B, 1, S)
+        actions = actions.to(self.device, torch.float32)
+        z_pred, s_pred = self.predictor.rollout(z0[:, None].to(self.device), actions, s, use_cache=use_cache)
+        return Rollout(z_pred, s_pred)
+
+
+class LatentWorldModel(PredictorWorldModel):
+    """World-model protocol on a frozen encoder's latents: ``encode`` frames with the encoder (the convention
+    above), ``rollout`` them with the AC predictor.
+
+    Planning calls ``rollout`` with batch = episodes x samples; every op is batched (the only loop is over
+    the horizon, using the predictor's key/value cache).
+    """
+
+    def __init__(self, encoder: nn.Module, predictor: ACPredictor, pool: int, frame_skip: int,
+                 action_low, action_high, manifest: dict | None = None):
+        super().__init__(predictor, frame_skip, action_low, action_high, manifest)
+        self.encoder, self.pool = encoder, int(pool)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""
@@ -91,38 +138,9 @@ class LatentWorldModel(nn.Module):
         gh, gw = encoder_grid(self.encoder, height, width)
         return pool_latents(z_fine, gh, gw, self.pool)
 
-    def rollout(self, z0: torch.Tensor, state0: torch.Tensor | None, actions: torch.Tensor,
-                use_cache: bool = True) -> torch.Tensor:
-        """Predict latents of the next H frames.
-
-        Args:
-            z0: (B, N, D) latent of the current frame (or (B, C, N, D) context frames).
-            state0: (B, S) current simulator state (or (B, C, S)), None when the model has no state token.
-            actions: (B, H, action_dim_step) actions, each the stack of ``frame_skip`` env actions.
-        Returns:
-            (B, H, N, D) predicted latents; the predicted states (B, H, S) are left in ``self.last_states``.
-        Gradients flow to ``actions`` if they require grad (weights are frozen after :meth:`load`).
-        """
-        z = z0[:, None] if z0.dim() == 3 else z0  # (B, C, N, D)
-        s = None
-        if self.state_dim > 0:
-            if state0 is None:
-                raise ValueError("this world model uses a state token: pass state0 (B, S)")
-            s = state0[:, None] if state0.dim() == 2 else state0  # (B, C, S)
-            s = s.to(self.device, torch.float32)
-        actions = actions.to(self.device, torch.float32)
-        if z.shape[1] > 1:  # context frames beyond the first: their actions are not part of `actions`
-            raise ValueError("rollout takes one context frame; use predictor.rollout for longer contexts")
-        z_pred, s_pred = self.predictor.rollout(z.to(self.device), actions, s, use_cache=use_cache)
-        self.last_states = s_pred
-        return z_pred
-
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "LatentWorldModel":
         """Rebuild encoder + predictor from a ``wm train-ac`` checkpoint (eval mode, frozen)."""
-        from worldmodel.models.video_vit import load_encoder
-        from worldmodel.train.checkpoint import load_checkpoint, load_weights
-
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
         if ckpt.get("kind") != "train_ac":
             raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected 'train_ac'")

@@ -93,7 +93,7 @@ def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=No
         d = d / probe.latent_scale + cfg.probe_weight * probe.distance(z, goal)  # (B, H')
     if cfg.state_weight > 0:
         if states is None:
-            raise ValueError("energy.state_weight > 0 needs a world model that predicts states (last_states)")
+            raise ValueError("energy.state_weight > 0 needs a world model that predicts states (Rollout.states)")
         d = d + cfg.state_weight * probe.state_distance(states, goal, goal_state)  # (B, H')
     if cfg.steps == "last":
         return d[:, 0]  # (B,)

@@ -1,12 +1,7 @@
 """Receding-horizon model-predictive control over E parallel episodes, with any world model.
 
-World-model protocol (``LatentWorldModel``, the pixel baseline, the test oracles all follow it):
-    encode(frames uint8 Tensor (B, H, W, 3)) -> z (B, N, D)
-    rollout(z0 (B, N, D), state0 (B, S) | None, actions (B, H, A_step)) -> (B, H, N, D)   (cached path)
-    frame_skip: int            env steps per predictor step; A_step = frame_skip * A
-    uses_state: bool           optional (else ``state_dim > 0``); False: state0 is passed as None
-    encode_observation(frames, states) -> z   optional; used instead of ``encode`` when present (oracles whose
-                                              latent is the simulator state)
+Any world model following :class:`worldmodel.models.protocol.WorldModel` (the latent model, the pixel baseline,
+the test oracles): ``encode_observation`` frames (and states) to latents, ``rollout`` latents under actions.
 
 Loop (``run_episodes`` with ``PlannerController``): encode the current frame of every active episode and its
 goal frame (goals once, same encoder convention), plan (E', H, A) env actions for all active episodes in one
@@ -27,6 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from worldmodel.models.protocol import FineLatents, WorldModel
 from worldmodel.planning.energy import EnergyConfig, goal_energy
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
 
@@ -44,25 +40,10 @@ class EpisodeStats:
     frames: dict = field(default_factory=dict)  # episode id -> list of uint8 frames (recorded episodes only)
 
 
-def model_device(model) -> torch.device:
-    """Device of a world model: its ``device`` attribute, else its first parameter's, else cpu."""
-    dev = getattr(model, "device", None)
-    if dev is not None:
-        return torch.device(dev)
-    params = getattr(model, "parameters", None)
-    if params is not None:
-        for p in params():
-            return p.device
-    return torch.device("cpu")
-
-
-def encode_obs(model, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
+def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
     """Encode frames (B, H, W, 3) uint8 (and states (B, S)) with the model's convention -> (B, N, D)."""
-    device = model_device(model)
-    f = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
-    if hasattr(model, "encode_observation"):
-        return model.encode_observation(f, torch.as_tensor(states, dtype=torch.float32, device=device))
-    return model.encode(f)
+    f = torch.from_numpy(np.ascontiguousarray(frames)).to(model.device)
+    return model.encode_observation(f, torch.as_tensor(states, dtype=torch.float32, device=model.device))
 
 
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
@@ -88,9 +69,9 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
         out = []
         for i in range(0, E * S, chunk):
             sl = slice(i, i + chunk)
-            pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # (b, H, N, D)
-            states = getattr(model, "last_states", None) if energy_cfg.state_weight > 0 else None  # (b, H, S)
-            out.append(goal_energy(pred.float(), g[sl].float(), energy_cfg, probe, states,
+            pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # latents (b, H, N, D), states (b, H, S)
+            states = pred.states if energy_cfg.state_weight > 0 else None
+            out.append(goal_energy(pred.latents.float(), g[sl].float(), energy_cfg, probe, states,
                                    None if gs is None else gs[sl]))  # (b,)
         return torch.cat(out).reshape(E, S)
 
@@ -112,11 +93,11 @@ class PlannerController:
         if graph is not None and probe is None:
             raise ValueError("subgoals need the probe that reads states from frames (planning.probe.fit_probe)")
         self.execute_steps, self.max_batch = execute_steps, max_batch
-        self.device = model_device(model)
-        self.action_repeat = int(getattr(model, "frame_skip", 1))
+        self.device = model.device
+        self.action_repeat = model.frame_skip
         self.low = torch.as_tensor(low, dtype=torch.float32, device=self.device)  # (A,)
         self.high = torch.as_tensor(high, dtype=torch.float32, device=self.device)  # (A,)
-        self.uses_state = bool(getattr(model, "uses_state", getattr(model, "state_dim", 1) > 0))
+        self.uses_state = model.uses_state
         # goals once here (not per energy call): latents (E, N, D), standardized goal states (E, K) or None
         read_goal = probe is not None and (energy.state_weight > 0 or graph is not None)
         self.goal, self.goal_state = self.observe(goal_frames, goal_states, read_goal)
@@ -137,7 +118,7 @@ class PlannerController:
         once, unpooled, and pooled here (``pool_fine`` equals ``encode``)."""
         if not read:
             return encode_obs(self.model, frames, states), None
-        if self.probe.goal_probe is not None and not hasattr(self.model, "encode_observation"):
+        if self.probe.goal_probe is not None and isinstance(self.model, FineLatents):
             f = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
             z_fine = self.model.encode_fine(f)  # (B, N0, D)
             z = self.model.pool_fine(z_fine, f.shape[1], f.shape[2])  # (B, N, D)

@@ -10,7 +10,7 @@ measures the same difference ``z_pred - z_goal`` along the directions that carry
 
 over the state dims k whose held-out R^2 is at least ``probe_min_r2`` (W is linear, so this is a distance
 between the two latents, not between states). ``state_weight > 0`` adds, for models that predict future states
-(``last_states`` after ``rollout``, the AC predictor's state head), the distance between the predicted state and
+(``Rollout.states`` from ``rollout``, the AC predictor's state head), the distance between the predicted state and
 the state read from the goal frame: a slope even where predicted latents barely move. That goal state comes
 from a kernel ridge probe (RBF; bandwidth and ridge picked on a held-out fifth) on the goal frame's *unpooled*
 encoder tokens when the model has them (``encode_fine``; ``energy.goal_fine``). Pooling blurs a small body's
@@ -27,6 +27,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from worldmodel.data.rollouts import load_episode, read_manifest
+from worldmodel.planning.energy import token_distance
+from worldmodel.probes.linear import KernelProbe, RidgeProbe
+from worldmodel.utils.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -80,50 +85,8 @@ class LatentProbe:
         return d.mean(-1)  # (B, H)
 
 
-class KernelProbe:
-    """RBF kernel ridge regression x (n, F) -> y (n, K): exp(-|x - c|^2 / (bw * median |x - x'|^2)).
-
-    Fit on at most ``max_centers`` examples; the bandwidth factor and ridge strength are picked on a held-out
-    fifth from small grids, then the model is refit on all centres. Predictions cost one (B, m) kernel row.
-    """
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, bandwidths=(0.5, 1.0, 2.0), lambdas=(1e-3, 1e-2, 1e-1),
-                 max_centers: int = 4000, seed: int = 0):
-        g = torch.Generator().manual_seed(seed)
-        keep = torch.randperm(len(x), generator=g)[:max_centers]
-        x, y = x[keep].double(), y[keep].double()  # (m, F), (m, K)
-        sq = (x * x).sum(1)
-        d2 = (sq[:, None] + sq[None] - 2 * x @ x.T).clamp_min(0)  # (m, m)
-        n_val = max(1, len(x) // 5)
-        va, tr = torch.arange(n_val), torch.arange(n_val, len(x))
-        self.scale = float(d2[tr][:, tr].median().clamp_min(1e-12))
-        self.y_mean = y[tr].mean(0)
-        best = None
-        for bw in bandwidths:
-            k = torch.exp(-d2 / (bw * self.scale))
-            for lam in lambdas:
-                a = torch.linalg.solve(k[tr][:, tr] + lam * torch.eye(len(tr), dtype=k.dtype), y[tr] - self.y_mean)
-                pred = k[va][:, tr] @ a + self.y_mean  # (n_val, K)
-                err = (pred - y[va]).square().mean().item()
-                if best is None or err < best[0]:
-                    r2 = 1 - (pred - y[va]).square().sum(0) / (y[va] - y[va].mean(0)).square().sum(0).clamp_min(1e-12)
-                    best = (err, bw, lam, r2)
-        _, self.bw, self.lam, self.r2 = best
-        self.y_mean = y.mean(0)
-        k = torch.exp(-d2 / (self.bw * self.scale))
-        self.alpha = torch.linalg.solve(k + self.lam * torch.eye(len(x), dtype=k.dtype), y - self.y_mean)  # (m, K)
-        self.centers, self.center_sq = x.float(), sq  # (m, F), (m,)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, F) -> (B, K) float32."""
-        x = x.double()
-        d2 = ((x * x).sum(1)[:, None] + self.center_sq[None] - 2 * x @ self.centers.double().T).clamp_min(0)
-        return (torch.exp(-d2 / (self.bw * self.scale)) @ self.alpha + self.y_mean).float()
-
-
 def dataset_of(checkpoint: str) -> str:
     """The training dataset recorded in a world-model checkpoint's config ('' if none)."""
-    from worldmodel.train.checkpoint import load_checkpoint
 
     cfg = load_checkpoint(checkpoint).get("config", {})
     return str(cfg.get("resolved", {}).get("dataset") or cfg.get("dataset") or "")
@@ -145,7 +108,6 @@ def encode_frames(model, dataset: str | Path, episodes: int = 40, stride: int = 
                   seed: int = 0, fine: bool = True) -> ProbeFrames:
     """Encode every ``stride``-th frame of ``episodes`` randomly picked dataset episodes (seeded) with the model;
     ``fine`` and a model with ``encode_fine``/``pool_fine``: keep the unpooled latents too."""
-    from worldmodel.data.rollouts import load_episode, read_manifest
 
     manifest = read_manifest(dataset)
     ids = sorted(int(e["id"]) for e in manifest["episode_list"])
@@ -182,8 +144,6 @@ def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, m
     """Fit a ridge probe latents -> states (the drift evaluation's ``RidgeProbe``, lambda chosen on a held-out
     fifth) on ``frames`` (default: ``encode_frames(model, dataset, episodes, stride)``). With unpooled latents
     (``fine``), also fit the kernel goal-state probe on them."""
-    from worldmodel.evaluation.drift import RidgeProbe
-    from worldmodel.planning.energy import token_distance
 
     if frames is None:
         frames = encode_frames(model, dataset, episodes, stride, batch, seed, fine)

@@ -1,6 +1,6 @@
 """``wm train-ac``: train the action-conditioned predictor on latents of a frozen pretrained encoder.
 
-Data: every frame of the episode dataset is encoded once (``worldmodel.data.latent_cache``; single-frame
+Data: every frame of the episode dataset is encoded once (``worldmodel.train.latent_cache``; single-frame
 tubelet, layer-normed, pooled ``model.pool``) and windows of ``num_steps + 1`` frames, ``frame_skip`` env
 steps apart, are sampled from the training split (``split_episodes(manifest, val_fraction, split_seed)``;
 the held-out split is what ``wm drift`` evaluates on).
@@ -17,8 +17,8 @@ one step is sparse (a few channels of the token under the moving object), so the
 conditional median) keeps the background and drops the object; a decoder trained with L1 from the TRUE
 position gave latents whose state probe was no better than chance (0.85 vs 0.12 with L2, in train-state stds).
 
-``preset=smoke`` with no ``encoder_checkpoint``/``dataset`` bootstraps them (``wm collect`` and ``wm pretrain``
-at preset=smoke into ``out_dir/bootstrap/``, reused when present), so it runs alone on a fresh checkout.
+``preset=smoke`` with no ``encoder_checkpoint``/``dataset`` bootstraps them (``worldmodel.commands.bootstrap``:
+``wm collect`` and ``wm pretrain`` at preset=smoke into ``out_dir/bootstrap/``), so it runs alone on a fresh checkout.
 """
 from __future__ import annotations
 
@@ -32,9 +32,13 @@ import torch
 import torch.distributed as dist
 
 from worldmodel.config import register_schema, to_dict
+from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.train.checkpoint import plain_copy
+from worldmodel.models.video_vit import load_encoder
+from worldmodel.models.world_model import encoder_grid
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
+from worldmodel.train.latent_cache import load_latents
+from worldmodel.utils.checkpoint import plain_copy
 
 
 @dataclass
@@ -64,25 +68,9 @@ class TrainACConfig:
 register_schema("train_ac", TrainACConfig)
 
 
-def bootstrap_inputs(out_dir: Path, collect_overrides=(), pretrain_overrides=()) -> tuple[str, str]:
-    """Build (encoder checkpoint, dataset) at preset=smoke under ``out_dir/bootstrap`` unless already there."""
-    from worldmodel.cli import run_command
-
-    root = out_dir / "bootstrap"
-    data, enc = root / "data", root / "encoder"
-    if not (data / "manifest.json").is_file():
-        run_command("collect", ["preset=smoke", f"out_dir={data}", *collect_overrides])
-    if not (enc / "checkpoint.pt").is_file():
-        run_command("pretrain", ["preset=smoke", f"out_dir={enc}", *pretrain_overrides])
-    return str(enc / "checkpoint.pt"), str(data)
-
-
 def resolve_inputs(cfg) -> tuple[Path, Path]:
-    """The encoder checkpoint and dataset to use, bootstrapping at smoke scale when allowed."""
+    """The encoder checkpoint and dataset to use (absolute), checked to exist."""
     enc, data = cfg.encoder_checkpoint, cfg.dataset
-    if (not enc or not data) and cfg.bootstrap:
-        b_enc, b_data = bootstrap_inputs(Path(cfg.out_dir), cfg.bootstrap_collect, cfg.bootstrap_pretrain)
-        enc, data = enc or b_enc, data or b_data
     if not enc:
         raise ValueError("train-ac needs encoder_checkpoint=PATH (a `wm pretrain` checkpoint)")
     if not data:
@@ -97,7 +85,6 @@ def resolve_inputs(cfg) -> tuple[Path, Path]:
 
 def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool = True):
     """Latents of all episodes (rank 0 fills the cache, the others wait and read it)."""
-    from worldmodel.data.latent_cache import load_latents
 
     distributed = dist.is_available() and dist.is_initialized()
     kw = dict(cache_dir=cfg.latent_cache_dir or None, batch_size=cfg.encode_batch)
@@ -111,7 +98,6 @@ def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool
 
 def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
     """Fill the predictor fields that come from the encoder (width, grid) and the dataset (action, state)."""
-    from worldmodel.models.world_model import encoder_grid
 
     m = ACPredictorConfig(**to_dict(cfg.model))
     gh, gw = encoder_grid(encoder, *manifest["resolution"])
@@ -144,8 +130,6 @@ def ac_losses(model, batch: dict, rollout_steps: int, norm_states, loss: str = "
 
 def run(cfg) -> dict:
     """Train the predictor; returns the summary (losses, checkpoint path, tokens per frame)."""
-    from worldmodel.data.rollouts import read_manifest, split_episodes
-    from worldmodel.models.video_vit import load_encoder
 
     t_start = time.time()
     if cfg.loss not in LATENT_LOSSES:

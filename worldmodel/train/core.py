@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from worldmodel.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from worldmodel.utils.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 CHECKPOINT_NAME = "checkpoint.pt"
 

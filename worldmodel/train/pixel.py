@@ -31,13 +31,19 @@ from pathlib import Path
 import torch
 
 from worldmodel.config import register_schema, to_dict
-from worldmodel.data.latent_cache import LatentEpisodes, LatentWindows
+from worldmodel.data.rollouts import load_episode, read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.models.pixel_predictor import (CHECKPOINT_KIND, frames_to_tokens, parameter_counts,
-                                               pixel_geometry, pixel_model_config)
-from worldmodel.train.ac import TrainACConfig
-from worldmodel.train.checkpoint import load_checkpoint, plain_copy
+from worldmodel.models.pixel_predictor import (
+    CHECKPOINT_KIND,
+    frames_to_tokens,
+    parameter_counts,
+    pixel_geometry,
+    pixel_model_config,
+)
+from worldmodel.train.ac import TrainACConfig, latent_stats, set_data_normalization, train_predictor, validate
 from worldmodel.train.core import Trainer, seed_everything
+from worldmodel.train.latent_cache import LatentEpisodes, LatentWindows
+from worldmodel.utils.checkpoint import load_checkpoint, plain_copy
 
 
 @dataclass
@@ -96,7 +102,6 @@ def load_pixel_episodes(dataset: Path, patch_size: int, img_size: int, progress:
     """Decode every episode's frames (uint8, kept in memory), actions and states."""
     from tqdm import tqdm
 
-    from worldmodel.data.rollouts import load_episode, read_manifest
 
     manifest = read_manifest(dataset)
     ids = sorted(int(e["id"]) for e in manifest["episode_list"])
@@ -110,14 +115,8 @@ def load_pixel_episodes(dataset: Path, patch_size: int, img_size: int, progress:
 
 
 def resolve_dataset(cfg) -> Path:
-    """The dataset to train on, collecting a smoke one when allowed."""
+    """The dataset to train on (absolute), checked to exist."""
     data = cfg.dataset
-    if not data and cfg.bootstrap:
-        from worldmodel.cli import run_command
-
-        data = Path(cfg.out_dir) / "bootstrap" / "data"
-        if not (data / "manifest.json").is_file():
-            run_command("collect", ["preset=smoke", f"out_dir={data}", *cfg.bootstrap_collect])
     if not data:
         raise ValueError("train-pixel needs dataset=PATH (an episode folder written by `wm collect`)")
     data = Path(data).resolve()
@@ -144,7 +143,6 @@ def _get(d: dict, dotted: str):
 def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorConfig, dict]:
     """(pixel predictor config, latent predictor config it is matched to, settings: frame skip, working
     resolution, patch size, split, budget differences)."""
-    from worldmodel.data.rollouts import split_episodes
 
     frame = frame_size(manifest)
     setup: dict = {"frame_skip": int(cfg.frame_skip), "frame_size": frame}
@@ -177,8 +175,6 @@ def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorCo
 
 def run(cfg) -> dict:
     """Train the pixel predictor; returns the summary (losses, parameter counts, checkpoint path)."""
-    from worldmodel.data.rollouts import read_manifest
-    from worldmodel.train.ac import latent_stats, set_data_normalization, train_predictor, validate
 
     t_start = time.time()
     if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:

@@ -14,7 +14,7 @@ and regress them with an L1 loss (exponent configurable). Targets are the full c
 Collapse monitors (per-dim std and effective rank of the target tokens) are logged every ``collapse.every``
 steps with a warning below thresholds. At the end, rank 0 probes the encoder that later stages load (the EMA
 target for ``ema``) and a randomly initialized encoder of the same architecture on held-out synthetic clips
-(``worldmodel.evaluation.probes``): ``probe_r2`` is the V-JEPA-style attentive probe on features alone,
+(``worldmodel.probes.attentive``): ``probe_r2`` is the V-JEPA-style attentive probe on features alone,
 ``probe_r2_coords`` the same probe given each token's grid coordinates, ``effective_rank`` that of the probed
 encoder's test-clip tokens.
 """
@@ -37,12 +37,12 @@ import torch.nn.functional as F
 from worldmodel.config import register_schema, to_dict
 from worldmodel.data.synthetic import SyntheticConfig, generate
 from worldmodel.data.video import VideoClipDataset, clip_loader, list_videos
-from worldmodel.evaluation.probes import ProbeConfig, probe_clips, probe_encoder
 from worldmodel.losses import collapse_stats, latent_loss, sigreg, vicreg
 from worldmodel.masks import MaskConfig, sample_masks
 from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
-from worldmodel.train.core import Trainer, TrainConfig
+from worldmodel.probes.attentive import ProbeConfig, probe_clips, probe_encoder
+from worldmodel.train.core import TrainConfig, Trainer
 
 log = logging.getLogger(__name__)
 

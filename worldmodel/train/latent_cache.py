@@ -20,6 +20,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from worldmodel.data.rollouts import load_episode, read_manifest
+from worldmodel.models.video_vit import load_encoder
+from worldmodel.models.world_model import encode_observations
+from worldmodel.utils.checkpoint import save_checkpoint
+
 CONVENTION = "single-frame-tubelet/layernorm/avgpool+layernorm/v1"  # bump when the encoding changes
 
 
@@ -131,9 +136,6 @@ def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int,
 
     ``encoder`` may be passed when already loaded (it must be the one at ``encoder_checkpoint``).
     """
-    from worldmodel.data.rollouts import load_episode, read_manifest
-    from worldmodel.models.world_model import encode_observations
-    from worldmodel.train.checkpoint import save_checkpoint
 
     dataset, encoder_checkpoint = Path(dataset), Path(encoder_checkpoint)
     if not (dataset / "manifest.json").is_file():
@@ -149,7 +151,6 @@ def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int,
         except Exception:  # unreadable cache: rebuild it
             pass
     if encoder is None:
-        from worldmodel.models.video_vit import load_encoder
 
         encoder = load_encoder(encoder_checkpoint, device)
     manifest = read_manifest(dataset)

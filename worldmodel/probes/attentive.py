@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from worldmodel.data.synthetic import load_factors
 from worldmodel.data.video import normalize_frames
 
 
@@ -93,7 +94,6 @@ def probe_clips(videos: list[str], num_frames: int, frame_step: int, clips_per_v
     """
     import decord
 
-    from worldmodel.data.synthetic import load_factors
 
     span = (num_frames - 1) * frame_step + 1
     frames, targets, vids, names = [], [], [], None

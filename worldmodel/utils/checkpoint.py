@@ -7,7 +7,6 @@ whole command config that produced it.
 """
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -15,15 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from worldmodel.utils.atomic import atomic_path
+
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
     """Write ``ckpt`` to ``path`` via a temp file + rename: a kill mid-write leaves the previous file intact."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        torch.save(ckpt, tmp)
+    return Path(path)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:

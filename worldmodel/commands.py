@@ -1,0 +1,101 @@
+"""The ``wm`` commands: which module runs each, how its config is composed, and how one is run and recorded.
+
+Every command composes its config (``worldmodel/configs/<name>.yaml``, schema first, then the preset, then the
+user's overrides), runs ``module.run(cfg)``, and writes ``out_dir/config.yaml`` (the resolved config) and
+``out_dir/summary.json`` (its headline figures), both atomically.
+
+Smoke bootstrapping lives here, not in the library: a smoke run of train-ac, train-pixel, drift or plan given
+no inputs (``bootstrap=true`` in their smoke presets) first builds them with the upstream commands at
+``preset=smoke`` under ``out_dir/bootstrap/`` (reused when present), so each command runs alone on a fresh
+checkout.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import time
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf
+
+from worldmodel.config import CONFIG_DIR
+from worldmodel.utils.atomic import write_json, write_text
+
+# command name -> (module defining ``run(cfg) -> dict`` and registering the schema, root config name)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "collect": ("worldmodel.data.collect", "collect"),
+    "pretrain": ("worldmodel.train.pretrain", "pretrain"),
+    "train-ac": ("worldmodel.train.ac", "train_ac"),
+    "train-pixel": ("worldmodel.train.pixel", "train_pixel"),
+    "drift": ("worldmodel.evaluation.drift", "drift"),
+    "plan": ("worldmodel.planning.evaluate", "plan"),
+    "pipeline": ("worldmodel.pipeline", "pipeline"),
+    "bench": ("worldmodel.bench", "bench"),
+}
+
+
+def load_command(command: str):
+    """Import the module behind ``command`` (which registers its schema) and return (module, config name)."""
+    if command not in COMMANDS:
+        raise KeyError(f"unknown command {command!r}; expected one of {sorted(COMMANDS)}")
+    module_name, config_name = COMMANDS[command]
+    return importlib.import_module(module_name), config_name
+
+
+def compose_config(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose the config of ``command`` with hydra overrides, e.g. ``["preset=smoke", "out_dir=/tmp/x"]``.
+
+    Usable from code and tests as well as from the CLI; the result is typed (struct mode).
+    """
+    _, config_name = load_command(command)
+    gh = GlobalHydra.instance()
+    if gh.is_initialized():
+        gh.clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name=config_name, overrides=list(overrides))
+
+
+def is_rank_zero() -> bool:
+    """True outside torchrun and on its rank 0 (the process that writes summaries)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def bootstrap(command: str, cfg: DictConfig) -> None:
+    """Fill the missing inputs of a smoke run (``cfg.bootstrap``) by running upstream commands at
+    ``preset=smoke`` under ``out_dir/bootstrap/``; finished ones are reused."""
+    if not cfg.get("bootstrap", False):
+        return
+    root = Path(cfg.out_dir) / "bootstrap"
+    extra = list(cfg.get("bootstrap_overrides", []))
+
+    def build(cmd: str, folder: Path, marker: str, overrides: list[str]) -> str:
+        if not (folder / marker).is_file():
+            run_command(cmd, ["preset=smoke", f"out_dir={folder}", *overrides])
+        return str(folder if marker == "manifest.json" else folder / marker)
+
+    if command in ("train-ac", "train-pixel") and not cfg.dataset:
+        cfg.dataset = build("collect", root / "data", "manifest.json", list(cfg.bootstrap_collect))
+    if command == "train-ac" and not cfg.encoder_checkpoint:
+        cfg.encoder_checkpoint = build("pretrain", root / "encoder", "checkpoint.pt", list(cfg.bootstrap_pretrain))
+    if command in ("drift", "plan") and not cfg.checkpoint:
+        cfg.checkpoint = build("train-ac", root / "train_ac", "checkpoint.pt", extra)
+
+
+def run_command(command: str, overrides: list[str]) -> dict:
+    """Compose, bootstrap, run and record one command; returns its summary dict."""
+    module, _ = load_command(command)
+    cfg = compose_config(command, overrides)
+    out_dir = Path(cfg.out_dir)
+    if is_rank_zero():
+        write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+    bootstrap(command, cfg)
+    start = time.time()
+    summary = module.run(cfg) or {}
+    summary.setdefault("command", command)
+    summary.setdefault("seconds", round(time.time() - start, 2))
+    if is_rank_zero():
+        write_json(out_dir / "summary.json", summary)
+        print(f"[wm {command}] summary: {out_dir / 'summary.json'}")
+    return summary

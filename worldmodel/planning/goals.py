@@ -1,0 +1,114 @@
+"""Goal-reaching episodes and their bookkeeping: the protocol's goals for E envs, closed-loop runs of any
+controller on them, success statistics with Wilson intervals, planning latency, and GIFs.
+
+Goal protocol (ARCHITECTURE.md), per episode i with seed s_i = seed + i: ``protocol.make_goal(env, s_i,
+goal_offset)`` gives the goal frame and state (the env's goal policy rolled ``goal_offset`` steps from
+``reset(seed=s_i)``); then ``protocol.start`` resets with s_i again and the controller gets ``budget`` env
+steps; success is the env's state criterion at any step. The planner, random and zero actions run on the same
+seeds and goals, so their rows compare episode by episode.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import imageio.v2 as imageio
+import numpy as np
+
+import envs
+from envs import protocol
+from worldmodel.planning.mpc import EpisodeStats, run_episodes
+from worldmodel.utils.atomic import atomic_path
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion (well-behaved at 0% and 100%)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def stats_summary(stats: EpisodeStats, suffix: str) -> dict:
+    """success_rate, its 95% Wilson interval, final_distance and env_steps, keys ending in ``suffix``."""
+    n, k = len(stats.success), int(stats.success.sum())
+    lo, hi = wilson_interval(k, n)
+    return {f"success_rate{suffix}": k / max(n, 1), f"success_ci95{suffix}": [lo, hi],
+            f"final_distance{suffix}": float(stats.final_distance.mean()),
+            f"env_steps{suffix}": float(stats.steps.mean())}
+
+
+def save_gifs(stats: EpisodeStats, goal_frames: np.ndarray, out_dir: Path, fps: int) -> list[str]:
+    """One GIF per recorded episode: each observation beside the goal frame."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for e, frames in sorted(stats.frames.items()):
+        goal = goal_frames[e]
+        gap = np.full((goal.shape[0], 2, 3), 255, np.uint8)
+        tiles = [np.concatenate([f, gap, goal], axis=1) for f in frames]
+        tag = "success" if stats.success[e] else "fail"
+        path = out_dir / f"episode_{e:03d}_{tag}.gif"
+        with atomic_path(path) as tmp:
+            imageio.mimsave(tmp, tiles, duration=1.0 / fps, loop=0)
+        paths.append(str(path))
+    return paths
+
+
+@dataclass
+class GoalEpisodes:
+    """E envs with their seeds and protocol goals (``envs.protocol``), shared by the planner and baselines."""
+
+    envs: list
+    seeds: list[int]
+    goal_frames: np.ndarray  # (E, H, W, 3) uint8
+    goal_states: np.ndarray  # (E, S)
+    low: np.ndarray  # (A,) action bounds
+    high: np.ndarray  # (A,)
+    goal_offset: int
+    budget: int
+    settings: dict  # envs.protocol.settings (criterion, tolerance, defaults) for the summary
+
+    def run(self, controller, action_repeat: int, record: tuple[int, ...] = ()) -> EpisodeStats:
+        """Closed-loop episodes from each goal's start (``protocol.start``: reset(seed) + set_goal)."""
+
+        goals = [protocol.Goal(f, s, seed) for f, s, seed in zip(self.goal_frames, self.goal_states, self.seeds)]
+        return run_episodes(self.envs, self.seeds, self.goal_states, controller, self.budget, action_repeat,
+                            protocol.is_success, protocol.state_distance, record=record,
+                            reset=lambda e: protocol.start(self.envs[e], goals[e])[1])
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def make_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, episodes: int, seed: int,
+                       goal_offset: int = 0, budget: int = 0) -> GoalEpisodes:
+    """Build the envs and goals of episodes seed .. seed + episodes - 1 (0 offset/budget: the env's defaults)."""
+
+    seeds = [int(seed) + i for i in range(int(episodes))]
+    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in seeds]
+    defaults = protocol.defaults(env_list[0])
+    goal_offset = int(goal_offset or defaults["goal_offset"])
+    budget = int(budget or defaults["budget"])
+    goals = [protocol.make_goal(env, s, goal_offset) for env, s in zip(env_list, seeds)]
+    return GoalEpisodes(
+        envs=env_list, seeds=seeds, goal_frames=np.stack([g.frame for g in goals]),
+        goal_states=np.stack([np.asarray(g.state, np.float32) for g in goals]),
+        low=np.asarray(env_list[0].action_space.low, np.float32),
+        high=np.asarray(env_list[0].action_space.high, np.float32), goal_offset=goal_offset, budget=budget,
+        settings={**protocol.settings(env_list[0], goal_offset, budget), "env_defaults": dict(defaults)})
+
+
+def timing_summary(plan_seconds: list[tuple[float, int]], episodes: int) -> dict:
+    """Seconds per batched replanning step (all active episodes at once), at full batch, and per episode."""
+    times = np.array([t for t, _ in plan_seconds])
+    batch = np.array([n for _, n in plan_seconds])
+    full = batch == episodes
+    return {"seconds_per_plan": float(times.mean()) if len(times) else 0.0,
+            "seconds_per_plan_full_batch": float(times[full].mean()) if full.any() else None,
+            "seconds_per_plan_per_episode": float(times.sum() / max(batch.sum(), 1)),
+            "plan_calls": int(len(times))}
