@@ -7,7 +7,8 @@
   ``(obs, env) -> array`` or an import string ``"module:function"``), ``state_key`` (a key of a dict
   observation), or the flattened observation. Array-likes (torch tensors, lists, jax arrays) are converted
   through ``.detach().cpu().numpy()`` / ``np.asarray``. ``state_dims`` selects the components used by the
-  success distance (default: all).
+  success distance (default: all); ``proprio_dims`` the components that are the agent's own body (what a robot
+  measures of itself: the only state a model may take as input; default: none).
 - Success: Euclidean distance over ``state_dims`` below ``success_threshold``, against the goal set with
   ``set_goal`` (the goal protocol); ``info["success"]`` is False until a goal is set.
 - Protocol defaults ``goal_offset`` and ``budget`` are adapter settings too (the goal policy of a foreign env
@@ -22,7 +23,8 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-ADAPTER_KEYS = ("state_key", "state_hook", "state_dims", "success_threshold", "goal_offset", "budget")
+ADAPTER_KEYS = ("state_key", "state_hook", "state_dims", "proprio_dims", "success_threshold", "goal_offset",
+                "budget")
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -70,19 +72,21 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         state_key: str | None = None,
         state_hook: str | Callable | None = None,
         state_dims: Sequence[int] | None = None,
+        proprio_dims: Sequence[int] = (),
         success_threshold: float = 0.1,
         goal_offset: int = 20,
         budget: int = 60,
     ):
         gym.utils.RecordConstructorArgs.__init__(
             self, resolution=resolution, state_key=state_key, state_hook=state_hook, state_dims=state_dims,
-            success_threshold=success_threshold, goal_offset=goal_offset, budget=budget)
+            proprio_dims=proprio_dims, success_threshold=success_threshold, goal_offset=goal_offset, budget=budget)
         gym.Wrapper.__init__(self, env)
         self.metadata = {**env.metadata, "render_modes": ["rgb_array"]}  # frames are all it renders
         self.resolution = int(resolution)
         self.state_key = state_key
         self.state_hook = _resolve_hook(state_hook)
         self.state_dims = None if state_dims is None else [int(i) for i in state_dims]
+        self.proprio_dims = [int(i) for i in proprio_dims]
         self.success_tolerance = float(success_threshold)
         self.goal_offset, self.budget = int(goal_offset), int(budget)
         self.criterion = f"||state[{self.state_dims or 'all'}] - goal|| < {self.success_tolerance}"
@@ -124,7 +128,8 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def protocol_defaults(self) -> dict:
         return {"goal_offset": self.goal_offset, "budget": self.budget,
                 "success_tolerance": self.success_tolerance, "criterion": self.criterion,
-                "criterion_dims": self.state_dims}  # None: every state dim
+                "criterion_dims": self.state_dims,  # None: every state dim
+                "proprio_dims": self.proprio_dims}
 
     def _augment(self, obs: Any, info: dict) -> dict:
         info = dict(info)

@@ -35,15 +35,13 @@ class ArmReachEnv(TaskEnv):
     success_tolerance = 0.12
     goal_offset = 25
     budget = 75
-    criterion = "||fingertip - goal_fingertip|| < 0.12"
     criterion_dims = (4, 5)
+    proprio_dims = (0, 1, 2, 3, 4, 5)  # joint angles and velocities, and the fingertip (forward kinematics)
 
     def state(self) -> np.ndarray:
         q = self.data.qpos[:2]
         return np.concatenate([q, self.data.qvel[:2], fingertip(q)]).astype(np.float32)
 
-    def state_distance(self, state, goal_state) -> float:
-        return float(np.linalg.norm(np.asarray(state)[4:6] - np.asarray(goal_state)[4:6]))
 
     def sample_state(self, rng):
         return rng.uniform(-Q_RANGE, Q_RANGE), np.zeros(2)

@@ -33,8 +33,8 @@ class TaskEnv(MujocoEnv):
     success_tolerance: ClassVar[float]
     goal_offset: ClassVar[int]  # goal-protocol default: goal-policy steps from the start to the goal
     budget: ClassVar[int]  # goal-protocol default: env steps a controller/planner may use
-    criterion: ClassVar[str]  # one line, recorded with every result
-    criterion_dims: ClassVar[tuple[int, ...]]  # the state dims ``state_distance`` reads
+    criterion_dims: ClassVar[tuple[int, ...]]  # success: Euclidean distance over these dims < success_tolerance
+    proprio_dims: ClassVar[tuple[int, ...]]  # the agent's own body (what a robot measures of itself): model inputs
 
     def __init__(
         self,
@@ -65,8 +65,15 @@ class TaskEnv(MujocoEnv):
         raise NotImplementedError
 
     def state_distance(self, state: np.ndarray, goal_state: np.ndarray) -> float:
-        """Distance in the quantity the success criterion thresholds (e.g. position error)."""
-        raise NotImplementedError
+        """Distance in the quantity the success criterion thresholds: Euclidean over ``criterion_dims``."""
+        dims = list(self.criterion_dims)
+        return float(np.linalg.norm(np.asarray(state)[dims] - np.asarray(goal_state)[dims]))
+
+    @property
+    def criterion(self) -> str:
+        """The success criterion in one line, recorded with every result (derived from the class facts)."""
+        names = ", ".join(self.state_labels[d] for d in self.criterion_dims)
+        return f"||({names}) - goal|| < {self.success_tolerance}"
 
     def sample_state(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """A random valid (qpos, qvel) from the task's start distribution."""
@@ -122,6 +129,7 @@ class TaskEnv(MujocoEnv):
             "success_tolerance": float(self.success_tolerance),
             "criterion": self.criterion,
             "criterion_dims": list(self.criterion_dims),
+            "proprio_dims": list(self.proprio_dims),
         }
 
 
@@ -130,9 +138,7 @@ class PointMassEnv(TaskEnv):
 
     state_labels = ("x", "y", "vx", "vy")
     criterion_dims = (0, 1)
+    proprio_dims = (0, 1, 2, 3)  # the point mass is the agent: its position and velocity
 
     def state(self) -> np.ndarray:
         return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
-
-    def state_distance(self, state, goal_state) -> float:
-        return float(np.linalg.norm(np.asarray(state)[:2] - np.asarray(goal_state)[:2]))

@@ -24,7 +24,6 @@ class PointReachEnv(PointMassEnv):
     success_tolerance = 0.12
     goal_offset = 25
     budget = 75
-    criterion = "||xy - goal_xy|| < 0.12"
 
     def sample_state(self, rng):
         return rng.uniform(-ARENA, ARENA, 2), np.zeros(2)

@@ -42,6 +42,11 @@ def defaults(env) -> dict:
     return task(env).protocol_defaults()
 
 
+def proprio_dims(env) -> list[int]:
+    """The state dims that are the agent's own body (the only state a model may take as input)."""
+    return list(defaults(env).get("proprio_dims") or [])
+
+
 def make_goal(env, seed: int, goal_offset: int | None = None) -> Goal:
     """Reset with ``seed``, roll the goal policy ``goal_offset`` steps (env default if None), record the goal.
 

@@ -37,16 +37,14 @@ class PushBlockEnv(TaskEnv):
     success_tolerance = 0.15
     goal_offset = 50
     budget = 150
-    criterion = "||block_xy - goal_block_xy|| < 0.15 (position only)"
     criterion_dims = (2, 3)
+    proprio_dims = (0, 1, 6, 7)  # the pusher's position and velocity, never the block
 
     def state(self) -> np.ndarray:
         q, v = self.data.qpos, self.data.qvel
         angle = [np.cos(4 * q[4]), np.sin(4 * q[4])]
         return np.concatenate([q[:4], angle, v[:5]]).astype(np.float32)
 
-    def state_distance(self, state, goal_state) -> float:
-        return float(np.linalg.norm(np.asarray(state)[2:4] - np.asarray(goal_state)[2:4]))
 
     def sample_state(self, rng):
         block = rng.uniform(-BLOCK_START, BLOCK_START, 2)

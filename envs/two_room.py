@@ -37,7 +37,6 @@ class TwoRoomEnv(PointMassEnv):
     success_tolerance = 0.15
     goal_offset = 40
     budget = 100
-    criterion = "||xy - goal_xy|| < 0.15"
 
     def sample_state(self, rng):
         return sample_room_point(rng, int(rng.choice([-1, 1]))), np.zeros(2)

@@ -14,7 +14,7 @@ LAYERS = {
     "worldmodel.planning": 4,
     "worldmodel.evaluation": 5,
     "worldmodel.pipeline": 6, "worldmodel.commands": 6, "worldmodel.confighelp": 6, "worldmodel.bench": 6,
-    "worldmodel.cli": 6,
+    "worldmodel.cli": 6, "worldmodel.stages": 6,
 }
 
 

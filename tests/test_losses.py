@@ -58,3 +58,34 @@ def test_latent_loss_exponent():
     a, b = torch.zeros(4, 3), torch.full((4, 3), 2.0)
     assert latent_loss(a, b).item() == 2.0
     assert latent_loss(a, b, exponent=2.0).item() == 4.0
+
+
+def test_rdmreg_small_for_matching_samples_large_for_collapsed():
+    from worldmodel.losses import rdmreg, rectified_gg_samples
+
+    matching = rectified_gg_samples(512, 32, p=2.0, seed=123)  # another draw of the target distribution
+    gauss = torch.randn(512, 32)
+    collapsed = torch.full((512, 32), 0.3) + 1e-3 * torch.randn(512, 32)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    r_match = rdmreg(matching, generator=g(), seed=7).item()
+    r_gauss = rdmreg(gauss, generator=g(), seed=7).item()
+    r_coll = rdmreg(collapsed, generator=g(), seed=7).item()
+    assert r_match < 0.05 and r_match < r_gauss / 5 and r_match < r_coll / 5, (r_match, r_gauss, r_coll)
+    # the target is rectified: about half its entries are exactly 0, none negative (p = 2, mu = 0)
+    s = rectified_gg_samples(1000, 8, seed=1)
+    assert (s >= 0).all() and 0.4 < (s == 0).float().mean() < 0.6
+
+
+def test_rdmreg_gradient_pulls_collapsed_embeddings_towards_the_target():
+    from worldmodel.losses import rdmreg
+
+    z = torch.full((256, 16), 0.5).add_(0.01 * torch.randn(256, 16)).requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=0.05)
+    first = None
+    for i in range(200):
+        loss = rdmreg(z, num_slices=64, generator=torch.Generator().manual_seed(i), seed=i)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < first / 5, (first, loss.item())

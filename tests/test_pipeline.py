@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from worldmodel.pipeline import fingerprint, task_overrides
+from worldmodel.pipeline import task_overrides
+from worldmodel.stages import fingerprint
 
 
 def test_task_overrides_and_fingerprint_masking(tmp_path):
@@ -54,8 +55,16 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     assert drift["probe_error_pixel_direct"] is not None and drift["pixel_error"] is not None
     plan = first["headline"]["plan"]["PointReach"]
     assert 0 <= plan["latent"]["success_rate"] <= 1 and 0 <= plan["pixel"]["success_rate"] <= 1
+    # pure rows by default, the oracle beside them, and the encoder ablation; each row says what it saw
+    assert plan["latent"]["mode"] == "pure" and plan["latent"]["privileged_inputs"] == []
+    assert plan["latent_oracle"]["mode"] == "oracle" and plan["latent_oracle"]["privileged_inputs"]
+    assert plan["latent_random_encoder"]["mode"] == "pure"
+    assert first["headline"]["drift"]["PointReach"]["probe_error_latent_random_encoder"] is not None
     md = Path(first["report_md"]).read_text()
-    assert "| latent success |" in md and "| pixel success |" in md and "\n| PointReach | " in md
+    assert "| task | model | mode | privileged inputs |" in md
+    assert "\n| PointReach | latent | pure | none |" in md and "\n| PointReach | pixel | pure | none |" in md
+    assert "\n| PointReach | latent, oracle | oracle | " in md and "success-criterion dims" in md
+    assert "\n| PointReach | latent, random-init encoder | pure | none |" in md
     assert "drift.png" in md and "compare.png" in md
 
 
@@ -71,5 +80,5 @@ def test_changed_forced_and_crashed_stages_rerun_with_their_downstream(smoke_run
     rerun = {name for name, s in third["stages"].items() if not s["reused"]}
     # forced train_pixel -> its downstream (drift, compare, plan_pixel); changed drift; crashed plan_latent
     assert rerun == {"train_pixel_PointReach", "drift_PointReach", "compare_PointReach", "plan_pixel_PointReach",
-                     "plan_latent_PointReach"}
+                     "plan_latent_PointReach", "drift_random_PointReach"}
     assert third["headline"]["drift"]["PointReach"]["horizon"] == 2

@@ -32,6 +32,7 @@ class LinearOracle:
     device = torch.device("cpu")
     uses_state = True
     manifest: dict = {}
+    state_dims = [0, 1, 2, 3]  # an oracle: it reads the whole simulator state
 
     def __init__(self, A_mat, B_mat, frame_skip=1, scale=(1.0, 1.0, 0.1, 0.1)):
         self.A_mat, self.B_mat = A_mat, B_mat  # (S, S), (S, A)
@@ -79,8 +80,8 @@ def test_mpc_with_oracle_solves_point_reach(frame_skip, execute_steps):
     model = fit_oracle(frame_skip)
     assert isinstance(model, WorldModel)
     planner = PlannerConfig(horizon=4, samples=32, elites=4, iterations=2)
-    ctrl = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
-                             EnergyConfig(), execute_steps=execute_steps)
+    ctrl = PlannerController(model, eps.goal_frames, eps.seeds, eps.low, eps.high, planner,
+                             EnergyConfig(), execute_steps=execute_steps, goal_observations=eps.goal_states)
     stats = eps.run(ctrl, frame_skip, record=(0,))
     assert stats.success.all(), stats
     assert (stats.final_distance < 0.12).all() and (stats.steps <= eps.budget).all()

@@ -63,7 +63,7 @@ def test_smoke_run_writes_summary_and_loadable_encoder(tmp_path, data_dir):
     assert z.shape == (1, 2, 16, 48)
 
 
-@pytest.mark.parametrize("reg", ["sigreg", "vicreg"])
+@pytest.mark.parametrize("reg", ["sigreg", "rdmreg", "vicreg"])
 def test_regularizers_run_without_ema(tmp_path, data_dir, reg):
     out = tmp_path / reg
     s = run_command("pretrain", FAST + [f"regularizer={reg}", "train.steps=2", f"out_dir={out}",
@@ -73,7 +73,7 @@ def test_regularizers_run_without_ema(tmp_path, data_dir, reg):
     enc = load_encoder(s["checkpoint"])  # falls back to the online encoder
     assert torch.equal(enc.state_dict()["norm.weight"], ckpt["model"]["encoder.norm.weight"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert ("loss/sigreg" if reg == "sigreg" else "loss/vic_var") in rows[0]
+    assert {"sigreg": "loss/sigreg", "rdmreg": "loss/rdmreg", "vicreg": "loss/vic_var"}[reg] in rows[0]
     assert "collapse/eff_rank" in rows[0]
 
 

@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+import torchvision  # noqa: F401  (loaded after a MuJoCo EGL context exists, its CUDA libraries segfault: load it first)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf

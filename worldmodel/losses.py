@@ -5,12 +5,16 @@
   compare each 1-D empirical characteristic function with the standard normal one (Epps-Pulley statistic,
   Gaussian-weighted, trapezoid rule on t in [0, t_max] doubled by symmetry), times the number of samples,
   averaged over directions. Under DDP the statistic is that of the whole gathered batch.
+- ``rdmreg``: Rectified LpJEPA's RDMReg: a two-sample sliced-Wasserstein match of the embeddings to samples of a
+  rectified generalized Gaussian (shape p, location mu, scale sigma, rectified at 0), along random directions.
+  Under DDP the projections of the whole gathered batch are sorted together.
 - ``vicreg``: variance hinge (per-dim std towards 1) + off-diagonal covariance penalty.
 - ``collapse_stats``: mean per-dimension std and effective rank (exp of the entropy of the normalized
   singular values of the centered embeddings).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -68,6 +72,57 @@ def sigreg(z: torch.Tensor, num_slices: int = 256, t_max: float = 3.0, knots: in
     sin_mean = _global_sum(xt.sin().sum(0)) / n_total
     err = (cos_mean - phi).square() + sin_mean.square()  # (S, P)
     return (err @ (w * phi)).mean() * n_total
+
+
+def rectified_gg_samples(n: int, d: int, p: float = 2.0, mu: float = 0.0, sigma: float = 1.0,
+                         seed: int = 0) -> torch.Tensor:
+    """(n, d) i.i.d. samples of ReLU(X), X generalized Gaussian with density ∝ exp(-|(x - mu) / sigma|^p).
+
+    |X - mu| / sigma = G^(1/p) with G ~ Gamma(1/p, 1) and a random sign (p = 2: a Gaussian of std sigma/sqrt(2),
+    p = 1: Laplace). Drawn with numpy from ``seed`` so every rank draws the same samples."""
+    rng = np.random.default_rng(seed)
+    g = rng.gamma(1.0 / p, 1.0, size=(n, d)) ** (1.0 / p)
+    x = mu + sigma * np.where(rng.random((n, d)) < 0.5, -g, g)
+    return torch.from_numpy(np.maximum(x, 0.0)).float()
+
+
+def _gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' rows of ``x`` concatenated in rank order; gradients flow to this rank's own rows only."""
+    if not _distributed():
+        return x
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach().contiguous())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts)
+
+
+def rdmreg(z: torch.Tensor, num_slices: int = 256, p: float = 2.0, mu: float = 0.0, sigma: float = 1.0,
+           generator: torch.Generator | None = None, seed: int = 0) -> torch.Tensor:
+    """RDMReg (Rectified LpJEPA): sliced 2-Wasserstein distance between ``z`` and rectified generalized Gaussian
+    samples.
+
+    Args:
+        z: (N, D) embeddings (rows are samples). They are matched as they are (not rectified first), so every
+            entry gets a gradient towards the sparse, non-negative target.
+        num_slices: random unit directions, drawn from ``generator`` (seed it identically on every rank).
+        p, mu, sigma: shape, location and scale of the generalized Gaussian before rectification.
+        seed: seed of the target samples (the same on every rank, e.g. the step).
+    Returns:
+        scalar: mean over directions and sorted positions of (sorted z-projection - sorted target projection)^2;
+        near 0 when ``z`` follows the target, large for collapsed embeddings. Under DDP it is the statistic of the
+        gathered batch, with the gradient scaled so that DDP's averaging yields the global gradient.
+    """
+    z = z.float()
+    d = z.shape[1]
+    dirs = torch.randn(d, num_slices, generator=generator, device="cpu").to(z.device)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)  # (D, S) unit columns
+    proj = _gather_rows(z @ dirs)  # (N_total, S)
+    target = rectified_gg_samples(proj.shape[0], d, p, mu, sigma, seed).to(z.device) @ dirs  # (N_total, S)
+    loss = (proj.sort(0).values - target.sort(0).values).square().mean()
+    if _distributed():  # every rank holds the global value; DDP averages gradients over ranks
+        world = dist.get_world_size()
+        loss = world * loss - (world - 1) * loss.detach()
+    return loss
 
 
 def vicreg(z: torch.Tensor, std_target: float = 1.0, eps: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,40 +8,30 @@ Chain (every stage is a ``wm`` command run through ``worldmodel.cli.run_command`
         ─► drift_<task> (latent vs pixel vs copy-last) ─► compare_<task> (pixel probe, pixel error; in-process)
         ─► plan_latent_<task>, plan_pixel_<task> ─► report.html, report.md
 
-Caching: a stage's fingerprint is the hash of its command, its resolved config (with the pipeline folder
-replaced by a placeholder, so a moved pipeline folder still matches) and the identities of its inputs (their
-fingerprint and the time their run finished). It is written to ``<stage>/fingerprint.json`` beside
-``summary.json``. A stage whose fingerprint matches a finished run whose checkpoint/dataset still exist is
-reused; a changed config re-runs it from an empty folder, and every stage downstream of a stage that ran
-again runs again too; a stage that crashed with the same fingerprint is run again in place, so commands that
-resume (collect, training with ``train.resume=true``) continue where they stopped. Code changes are not part
-of the fingerprint: use ``force=[stage or kind,...]`` (or delete the stage folder) after editing code.
-
 Per-task overrides: an override ``Task:key=value`` in a stage's ``overrides`` applies to that task only.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from omegaconf import DictConfig
 
-from worldmodel.commands import compose_config, run_command
+from worldmodel.commands import compose_config
 from worldmodel.config import CONFIG_DIR, register_schema, to_dict
 from worldmodel.data.synthetic import generate
 from worldmodel.evaluation.compare import compare
 from worldmodel.evaluation.report import build_report, last, pick
+from worldmodel.stages import Stage, StageRunner
 from worldmodel.train.core import resolve_device
 from worldmodel.train.pretrain import synthetic_dirs
-from worldmodel.utils.atomic import write_json
 
 # stage kinds, in run order
-STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel")
+STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel",
+               "plan_oracle", "pretrain_random", "train_ac_random", "drift_random", "plan_random")
 
 
 @dataclass
@@ -72,6 +62,12 @@ class PipelineConfig:
     plan: StageConfig = field(default_factory=StageConfig)
     # extra overrides for the pixel model's plan stages only (after plan.overrides); empty = same planner
     plan_pixel_overrides: list[str] = field(default_factory=list)
+    # also plan with the latent model in oracle mode (probes and roadmap on the full simulator state), beside pure
+    oracle: bool = True
+    # overrides of the oracle plan stages (after plan's): the aids the oracle row uses
+    oracle_overrides: list[str] = field(default_factory=lambda: ["energy.criterion_weight=3"])
+    # tasks whose predictor is also trained (same data, budget, seeds) on a random-init encoder: the encoder ablation
+    ablation_tasks: list[str] = field(default_factory=list)
     # share of the built-in synthetic videos in the pretraining mix (the rest: env rollout videos, split evenly)
     synthetic_weight: float = 0.5
     # side of the downsampled frame the pixel state probe reads (compare stage)
@@ -119,106 +115,6 @@ def task_overrides(overrides: list[str], task: str | None) -> list[str]:
         else:
             out.append(o)
     return out
-
-
-def fingerprint(command: str, config: dict, inputs: dict[str, str], root: Path) -> str:
-    """Hash of (command, resolved config without out_dir, input fingerprints); the root folder is masked."""
-    cfg = {k: v for k, v in config.items() if k != "out_dir"}
-    text = json.dumps({"command": command, "config": cfg, "inputs": inputs}, sort_keys=True, default=str)
-    text = text.replace(str(root.resolve()), "<pipeline>").replace(str(root), "<pipeline>")
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its finished children, e.g. collection workers."""
-    import resource
-
-    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-def artefacts_present(summary_path: Path) -> bool:
-    """A finished stage is reusable only while the checkpoint/dataset its summary names still exists."""
-    summary = json.loads(summary_path.read_text())
-    paths = [summary.get(k) for k in ("checkpoint", "dataset")]
-    return all(Path(p).exists() for p in paths if isinstance(p, str) and p)
-
-
-@dataclass
-class Stage:
-    """One pipeline step: a ``wm`` command with overrides, depending on the named upstream stages."""
-    name: str
-    kind: str
-    command: str
-    overrides: list[str]
-    inputs: list[str] = field(default_factory=list)
-    task: str | None = None
-    model: str | None = None
-    prepare: Callable[[], None] | None = None  # runs before the command (only when the stage is not reused)
-    func: Callable[[dict, Path], dict] | None = None  # in-process stage: func(params, stage_dir) -> summary
-    params: dict = field(default_factory=dict)  # func's arguments (fingerprinted like a config)
-
-
-class StageRunner:
-    """Runs stages in order, reusing finished ones by fingerprint, and keeps the records for the report."""
-
-    def __init__(self, root: Path, force: list[str]):
-        self.root = root
-        self.force = set(force)
-        self.fps: dict[str, str] = {}
-        self.records: list[dict] = []
-        self.summaries: dict[str, dict] = {}
-        self.configs: dict[str, dict] = {}  # resolved config (or params) of every stage run or reused
-
-    def forced(self, stage: Stage) -> bool:
-        return bool({stage.name, stage.kind, stage.command, stage.kind.split("_")[0]} & self.force)
-
-    def run(self, stage: Stage) -> dict:
-        """Run (or reuse) a stage; returns its summary."""
-
-        stage_dir = self.root / stage.name
-        overrides = stage.overrides + [f"out_dir={stage_dir}"]
-        config = stage.params if stage.func else to_dict(compose_config(stage.command, overrides))
-        self.configs[stage.name] = config
-        fp = fingerprint(stage.command, config, {n: self.fps[n] for n in stage.inputs}, self.root)
-        marker = stage_dir / "fingerprint.json"
-        old = json.loads(marker.read_text()) if marker.exists() else {}
-        summary_path = stage_dir / "summary.json"
-        reused = (old.get("fingerprint") == fp and old.get("status") == "done" and summary_path.exists()
-                  and not self.forced(stage) and artefacts_present(summary_path))
-        if reused:
-            summary, seconds, cpu = json.loads(summary_path.read_text()), old.get("seconds", 0.0), old.get("cpu_seconds")
-            finished = old.get("finished")
-            print(f"[pipeline] {stage.name}: reused ({fp})")
-        else:
-            if stage_dir.exists() and (old.get("fingerprint") != fp or self.forced(stage)):
-                shutil.rmtree(stage_dir)  # stale results of another config must not leak into this run
-            stage_dir.mkdir(parents=True, exist_ok=True)
-            record = {"fingerprint": fp, "command": stage.command, "overrides": overrides,
-                      "inputs": {n: self.fps[n] for n in stage.inputs}}
-            write_json(marker, {**record, "status": "running"})
-            what = f"in-process {stage.func.__name__}" if stage.func else f"wm {stage.command} {' '.join(overrides)}"
-            print(f"[pipeline] {stage.name}: {what}")
-            t0, c0 = time.time(), cpu_seconds()
-            if stage.prepare is not None:
-                stage.prepare()
-            if stage.func is not None:
-                summary = stage.func(stage.params, stage_dir)
-                summary["seconds"] = round(time.time() - t0, 2)
-                write_json(summary_path, summary)
-            else:
-                summary = run_command(stage.command, overrides)
-            seconds, cpu, finished = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2), round(time.time(), 3)
-            write_json(marker, {**record, "status": "done", "seconds": seconds, "cpu_seconds": cpu,
-                                       "finished": finished})
-            print(f"[pipeline] {stage.name}: done in {seconds:.1f}s ({cpu:.0f} CPU s)")
-        self.fps[stage.name] = f"{fp}@{finished}"  # identity for downstream stages: a rerun changes it
-        self.summaries[stage.name] = summary
-        self.records.append({"name": stage.name, "kind": stage.kind, "command": stage.command,
-                             "task": stage.task, "model": stage.model, "dir": str(stage_dir),
-                             "summary": str(summary_path), "seconds": seconds, "cpu_seconds": cpu, "reused": reused,
-                             "fingerprint": fp})
-        return summary
 
 
 def q(value: Any) -> str:
@@ -307,6 +203,32 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
                 stages.append(Stage(f"plan_{model}_{t}", f"plan_{model}", "plan",
                                     sc("plan", t) + extra + [f"checkpoint={q(ckpt)}"], inputs=[src], task=t,
                                     model=model))
+        if cfg.oracle:
+            stages.append(Stage(f"plan_oracle_{t}", "plan_oracle", "plan", sc("plan", t) + list(cfg.oracle_overrides)
+                                + ["mode=oracle", f"checkpoint={q(latent)}"], inputs=[f"train_ac_{t}"], task=t,
+                                model="latent, oracle"))
+    return stages + ablation_stages(cfg, root, pre_ovr, prepare, sc)
+
+
+def ablation_stages(cfg: DictConfig, root: Path, pretrain_overrides: list[str], prepare, sc) -> list[Stage]:
+    """The encoder ablation: a random-init encoder (pretraining with no step, same architecture), then train-ac,
+    drift and pure planning on it with the same data, budget and seeds as the pretrained encoder's stages."""
+    if not cfg.ablation_tasks:
+        return []
+    stages = [Stage("pretrain_random", "pretrain_random", "pretrain",
+                    pretrain_overrides + ["train.steps=0", "probe.enabled=false"],
+                    inputs=[f"collect_{t}" for t in cfg.tasks], prepare=prepare)]
+    encoder = root / "pretrain_random" / "checkpoint.pt"
+    for t in cfg.ablation_tasks:
+        data, ckpt = root / f"collect_{t}", root / f"train_ac_random_{t}" / "checkpoint.pt"
+        stages += [
+            Stage(f"train_ac_random_{t}", "train_ac_random", "train-ac", sc("train_ac", t) + [
+                f"encoder_checkpoint={q(encoder)}", f"dataset={q(data)}", "train.resume=true"],
+                inputs=["pretrain_random", f"collect_{t}"], task=t, model="latent, random-init encoder"),
+            Stage(f"drift_random_{t}", "drift_random", "drift", sc("drift", t) + [f"checkpoint={q(ckpt)}"],
+                  inputs=[f"train_ac_random_{t}"], task=t, model="latent, random-init encoder"),
+            Stage(f"plan_random_{t}", "plan_random", "plan", sc("plan", t) + [f"checkpoint={q(ckpt)}"],
+                  inputs=[f"train_ac_random_{t}"], task=t, model="latent, random-init encoder")]
     return stages
 
 
@@ -326,13 +248,18 @@ def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
                                "pixel_error": last(c.get("pixel_error")),
                                "pixel_error_copy_last": last(c.get("pixel_error_copy_last"))}
         row = {}
-        for model in ("latent", "pixel"):
-            s = runner.summaries.get(f"plan_{model}_{t}", {})
+        for model, stage in (("latent", "plan_latent"), ("pixel", "plan_pixel"), ("latent_oracle", "plan_oracle"),
+                             ("latent_random_encoder", "plan_random")):
+            s = runner.summaries.get(f"{stage}_{t}", {})
             if s:
                 row[model] = {"success_rate": s.get("success_rate"), "success_ci95": s.get("success_ci95"),
-                              "seconds_per_plan": pick(s, "seconds_per_plan", "seconds_per_step")}
+                              "seconds_per_plan": pick(s, "seconds_per_plan", "seconds_per_step"),
+                              "mode": s.get("mode"), "privileged_inputs": s.get("privileged_inputs")}
                 row.setdefault("random", s.get("success_rate_random"))
                 row.setdefault("zero", s.get("success_rate_zero"))
+        r = runner.summaries.get(f"drift_random_{t}", {})
+        if r and d:
+            out["drift"][t]["probe_error_latent_random_encoder"] = last(r.get("probe_error"))
         if row:
             out["plan"][t] = row
     return _rounded(out)

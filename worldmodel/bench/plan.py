@@ -71,7 +71,7 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
         K, ND = model.state_dim, model.tokens_per_frame * model.predictor.cfg.embed_dim
         probe = LatentProbe(weight=torch.randn(ND, K) / ND ** 0.5, x_mean=torch.zeros(ND), y_mean=torch.zeros(K),
                             y_std=torch.ones(K), dims=list(range(K)), r2=[1.0] * K, latent_scale=1.0)
-    ctrl = PlannerController(model, frames[::-1].copy(), states, list(range(E)), -np.ones(A, np.float32),
+    ctrl = PlannerController(model, frames[::-1].copy(), list(range(E)), -np.ones(A, np.float32),
                              np.ones(A, np.float32), PlannerConfig(**to_dict(plan_cfg.planner)), energy,
                              execute_steps=int(plan_cfg.execute_steps), max_batch=int(plan_cfg.max_batch),
                              probe=probe)

@@ -182,6 +182,7 @@ def _manifest(cfg, env, state_dim: int, fps: float, entries: list[dict], env_kwa
         "action_high": np.asarray(env.action_space.high, float).tolist(),
         "action_dim": int(np.prod(env.action_space.shape)), "state_dim": int(state_dim),
         "state_labels": list(getattr(env.unwrapped, "state_labels", [])),
+        "proprio_dims": list((proto or {}).get("proprio_dims") or []),
         "frame_skip": 1, "fps": fps, "resolution": [int(cfg.resolution), int(cfg.resolution)],
         "episodes": len(entries), "frames": int(sum(e["steps"] + 1 for e in entries)),
         "policy": cfg.policy, "seed": int(cfg.seed), "video": {"codec": "libx264rgb", "crf": int(cfg.crf)},

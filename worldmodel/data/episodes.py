@@ -205,6 +205,16 @@ def write_manifest(root: str | Path, manifest: dict) -> None:
     write_json(Path(root) / MANIFEST, manifest)
 
 
+def state_token_dims(manifest: dict, which: str) -> list[int]:
+    """State dims a model's state token carries: ``proprio`` (the agent's own body, as the env declared it in
+    ``manifest["proprio_dims"]``; none when it declared nothing) or ``all`` (the full simulator state: oracle runs)."""
+    if which == "proprio":
+        return [int(d) for d in manifest.get("proprio_dims") or []]
+    if which == "all":
+        return list(range(int(manifest["state_dim"])))
+    raise ValueError(f"state_dims={which!r}; expected proprio (the agent's own body) or all (oracle)")
+
+
 # ---- reading --------------------------------------------------------------------------------------
 def read_manifest(root: str | Path) -> dict:
     """Load and validate manifest.json; raises ValueError naming the path and the offending field."""

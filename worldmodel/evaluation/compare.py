@@ -88,7 +88,7 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
     frames = w["z"].round().to(torch.uint8)  # (W, H+1, Hi, Wi, 3)
     W, H1 = frames.shape[:2]
     tokens = frames_to_tokens(frames, model.patch_size, model.img_size)  # (W, H+1, N, D_pix)
-    s0 = w["states"][:, 0] if model.uses_state else None
+    s0 = w["states"][:, 0][:, model.state_dims] if model.uses_state else None  # the state token's dims only
     pred = torch.cat([model.rollout(tokens[i : i + batch_size, 0].to(model.device),
                                     None if s0 is None else s0[i : i + batch_size], w["actions"][i : i + batch_size])
                       .latents.float().cpu() for i in range(0, W, batch_size)])  # (W, H, N, D_pix)

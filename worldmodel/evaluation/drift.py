@@ -97,7 +97,7 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
     preds, s_preds = [], []
     for i in range(0, W, batch_size):
         sl = slice(i, i + batch_size)
-        s0 = states[sl, 0] if model.uses_state else None
+        s0 = states[sl, 0][:, model.state_dims] if model.uses_state else None  # the state token's dims only
         out = model.rollout(targets[sl, 0], s0, actions[sl])
         preds.append(out.latents.float().cpu())  # (b, H, ...)
         s_preds.append(None if out.states is None else out.states.float().cpu())
@@ -120,7 +120,8 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
         out["probe_error_all_dims_copy_last"] = probe.error(copy, states[:, 1:], all_dims=True).numpy()
     if s_preds and s_preds[0] is not None:
         s_hat = torch.cat(s_preds)  # (W, H, S)
-        out["state_head_error"] = ((s_hat - states[:, 1:]) / probe.y_std).abs().mean(dim=(0, 2)).numpy()
+        dims = model.state_dims
+        out["state_head_error"] = ((s_hat - states[:, 1:, dims]) / probe.y_std[dims]).abs().mean(dim=(0, 2)).numpy()
     return out
 
 

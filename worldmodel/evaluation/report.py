@@ -22,6 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from worldmodel.utils.atomic import write_text  # noqa: E402
+
 # metric-name prefixes plotted as curves, one panel each
 CURVE_GROUPS = ("loss/", "collapse/")
 
@@ -173,14 +175,16 @@ def _ci(s: dict) -> str:
     return f"[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "—"
 
 
-def plan_row(task: str, latent: dict, pixel: dict) -> list[Any]:
-    """One planning-table row: latent and pixel side by side, baselines from the same episodes."""
-    base = latent or pixel
-    return [task, pick(base, "episodes"), _pct(pick(latent, "success_rate")), _ci(latent),
-            _pct(pick(pixel, "success_rate")), _ci(pixel), _pct(pick(base, "success_rate_random")),
-            _pct(pick(base, "success_rate_zero")), fmt(pick(latent, "seconds_per_plan")),
-            fmt(pick(pixel, "seconds_per_plan")), fmt(pick(latent, "final_distance")),
-            fmt(pick(pixel, "final_distance"))]
+PLAN_HEADER = ["task", "model", "mode", "privileged inputs", "episodes", "success", "95% CI", "random", "zero",
+               "s/step", "final dist"]
+
+
+def plan_row(task: str, model: str, s: dict) -> list[Any]:
+    """One planning-table row: a plan stage with what it saw, beside random and zero actions on its episodes."""
+    privileged = s.get("privileged_inputs")
+    return [task, model, s.get("mode") or "—", "; ".join(privileged) if privileged else "none",
+            pick(s, "episodes"), _pct(pick(s, "success_rate")), _ci(s), _pct(pick(s, "success_rate_random")),
+            _pct(pick(s, "success_rate_zero")), fmt(pick(s, "seconds_per_plan")), fmt(pick(s, "final_distance"))]
 
 
 def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], title: str = "worldmodel report",
@@ -238,8 +242,9 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
     drift_rows = []
     compare = {r.get("task"): summaries[r["name"]] for r in by_cmd("compare")}
     for r in by_cmd("drift"):
-        s = {**summaries[r["name"]], **compare.get(r.get("task"), {})}
-        drift_rows.append([r.get("task") or "—", fmt(last(s.get("horizons"))),
+        own = r.get("model") is None  # the main latent model's drift; the pixel comparison belongs to it
+        s = {**summaries[r["name"]], **(compare.get(r.get("task"), {}) if own else {})}
+        drift_rows.append([r.get("task") or "—", r.get("model") or "latent", fmt(last(s.get("horizons"))),
                            fmt(last(s.get("probe_error")), 3), fmt(last(s.get("probe_error_pixel")), 3),
                            fmt(last(s.get("probe_error_pixel_direct")), 3),
                            fmt(last(s.get("probe_error_copy_last")), 3),
@@ -250,26 +255,24 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
                  "latent ridge probe; the pixel model's predicted frames encoded by the frozen encoder and read "
                  "by the same probe; the pixel model read by a probe fit on pixels; copying the last context "
                  "frame. Pixel error is mean |x_hat - x| on normalized pixels.")
-        doc.table(["task", "H", "probe err latent", "probe err pixel", "probe err pixel (pixel probe)",
+        doc.table(["task", "encoder / model", "H", "probe err latent", "probe err pixel", "probe err pixel (pixel probe)",
                    "probe err copy-last", "latent rel err", "pixel err", "pixel err copy-last"], drift_rows)
     for r in by_cmd("drift"):
-        s = {**summaries[r["name"]], **compare.get(r.get("task"), {})}
+        s = {**summaries[r["name"]], **(compare.get(r.get("task"), {}) if r.get("model") is None else {})}
         for key in ("plot_compare", "plot"):
             if s.get(key):
-                doc.image(s[key], f"drift {r.get('task')} ({key})", width=520)
+                doc.image(s[key], f"drift {r.get('task')} {r.get('model') or ''} ({key})", width=520)
 
     doc.heading("Planning: goal reaching (CEM + MPC)")
     plan_recs = by_cmd("plan")
-    plans = {(r.get("task"), r.get("model") or "latent"): summaries[r["name"]] for r in plan_recs}
-    rows = [plan_row(t, plans.get((t, "latent"), {}), plans.get((t, "pixel"), {})) for t in tasks
-            if (t, "latent") in plans or (t, "pixel") in plans]
+    rows = [plan_row(t, r.get("model") or "latent", summaries[r["name"]]) for t in tasks for r in plan_recs
+            if r.get("task") == t]
     if rows:
-        doc.para("Both models, random actions and zero actions run on the same start seeds and goals; success "
-                 "rate with its 95% (Wilson) interval; seconds per batched replanning step; mean final state "
-                 "distance to the goal.")
-        doc.table(["task", "episodes", "latent success", "latent 95% CI", "pixel success", "pixel 95% CI",
-                   "random", "zero", "latent s/step", "pixel s/step", "latent final dist", "pixel final dist"],
-                  rows)
+        doc.para("Every row plans on the same start seeds and goals of its task, beside random and zero actions; "
+                 "success rate with its 95% (Wilson) interval; seconds per batched replanning step; mean final "
+                 "state distance to the goal. Pure rows see frames, the agent's proprioception and the goal image "
+                 "only; oracle rows list what else they used.")
+        doc.table(PLAN_HEADER, rows)
     protocol = next((summaries[r["name"]].get("protocol") for r in plan_recs
                      if summaries[r["name"]].get("protocol")), None)
     if protocol:
@@ -283,7 +286,7 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
                 doc.image(g, f"{r.get('task')} {r.get('model')}", width=192)
 
     html_path, md_path = root / "report.html", root / "report.md"
-    html_path.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+    write_text(html_path, f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
                          f"</title><style>{_CSS}</style></head><body>{''.join(doc.html)}</body></html>")
-    md_path.write_text("\n".join(doc.md) + "\n")
+    write_text(md_path, "\n".join(doc.md) + "\n")
     return {"html": str(html_path), "md": str(md_path)}

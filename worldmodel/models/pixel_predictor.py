@@ -124,8 +124,8 @@ class PixelWorldModel(PredictorWorldModel):
     frozen encoder and for pictures; :class:`~worldmodel.models.protocol.PixelSpace`)."""
 
     def __init__(self, predictor: ACPredictor, patch_size: int, img_size: int, frame_size: int, frame_skip: int,
-                 action_low, action_high, manifest: dict | None = None):
-        super().__init__(predictor, frame_skip, action_low, action_high, manifest)
+                 action_low, action_high, manifest: dict | None = None, state_dims: list[int] | None = None):
+        super().__init__(predictor, frame_skip, action_low, action_high, manifest, state_dims)
         self.patch_size, self.img_size, self.frame_size = int(patch_size), int(img_size), int(frame_size)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -160,6 +160,6 @@ class PixelWorldModel(PredictorWorldModel):
         manifest = res["manifest"]
         wm = cls(predictor, patch_size=res["patch_size"], img_size=res["img_size"], frame_size=res["frame_size"],
                  frame_skip=ckpt["config"]["frame_skip"], action_low=manifest["action_low"],
-                 action_high=manifest["action_high"], manifest=manifest)
+                 action_high=manifest["action_high"], manifest=manifest, state_dims=res.get("state_dims"))
         return wm.to(device).eval()
 

@@ -26,6 +26,7 @@ class WorldModel(Protocol):
 
     frame_skip: int  # env steps per predictor step; a step's action is the stack of frame_skip env actions
     manifest: dict  # facts of the training dataset: env_id, env_kwargs, resolution, action bounds, ...
+    state_dims: list[int]  # env state dims the state token reads (proprioception; all of them only for oracles)
 
     @property
     def device(self) -> torch.device:
@@ -36,10 +37,12 @@ class WorldModel(Protocol):
         """True when ``rollout`` needs ``state0`` (a state token); False: it is passed as None."""
 
     def encode_observation(self, frames: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
-        """uint8 frames (B, H, W, 3) and states (B, S) -> latents (B, N, D) (learned models read frames only)."""
+        """uint8 frames (B, H, W, 3) and the observed state dims (B, len(state_dims)) or None -> latents (B, N, D)
+        (learned models read the frames only)."""
 
     def rollout(self, z0: torch.Tensor, state0: torch.Tensor | None, actions: torch.Tensor) -> Rollout:
-        """z0 (B, N, D), state0 (B, S) | None, actions (B, H, frame_skip * A) -> latents (B, H, N, D) + states."""
+        """z0 (B, N, D), state0 (B, len(state_dims)) | None, actions (B, H, frame_skip * A) -> latents
+        (B, H, N, D) and predicted states (B, H, len(state_dims))."""
 
 
 @runtime_checkable

@@ -45,11 +45,17 @@ class PredictorWorldModel(nn.Module):
     the training dataset's manifest, and the cached ``rollout`` (world-model protocol,
     :mod:`worldmodel.models.protocol`). Subclasses say what a latent is (``encode``)."""
 
-    def __init__(self, predictor: ACPredictor, frame_skip: int, action_low, action_high, manifest: dict | None = None):
+    def __init__(self, predictor: ACPredictor, frame_skip: int, action_low, action_high, manifest: dict | None = None,
+                 state_dims: list[int] | None = None):
         super().__init__()
         self.predictor = predictor
         self.frame_skip = int(frame_skip)
         self.manifest = dict(manifest or {})
+        # env state dims the state token carries (proprioception unless trained as an oracle)
+        self.state_dims = list(range(predictor.cfg.state_dim)) if state_dims is None else [int(d) for d in state_dims]
+        if len(self.state_dims) != predictor.cfg.state_dim:
+            raise ValueError(f"state_dims {self.state_dims} do not match the predictor's state_dim "
+                             f"{predictor.cfg.state_dim}")
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32).flatten())
         self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32).flatten())
         self.env_id = self.manifest.get("env_id")
@@ -121,8 +127,8 @@ class LatentWorldModel(PredictorWorldModel):
     """
 
     def __init__(self, encoder: nn.Module, predictor: ACPredictor, pool: int, frame_skip: int,
-                 action_low, action_high, manifest: dict | None = None):
-        super().__init__(predictor, frame_skip, action_low, action_high, manifest)
+                 action_low, action_high, manifest: dict | None = None, state_dims: list[int] | None = None):
+        super().__init__(predictor, frame_skip, action_low, action_high, manifest, state_dims)
         self.encoder, self.pool = encoder, int(pool)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
@@ -155,5 +161,6 @@ class LatentWorldModel(PredictorWorldModel):
         predictor.to(device).eval().requires_grad_(False)
         manifest = cfg["resolved"]["manifest"]
         wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],
-                 action_low=manifest["action_low"], action_high=manifest["action_high"], manifest=manifest)
+                 action_low=manifest["action_low"], action_high=manifest["action_high"], manifest=manifest,
+                 state_dims=cfg["resolved"].get("state_dims"))
         return wm.to(device).eval()

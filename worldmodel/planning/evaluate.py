@@ -10,6 +10,12 @@ the model was trained on; ``env=<name>`` (``worldmodel/configs/env/``) or ``env.
 With ``subgoals.enabled`` the planner aims at roadmap subgoals where the way to the goal is not straight
 (``worldmodel/planning/subgoals.py``); the roadmap is built from the frames the energy's probe is fit on.
 
+Modes: ``pure`` (the default) plans from what a real robot has: frames, the agent's own proprioception (the
+model's state token reads only the env's declared ``proprio_dims``), and the goal image; any probe or roadmap
+is fit on recorded proprioception, never on other simulator state. ``oracle`` fits them on the full simulator
+state and may weight the success criterion's dims (``energy.criterion_weight``). Every summary carries ``mode``
+and ``privileged_inputs`` (empty in pure mode), see :mod:`worldmodel.planning.privilege`.
+
 Summary: ``success_rate`` (+ ``success_ci95``, the 95% Wilson interval), ``final_distance`` (the criterion's
 distance at the last step), ``env_steps`` (mean env steps used; ``env_steps_to_success`` over successes), the
 same with ``_random`` and ``_zero`` suffixes, ``seconds_per_plan`` (one batched replanning step for all active
@@ -34,6 +40,7 @@ from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.goals import make_goal_episodes, save_gifs, stats_summary, timing_summary
 from worldmodel.planning.mpc import PlannerController, random_controller, zero_controller
 from worldmodel.planning.optimizers import PlannerConfig
+from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
 from worldmodel.train.core import resolve_device
@@ -44,6 +51,7 @@ class PlanConfig:
     """``wm plan`` settings; ``planner`` is a config group (configs/planner/*.yaml)."""
 
     out_dir: str = "runs/plan"  # where summary.json and gifs/ go
+    mode: str = "pure"  # pure: frames, proprioception, goal image only | oracle: probes and roadmap on full sim state
     checkpoint: str = ""  # world-model checkpoint (wm train-ac or train-pixel); required unless bootstrap
     model_kind: str = "auto"  # checkpoint kind to load as (train_ac | train_pixel), or auto (the checkpoint's own)
     bootstrap: bool = False  # no checkpoint given: train one with wm train-ac at preset=smoke (smoke only)
@@ -93,13 +101,20 @@ def run(cfg) -> dict:
     action_repeat = model.frame_skip
 
     subgoals = SubgoalConfig(**OmegaConf.to_container(cfg.subgoals, resolve=True))
+    proprio = proprio_dims_of(env_id, env_kwargs, manifest)
+    privileged = privileged_inputs(cfg.mode, model.state_dims, proprio, energy, subgoals)
     probe, probe_info, graph = None, None, None  # fitted before any env exists (MuJoCo's EGL + late imports crash)
     if uses_probe(energy) or subgoals.enabled:
         dataset = cfg.probe_dataset or dataset_of(checkpoint)
         fine = energy.goal_fine and (energy.state_weight > 0 or subgoals.enabled)
-        frames = encode_frames(model, dataset, energy.probe_episodes, energy.probe_stride, fine=fine)
+        labels = proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
+        frames = encode_frames(model, dataset, energy.probe_episodes, energy.probe_stride, fine=fine,
+                               state_dims=labels)
         probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
-        probe_info = {"dataset": dataset, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
+        if energy.state_weight > 0 and model.uses_state:
+            probe.match_predicted(model.state_dims, labels)
+        probe_info = {"dataset": dataset, "labels": "proprio" if labels is not None else "full state",
+                      "label_dims": labels, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
                       "goal_r2": probe.goal_r2}
         if subgoals.enabled:
             graph = SubgoalGraph.build(frames, probe, subgoals, energy.probe_stride)
@@ -107,15 +122,17 @@ def run(cfg) -> dict:
     E = int(cfg.episodes)
     eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
     criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
-    if probe is not None and energy.criterion_weight != 1.0 and criterion_dims is not None:
+    if probe is not None and energy.criterion_weight != 1.0 and criterion_dims is not None and cfg.mode == "oracle":
         probe.weight_dims(criterion_dims, energy.criterion_weight)
         probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
-    controller = PlannerController(model, eps.goal_frames, eps.goal_states, eps.seeds, eps.low, eps.high, planner,
-                                   energy, execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch),
-                                   probe=probe, graph=graph)
+    controller = PlannerController(model, eps.goal_frames, eps.seeds, eps.low, eps.high, planner, energy,
+                                   execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch), probe=probe,
+                                   graph=graph)
     t0 = time.perf_counter()
-    stats = eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))))
-    summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E}
+    stats = eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))), observed_dims=model.state_dims)
+    summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E,
+                               "mode": cfg.mode, "privileged_inputs": privileged, "proprio_dims": proprio,
+                               "observed_state_dims": model.state_dims}
     summary["seconds_planner_episodes"] = round(time.perf_counter() - t0, 2)
     summary.update(stats_summary(stats, ""))
     succ_steps = stats.steps[stats.success]
@@ -145,5 +162,6 @@ def run(cfg) -> dict:
     print(f"[wm plan] {env_id}: success {summary['success_rate']:.2f} "
           f"(random {summary.get('success_rate_random', float('nan')):.2f}, "
           f"zero {summary.get('success_rate_zero', float('nan')):.2f}) over {E} episodes, "
-          f"{summary['seconds_per_plan']:.3f} s per batched plan")
+          f"{summary['seconds_per_plan']:.3f} s per batched plan; {cfg.mode} mode, privileged inputs: "
+          f"{privileged or 'none'}")
     return summary

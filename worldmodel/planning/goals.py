@@ -65,20 +65,22 @@ class GoalEpisodes:
     envs: list
     seeds: list[int]
     goal_frames: np.ndarray  # (E, H, W, 3) uint8
-    goal_states: np.ndarray  # (E, S)
+    goal_states: np.ndarray  # (E, S) full goal states: for the success check and evaluation only, never the planner
     low: np.ndarray  # (A,) action bounds
     high: np.ndarray  # (A,)
     goal_offset: int
     budget: int
     settings: dict  # envs.protocol.settings (criterion, tolerance, defaults) for the summary
 
-    def run(self, controller, action_repeat: int, record: tuple[int, ...] = ()) -> EpisodeStats:
-        """Closed-loop episodes from each goal's start (``protocol.start``: reset(seed) + set_goal)."""
+    def run(self, controller, action_repeat: int, record: tuple[int, ...] = (),
+            observed_dims: list[int] | None = None) -> EpisodeStats:
+        """Closed-loop episodes from each goal's start (``protocol.start``: reset(seed) + set_goal); the controller
+        sees frames and the ``observed_dims`` of the state (None: all, oracle runs)."""
 
         goals = [protocol.Goal(f, s, seed) for f, s, seed in zip(self.goal_frames, self.goal_states, self.seeds)]
         return run_episodes(self.envs, self.seeds, self.goal_states, controller, self.budget, action_repeat,
                             protocol.is_success, protocol.state_distance, record=record,
-                            reset=lambda e: protocol.start(self.envs[e], goals[e])[1])
+                            reset=lambda e: protocol.start(self.envs[e], goals[e])[1], observed_dims=observed_dims)
 
     def close(self) -> None:
         for env in self.envs:

@@ -26,7 +26,7 @@ from worldmodel.models.protocol import FineLatents, WorldModel
 from worldmodel.planning.energy import EnergyConfig, goal_energy
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
 
-# controller(active episode ids (E',), frames (E', H, W, 3) uint8, states (E', S)) -> actions (E', k, A)
+# controller(active episode ids (E',), frames (E', H, W, 3) uint8, observed state dims (E', S')) -> actions (E', k, A)
 Controller = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -40,10 +40,12 @@ class EpisodeStats:
     frames: dict = field(default_factory=dict)  # episode id -> list of uint8 frames (recorded episodes only)
 
 
-def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
-    """Encode frames (B, H, W, 3) uint8 (and states (B, S)) with the model's convention -> (B, N, D)."""
+def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray | None) -> torch.Tensor:
+    """Encode frames (B, H, W, 3) uint8 (and observed state dims (B, S') or None) with the model's convention ->
+    (B, N, D)."""
     f = torch.from_numpy(np.ascontiguousarray(frames)).to(model.device)
-    return model.encode_observation(f, torch.as_tensor(states, dtype=torch.float32, device=model.device))
+    s = None if states is None else torch.as_tensor(states, dtype=torch.float32, device=model.device)
+    return model.encode_observation(f, s)
 
 
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
@@ -85,9 +87,10 @@ class PlannerController:
     ``plan_seconds`` lists (seconds, episodes in the batch) for every replanning step.
     """
 
-    def __init__(self, model, goal_frames: np.ndarray, goal_states: np.ndarray, seeds: list[int],
+    def __init__(self, model: WorldModel, goal_frames: np.ndarray, seeds: list[int],
                  low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
-                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None):
+                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None,
+                 goal_observations: np.ndarray | None = None):
         self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
         self.graph = graph  # SubgoalGraph (planning/subgoals.py) or None: always aim at the goal itself
         if graph is not None and probe is None:
@@ -100,7 +103,8 @@ class PlannerController:
         self.uses_state = model.uses_state
         # goals once here (not per energy call): latents (E, N, D), standardized goal states (E, K) or None
         read_goal = probe is not None and (energy.state_weight > 0 or graph is not None)
-        self.goal, self.goal_state = self.observe(goal_frames, goal_states, read_goal)
+        # the goal is an image; only oracle models (tests) get the goal's observed state dims too
+        self.goal, self.goal_state = self.observe(goal_frames, goal_observations, read_goal)
         if graph is not None:
             graph.set_goals(self.goal_state)
         self.subgoal_plans = 0  # episode-plans aimed at a graph subgoal (not the goal itself)
@@ -111,7 +115,7 @@ class PlannerController:
         self.plan_seconds: list[tuple[float, int]] = []
 
     @torch.no_grad()
-    def observe(self, frames: np.ndarray, states: np.ndarray,
+    def observe(self, frames: np.ndarray, states: np.ndarray | None,
                 read: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Latents (B, N, D) of frames (B, H, W, 3) uint8 and, with ``read``, the standardized state (B, K) the
         probe reads from them (else None). With a kernel read-out on unpooled latents the frames are encoded
@@ -180,10 +184,13 @@ def zero_controller(low: np.ndarray, high: np.ndarray, chunk: int = 1) -> Contro
 
 def run_episodes(envs: list, seeds: list[int], goal_states: np.ndarray, controller: Controller, budget: int,
                  action_repeat: int, is_success: Callable, state_distance: Callable,
-                 record: tuple[int, ...] = (), reset: Optional[Callable[[int], dict]] = None) -> EpisodeStats:
+                 record: tuple[int, ...] = (), reset: Optional[Callable[[int], dict]] = None,
+                 observed_dims: list[int] | None = None) -> EpisodeStats:
     """Closed-loop episodes: reset(seed), then ask ``controller`` for action chunks until done.
 
-    envs: E gymnasium envs rendering rgb_array (``info["state"]`` after reset/step); goal_states (E, S).
+    envs: E gymnasium envs rendering rgb_array (``info["state"]`` after reset/step); goal_states (E, S), for the
+    success check only. The controller sees the frames and only the ``observed_dims`` of the state (the model's
+    state token, i.e. proprioception; None: all dims, for oracle runs); no other state reaches it.
     Each chunk action is held for ``action_repeat`` env steps; success is checked after every env step with
     ``is_success(env, state, goal_state)``; an episode ends at success, at ``budget`` env steps, or on
     termination/truncation. ``record``: episode ids whose every frame is kept (for GIFs). ``reset(e) -> info``
@@ -202,7 +209,8 @@ def run_episodes(envs: list, seeds: list[int], goal_states: np.ndarray, controll
         success[e] = done[e] = bool(is_success(env, states[e], goal_states[e]))
     while not done.all():
         active = np.flatnonzero(~done)
-        chunk = controller(active, np.stack([frames[e] for e in active]), np.stack([states[e] for e in active]))
+        observed = np.stack([states[e] if observed_dims is None else states[e][observed_dims] for e in active])
+        chunk = controller(active, np.stack([frames[e] for e in active]), observed)  # (E', k, A)
         for j, e in enumerate(active):
             env = envs[e]
             for a in chunk[j]:

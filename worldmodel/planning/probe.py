@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from worldmodel.data.rollouts import load_episode, read_manifest
+from worldmodel.models.protocol import FineLatents
 from worldmodel.planning.energy import token_distance
 from worldmodel.probes.linear import KernelProbe, RidgeProbe
 from worldmodel.utils.checkpoint import load_checkpoint
@@ -48,6 +49,18 @@ class LatentProbe:
     goal_probe: "KernelProbe | None" = None  # goal-state read-out from unpooled latents (None: from pooled ones)
     goal_r2: list[float] | None = None  # held-out R^2 of the kept dims from the unpooled latents
     dim_weights: torch.Tensor | None = None  # (K,) weights of the kept dims in ``state_distance`` (None: equal)
+    kept_cols: list[int] | None = None  # kept dims (of K) the model predicts (``match_predicted``; None: all K)
+    pred_cols: list[int] | None = None  # their columns in the model's predicted states (None: ``dims``)
+
+    def match_predicted(self, state_dims: list[int], label_dims: list[int] | None) -> None:
+        """Align the state term with a model whose predicted states are the env dims ``state_dims``, the probe's
+        labels being the env dims ``label_dims`` (None: all, in order): only kept dims the model predicts count."""
+        env_dims = [d if label_dims is None else label_dims[d] for d in self.dims]  # (K,) env dim of each kept dim
+        pairs = [(k, state_dims.index(e)) for k, e in enumerate(env_dims) if e in state_dims]
+        if not pairs:
+            raise ValueError(f"energy.state_weight > 0: the model predicts state dims {state_dims}, none of which "
+                             f"the probe reads from images (kept dims {env_dims}); set energy.state_weight=0")
+        self.kept_cols, self.pred_cols = [k for k, _ in pairs], [c for _, c in pairs]
 
     def weight_dims(self, dims, weight: float) -> None:
         """Weigh the kept dims among ``dims`` (simulator state dims) ``weight`` times the others in
@@ -77,11 +90,14 @@ class LatentProbe:
                        goal_state: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted states (B, H, S) (simulator units) vs the goal state (B, K) standardized (default: read from
         the goal latent (B, N, D)) -> (B, H) mean standardized |difference| over kept dims (``dim_weights``)."""
-        s = self.standardize(states)  # (B, H, K)
-        g = self.goal_state(goal) if goal_state is None else goal_state.to(s.device)  # (B, K)
-        d = (s - g[:, None]).abs()  # (B, H, K)
+        kept = list(range(len(self.dims))) if self.kept_cols is None else self.kept_cols
+        cols = self.dims if self.pred_cols is None else self.pred_cols
+        mean, std = self.y_mean[kept].to(states.device), self.y_std[kept].to(states.device)
+        s = (states[..., cols].float() - mean) / std  # (B, H, K')
+        g = (self.goal_state(goal) if goal_state is None else goal_state.to(s.device))[:, kept]  # (B, K')
+        d = (s - g[:, None]).abs()  # (B, H, K')
         if self.dim_weights is not None:
-            d = d * self.dim_weights.to(d.device)
+            d = d * self.dim_weights[kept].to(d.device)
         return d.mean(-1)  # (B, H)
 
 
@@ -98,16 +114,17 @@ class ProbeFrames:
 
     z: torch.Tensor  # (n, N, D) pooled latents, as ``model.encode``
     z_fine: torch.Tensor | None  # (n, N0, D) unpooled latents (models with ``encode_fine``), else None
-    states: torch.Tensor  # (n, S) simulator states of the frames
+    states: torch.Tensor  # (n, S') the frames' labelled state dims (``state_dims``: proprioception in pure mode)
     episode: np.ndarray  # (n,) episode id of each frame
     step: np.ndarray  # (n,) env step of each frame within its episode
 
 
 @torch.no_grad()
 def encode_frames(model, dataset: str | Path, episodes: int = 40, stride: int = 4, batch: int = 128,
-                  seed: int = 0, fine: bool = True) -> ProbeFrames:
+                  seed: int = 0, fine: bool = True, state_dims: list[int] | None = None) -> ProbeFrames:
     """Encode every ``stride``-th frame of ``episodes`` randomly picked dataset episodes (seeded) with the model;
-    ``fine`` and a model with ``encode_fine``/``pool_fine``: keep the unpooled latents too."""
+    ``fine`` and a model with ``encode_fine``/``pool_fine``: keep the unpooled latents too. The frames are labelled
+    with the ``state_dims`` of their recorded states only (None: all dims, oracle runs)."""
 
     manifest = read_manifest(dataset)
     ids = sorted(int(e["id"]) for e in manifest["episode_list"])
@@ -117,11 +134,11 @@ def encode_frames(model, dataset: str | Path, episodes: int = 40, stride: int = 
     for i in pick:
         ep = load_episode(dataset, i, manifest)
         frames.append(ep["frames"][::stride])
-        states.append(ep["states"][::stride])
+        states.append(ep["states"][::stride] if state_dims is None else ep["states"][::stride][:, state_dims])
         episode.append(np.full(len(frames[-1]), i))
         step.append(np.arange(0, len(ep["frames"]), stride)[: len(frames[-1])])
     frames_np = np.concatenate(frames)
-    fine = fine and hasattr(model, "encode_fine") and hasattr(model, "pool_fine")
+    fine = fine and isinstance(model, FineLatents)
     H, W = frames_np.shape[1:3]
     zs, zfs = [], []
     for i in range(0, len(frames_np), batch):

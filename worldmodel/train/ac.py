@@ -32,6 +32,7 @@ import torch
 import torch.distributed as dist
 
 from worldmodel.config import register_schema, to_dict
+from worldmodel.data.episodes import state_token_dims
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.video_vit import load_encoder
@@ -54,7 +55,8 @@ class TrainACConfig:
     rollout_steps: int = 2  # autoregressive steps of the rollout loss (<= num_steps)
     rollout_weight: float = 1.0  # weight of the rollout loss
     loss: str = "l1"  # latent loss: l1 (V-JEPA 2-AC) | l2 (conditional mean; see the module docstring)
-    use_state: bool = True  # feed the simulator state as a token and predict the next one (False: vision only)
+    use_state: bool = True  # feed a state token (state_dims) and predict the next one (False: vision only)
+    state_dims: str = "proprio"  # what the state token carries: proprio (the agent's own body) | all (oracle)
     state_weight: float = 1.0  # weight of the L1 state loss (standardized units)
     val_fraction: float = 0.1  # held-out episode fraction (drift evaluates on them)
     split_seed: int = 0  # seed of the train/held-out episode split
@@ -106,7 +108,7 @@ def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
     return dataclasses.replace(
         m, embed_dim=encoder.embed_dim, grid_h=gh // m.pool, grid_w=gw // m.pool,
         action_dim=cfg.frame_skip * int(manifest["action_dim"]),
-        state_dim=int(manifest["state_dim"]) if cfg.use_state else 0,
+        state_dim=len(state_token_dims(manifest, cfg.state_dims)) if cfg.use_state else 0,
         max_steps=max(m.max_steps, cfg.num_steps + 1))
 
 
@@ -145,11 +147,12 @@ def run(cfg) -> dict:
     mcfg = resolve_model_config(cfg, encoder, manifest)
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
-    config["resolved"] = {"encoder_checkpoint": str(enc_path), "dataset": str(data),
+    dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
+    config["resolved"] = {"encoder_checkpoint": str(enc_path), "dataset": str(data), "state_dims": dims,
                           "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac")
-    eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main)
+    eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main).with_state_dims(dims)
     del encoder
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)

@@ -12,6 +12,7 @@ changed) re-encodes and overwrites the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -84,6 +85,10 @@ class LatentEpisodes:
 
     def __len__(self) -> int:
         return len(self.latents)
+
+    def with_state_dims(self, dims: list[int]) -> "LatentEpisodes":
+        """The same episodes whose states keep only ``dims`` (e.g. the proprioception a state token carries)."""
+        return dataclasses.replace(self, states=[s[:, dims] for s in self.states])
 
     def windows(self, num_steps: int, frame_skip: int) -> "LatentWindows":
         """A sampler of (num_steps + 1)-frame windows, frames frame_skip env steps apart."""

@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from worldmodel.config import register_schema, to_dict
+from worldmodel.data.episodes import state_token_dims
 from worldmodel.data.rollouts import load_episode, read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.pixel_predictor import (
@@ -58,7 +59,7 @@ class TrainPixelConfig(TrainACConfig):
 register_schema("train_pixel", TrainPixelConfig)
 
 # settings that must agree with the latent model for the comparison to be fair (checked, warned)
-BUDGET_FIELDS = ("num_steps", "rollout_steps", "rollout_weight", "loss", "use_state", "state_weight", "train.steps",
+BUDGET_FIELDS = ("num_steps", "rollout_steps", "rollout_weight", "loss", "use_state", "state_dims", "state_weight", "train.steps",
                  "train.batch_size", "train.optim.lr", "train.seed")
 
 
@@ -147,7 +148,9 @@ def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorCo
     frame = frame_size(manifest)
     setup: dict = {"frame_skip": int(cfg.frame_skip), "frame_size": frame}
     action_dim = int(manifest["action_dim"])
-    state_dim = int(manifest["state_dim"]) if cfg.use_state else 0
+    dims = state_token_dims(manifest, cfg.state_dims) if cfg.use_state else []
+    state_dim = len(dims)
+    setup["state_dims"] = dims
     if cfg.latent_checkpoint:
         lat = load_checkpoint(cfg.latent_checkpoint)["config"]
         latent = ACPredictorConfig(**lat["resolved"]["model"])
@@ -190,12 +193,14 @@ def run(cfg) -> dict:
     config = to_dict(cfg)
     config["frame_skip"] = fs  # the effective one (copied from the latent model when given)
     config["resolved"] = {"dataset": str(data), "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
+                          "state_dims": setup["state_dims"],
                           "patch_size": setup["patch_size"], "img_size": setup["img_size"],
                           "frame_size": setup["frame_size"],
                           "train_episodes": setup["train_episodes"], "val_episodes": setup["val_episodes"],
                           "latent_checkpoint": str(cfg.latent_checkpoint)}
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind=CHECKPOINT_KIND)
-    eps = load_pixel_episodes(data, setup["patch_size"], setup["img_size"], progress=trainer.is_main and cfg.train.progress)
+    eps = load_pixel_episodes(data, setup["patch_size"], setup["img_size"],
+                              progress=trainer.is_main and cfg.train.progress).with_state_dims(setup["state_dims"])
     train_eps = eps.subset(setup["train_episodes"])
     windows = train_eps.windows(cfg.num_steps, fs)
     if trainer.start_step == 0:  # normalization from the training split, as train-ac (pixel-token statistics)

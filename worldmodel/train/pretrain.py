@@ -9,6 +9,8 @@ and regress them with an L1 loss (exponent configurable). Targets are the full c
 - ``sigreg`` (LeJEPA): no EMA; targets come from the same encoder under stop-gradient (one forward of the full
   clip, as LeJEPA uses a single network), and SIGReg pushes the context tokens towards an isotropic Gaussian
   (tokens are the samples; all-reduced under DDP). Loss = (1 - w) * prediction + w * SIGReg as in LeJEPA.
+- ``rdmreg`` (Rectified LpJEPA): like sigreg with RDMReg (a sliced-Wasserstein match to rectified generalized
+  Gaussian samples, ``worldmodel.losses.rdmreg``) in place of SIGReg.
 - ``vicreg``: like sigreg with VICReg's variance and covariance terms in place of SIGReg.
 
 Collapse monitors (per-dim std and effective rank of the target tokens) are logged every ``collapse.every``
@@ -37,7 +39,7 @@ import torch.nn.functional as F
 from worldmodel.config import register_schema, to_dict
 from worldmodel.data.synthetic import SyntheticConfig, generate
 from worldmodel.data.video import VideoClipDataset, clip_loader, list_videos
-from worldmodel.losses import collapse_stats, latent_loss, sigreg, vicreg
+from worldmodel.losses import collapse_stats, latent_loss, rdmreg, sigreg, vicreg
 from worldmodel.masks import MaskConfig, sample_masks
 from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
@@ -73,9 +75,12 @@ class VideoDataConfig:
     max_bad_fraction: float = 0.5
 
 
+REGULARIZERS = ("ema", "sigreg", "rdmreg", "vicreg")
+
+
 @dataclass
 class RegularizerConfig:
-    # ema (V-JEPA EMA target) | sigreg (LeJEPA, no EMA) | vicreg (no EMA)
+    # ema (V-JEPA EMA target) | sigreg (LeJEPA, no EMA) | rdmreg (Rectified LpJEPA, no EMA) | vicreg (no EMA)
     name: str = "ema"
     # ema: target momentum at the first step
     ema_start: float = 0.996
@@ -91,6 +96,18 @@ class RegularizerConfig:
     # sigreg: context tokens (per rank) drawn at random as the statistic's samples; the statistic grows with the
     # sample count, so this keeps its scale near LeJEPA's (a batch of a few hundred embeddings); 0 = all tokens
     sigreg_tokens: int = 256
+    # rdmreg: weight w in (1 - w) * prediction + w * RDMReg
+    rdmreg_weight: float = 0.1
+    # rdmreg: random 1-D projections per step
+    rdmreg_slices: int = 256
+    # rdmreg: context tokens (per rank) drawn at random as samples; 0 = all tokens
+    rdmreg_tokens: int = 256
+    # rdmreg: shape p of the generalized Gaussian (2: rectified Gaussian, 1: rectified Laplace)
+    rdmreg_p: float = 2.0
+    # rdmreg: location of the generalized Gaussian before rectification (lower: sparser)
+    rdmreg_mu: float = 0.0
+    # rdmreg: scale of the generalized Gaussian
+    rdmreg_sigma: float = 1.0
     # vicreg: weight of the variance hinge
     vicreg_var: float = 1.0
     # vicreg: weight of the covariance penalty
@@ -220,20 +237,26 @@ def train_step(cfg, trainer: Trainer, target: nn.Module, x: torch.Tensor, step: 
             v, c = vicreg(ctx)
             loss = pred_loss + reg.ema_vicreg * (reg.vicreg_var * v + reg.vicreg_cov * c)
             metrics.update({"loss/vic_var": v.item(), "loss/vic_cov": c.item()})
-    elif reg.name == "sigreg":
-        g = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + step)  # same directions on every rank
-        if 0 < reg.sigreg_tokens < ctx.shape[0]:
-            ctx = ctx[torch.randperm(ctx.shape[0], generator=trainer.generator_for(step))[:reg.sigreg_tokens]
-                      .to(ctx.device)]
-        s = sigreg(ctx, num_slices=reg.sigreg_slices, generator=g)
-        loss = (1 - reg.sigreg_weight) * pred_loss + reg.sigreg_weight * s
-        metrics["loss/sigreg"] = s.item()
+    elif reg.name in ("sigreg", "rdmreg"):
+        seed = cfg.train.seed * 1_000_003 + step
+        g = torch.Generator().manual_seed(seed)  # same directions (and target samples) on every rank
+        tokens = reg.sigreg_tokens if reg.name == "sigreg" else reg.rdmreg_tokens
+        if 0 < tokens < ctx.shape[0]:
+            ctx = ctx[torch.randperm(ctx.shape[0], generator=trainer.generator_for(step))[:tokens].to(ctx.device)]
+        if reg.name == "sigreg":
+            s, w = sigreg(ctx, num_slices=reg.sigreg_slices, generator=g), reg.sigreg_weight
+        else:
+            s = rdmreg(ctx, num_slices=reg.rdmreg_slices, p=reg.rdmreg_p, mu=reg.rdmreg_mu, sigma=reg.rdmreg_sigma,
+                       generator=g, seed=seed)
+            w = reg.rdmreg_weight
+        loss = (1 - w) * pred_loss + w * s
+        metrics[f"loss/{reg.name}"] = s.item()
     elif reg.name == "vicreg":
         v, c = vicreg(ctx)
         loss = pred_loss + reg.vicreg_var * v + reg.vicreg_cov * c
         metrics.update({"loss/vic_var": v.item(), "loss/vic_cov": c.item()})
     else:
-        raise ValueError(f"regularizer.name is {reg.name!r}; expected ema, sigreg or vicreg")
+        raise ValueError(f"regularizer.name is {reg.name!r}; expected one of {list(REGULARIZERS)}")
     metrics["loss/total"] = loss.item()
     if cfg.collapse.every and step % cfg.collapse.every == 0:
         stats = collapse_stats(h_raw)
@@ -277,8 +300,8 @@ def run(cfg) -> dict:
     """Pretrain, checkpoint, probe; returns the summary (the CLI writes summary.json)."""
     t_start = time.time()
     reg = cfg.regularizer
-    if reg.name not in ("ema", "sigreg", "vicreg"):
-        raise ValueError(f"regularizer.name is {reg.name!r}; expected ema, sigreg or vicreg")
+    if reg.name not in REGULARIZERS:
+        raise ValueError(f"regularizer.name is {reg.name!r}; expected one of {list(REGULARIZERS)}")
     torch.manual_seed(cfg.train.seed)  # identical init on every rank
     model_cfg = VideoViTConfig(**to_dict(cfg.model))
     jepa = JEPA(model_cfg, PredictorConfig(**to_dict(cfg.predictor)))

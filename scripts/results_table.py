@@ -1,0 +1,42 @@
+"""Print the README's results table from a pipeline run: python scripts/results_table.py runs/main
+
+Reads ``<run>/summary.json`` (``wm pipeline``'s headline figures): per task, drift at the largest horizon
+(state-probe error of the latent and pixel models and of copying the last frame) and planning success of every
+plan stage, with random and zero actions on the same goals.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+
+def pct(row: dict | None) -> str:
+    if not row or row.get("success_rate") is None:
+        return "—"
+    lo, hi = row.get("success_ci95") or (None, None)
+    ci = f" [{lo * 100:.0f}, {hi * 100:.0f}]" if lo is not None else ""
+    return f"{row['success_rate'] * 100:.0f}%{ci}"
+
+
+def num(x) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+def table(summary: dict) -> str:
+    """Markdown table of the headline figures."""
+    head = summary["headline"]
+    lines = ["| task | drift h=max: latent / pixel / copy-last | latent, pure | pixel, pure | latent, oracle | "
+             "latent on random-init encoder, pure | random / zero |", "|---|---|---|---|---|---|---|"]
+    for task in summary["tasks"]:
+        d, p = head["drift"].get(task, {}), head["plan"].get(task, {})
+        drift = " / ".join(num(d.get(k)) for k in ("probe_error_latent", "probe_error_pixel", "probe_error_copy_last"))
+        base = f"{(p.get('random') or 0) * 100:.0f}% / {(p.get('zero') or 0) * 100:.0f}%" if p else "—"
+        lines.append(f"| {task} | {drift} | {pct(p.get('latent'))} | {pct(p.get('pixel'))} | "
+                     f"{pct(p.get('latent_oracle'))} | {pct(p.get('latent_random_encoder'))} | {base} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/main")
+    print(table(json.loads((run / "summary.json").read_text())))
