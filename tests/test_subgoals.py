@@ -104,3 +104,29 @@ def test_clear_way_aims_at_the_goal_itself():
     graph.cfg.straight = 1.01  # always follow the roadmap
     node = graph.subgoals(np.array([0]), start, lookahead=6)[0]
     assert node >= 0 and graph.x[node][0] < 0
+
+
+def test_latent_space_roadmap_needs_no_state_labels():
+    """The same door, with the graph spanned by latents (a smooth nonlinear embedding of the position) and a
+    probe whose states are useless: subgoals still lead through the door."""
+    frames = two_room_frames()
+    w = torch.randn(2, 64, generator=torch.Generator().manual_seed(0)) * 2.0
+    b = torch.rand(64, generator=torch.Generator().manual_seed(1)) * 6.28
+
+    def embed(p: torch.Tensor) -> torch.Tensor:  # (B, 2) -> latents (B, 4, 16)
+        return torch.cos(p.float() @ w + b).reshape(len(p), 4, 16)
+
+    frames.z = embed(frames.states)
+    blind = SimpleNamespace(dims=[0], r2=[0.0], standardize=lambda s: torch.zeros(len(s), 1))
+    graph = SubgoalGraph.build(frames, blind, SubgoalConfig(enabled=True, space="latent"), stride=1)
+    start, goal = torch.tensor([[-0.5, -0.6]]), torch.tensor([[0.5, -0.6]])
+    graph.set_goals(None, embed(goal))
+    p, hops = start[0].numpy(), 0
+    while np.linalg.norm(p - goal[0].numpy()) > 1e-6:
+        node = graph.subgoals(np.array([0]), None, lookahead=6, latents=embed(torch.from_numpy(p)[None]))[0]
+        target = goal[0].numpy() if node < 0 else frames.states[node].numpy()
+        q = p + (target - p) * min(1.0, 6 * STEP / max(np.linalg.norm(target - p), 1e-9))
+        assert not crosses_wall(p, q), (p, q, node)
+        p, hops = q, hops + 1
+        assert hops < 40, "the subgoals do not converge to the goal"
+    assert hops >= 3

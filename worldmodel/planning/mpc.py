@@ -106,7 +106,7 @@ class PlannerController:
         # the goal is an image; only oracle models (tests) get the goal's observed state dims too
         self.goal, self.goal_state = self.observe(goal_frames, goal_observations, read_goal)
         if graph is not None:
-            graph.set_goals(self.goal_state)
+            graph.set_goals(self.goal_state, self.goal)
         self.subgoal_plans = 0  # episode-plans aimed at a graph subgoal (not the goal itself)
         self.episode_plans = 0
         self.gens = episode_generators(seeds, self.device)
@@ -139,7 +139,7 @@ class PlannerController:
             goal = self.goal[idx]  # (E', N, D)
             goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
             if self.graph is not None:
-                sub = self.graph.subgoals(active, current, self.graph.cfg.lookahead)  # (E',), -1: goal
+                sub = self.graph.subgoals(active, current, self.graph.cfg.lookahead, z0)  # (E',), -1: goal
                 use = torch.as_tensor(sub >= 0, device=self.device)
                 if use.any():
                     nodes = torch.as_tensor(sub[sub >= 0])

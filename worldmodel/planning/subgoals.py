@@ -23,8 +23,11 @@ clear: reaching the subgoal s would bring it closer to the goal by at least ``st
 (|c - g| - |s - g| >= straight |s - c|: the path heads straight for the goal, as on open ground, where the
 greedy planner already does well and the data's wiggles would only slow it down).
 
-States are used only as the dataset's labels (like the probe's); at evaluation the goal and the current state
-are read from images.
+States are used only as the dataset's labels (like the probe's: recorded proprioception in pure mode); at
+evaluation the goal and the current state are read from images. ``space=latent`` spans the graph by the frames'
+latents instead (their first ``latent_components`` principal components, standardized), so it needs no state
+label at all and sees every body the encoder sees (PushBlock's block too); there ``radius`` is replaced by the
+90th percentile of the distances to the ``neighbors``-th nearest node.
 """
 from __future__ import annotations
 
@@ -39,7 +42,9 @@ class SubgoalConfig:
     """Settings of the subgoal roadmap (``subgoals.*`` in the plan config)."""
 
     enabled: bool = False  # plan toward graph subgoals when the goal is more than ``lookahead`` env steps away
-    dims: list[int] = field(default_factory=list)  # simulator state dims spanning the graph ([]: the probe's kept dims)
+    space: str = "state"  # graph coordinates: state (the probe's labelled dims) | latent (principal components)
+    dims: list[int] = field(default_factory=list)  # space=state: label dims spanning the graph ([]: probe's kept)
+    latent_components: int = 16  # space=latent: principal components of the latents spanning the graph
     radius: float = 0.3  # neighbour edges and goal nodes: standardized state distance
     neighbors: int = 8  # most neighbour edges per node; also the entry candidates per replanning step
     lookahead: int = 6  # env steps of graph path to the subgoal (keep it well inside horizon x action_repeat)
@@ -50,11 +55,13 @@ class SubgoalGraph:
     """Roadmap over encoded dataset frames (see the module docstring); per-episode cost-to-go after ``set_goals``."""
 
     def __init__(self, x: np.ndarray, tree, latents: torch.Tensor, goal_states: torch.Tensor, src: np.ndarray,
-                 dst: np.ndarray, cost: np.ndarray, speed: float, cfg: SubgoalConfig, dims_index: list[int]):
+                 dst: np.ndarray, cost: np.ndarray, speed: float, cfg: SubgoalConfig, dims_index: list[int],
+                 radius: float, project=None):
         from scipy.sparse import csr_matrix
 
         self.x, self.latents, self.states = x, latents, goal_states  # (n, G), (n, N, D), (n, K)
-        self.speed, self.cfg, self.dims_index = float(speed), cfg, dims_index
+        self.speed, self.cfg, self.dims_index, self.radius = float(speed), cfg, dims_index, float(radius)
+        self.project = project  # space=latent: latents (B, N, D) -> graph coordinates (B, G); None: states
         n = len(x)
         # reversed graph (dst -> src) so that Dijkstra from the goal nodes gives costs *to* the goal;
         # duplicate pairs keep the cheapest edge
@@ -76,14 +83,21 @@ class SubgoalGraph:
         (``LatentProbe``); ``stride``: env steps between consecutive frames of an episode."""
         from scipy.spatial import cKDTree
 
-        dims = list(cfg.dims) or list(probe.dims)
-        missing = [d for d in dims if d not in probe.dims]
-        if missing:
-            raise ValueError(f"subgoals.dims {missing} are not state dims the probe reads well (kept dims "
-                             f"{probe.dims}, held-out R^2 {probe.r2}); pick among the kept dims")
-        index = [probe.dims.index(d) for d in dims]
-        y = probe.standardize(frames.states)  # (n, K)
-        x = y[:, index].numpy().astype(np.float64)  # (n, G)
+        y = probe.standardize(frames.states)  # (n, K) the nodes' labelled states (the energy's state term)
+        project, index = None, []
+        if cfg.space == "latent":
+            project = latent_projection(frames.z, cfg.latent_components)
+            x = project(frames.z)  # (n, G)
+        elif cfg.space == "state":
+            dims = list(cfg.dims) or list(probe.dims)
+            missing = [d for d in dims if d not in probe.dims]
+            if missing:
+                raise ValueError(f"subgoals.dims {missing} are not state dims the probe reads well (kept dims "
+                                 f"{probe.dims}, held-out R^2 {probe.r2}); pick among the kept dims")
+            index = [probe.dims.index(d) for d in dims]
+            x = y[:, index].numpy().astype(np.float64)  # (n, G)
+        else:
+            raise ValueError(f"subgoals.space={cfg.space!r}; expected state or latent")
         ep, step = np.asarray(frames.episode), np.asarray(frames.step)
         nxt = np.flatnonzero((ep[1:] == ep[:-1]) & (step[1:] > step[:-1]))  # temporal edges i -> i + 1
         t_src, t_dst = nxt, nxt + 1
@@ -91,23 +105,34 @@ class SubgoalGraph:
         moved = np.linalg.norm(x[t_dst] - x[t_src], axis=1) / t_cost
         speed = float(np.median(moved[moved > 0])) if (moved > 0).any() else 1.0  # standardized units per env step
         tree = cKDTree(x)
-        d, j = tree.query(x, k=min(cfg.neighbors + 1, len(x)), distance_upper_bound=cfg.radius)  # (n, k)
+        radius = cfg.radius
+        if project is not None:  # latent coordinates: most nodes reach their neighbors-th nearest node
+            radius = float(np.quantile(tree.query(x, k=min(cfg.neighbors + 1, len(x)))[0][:, -1], 0.9))
+        d, j = tree.query(x, k=min(cfg.neighbors + 1, len(x)), distance_upper_bound=radius)  # (n, k)
         i = np.repeat(np.arange(len(x)), d.shape[1]).reshape(d.shape)
         ok = np.isfinite(d) & (j != i)
         n_src, n_dst, n_cost = i[ok], j[ok], d[ok] / speed
         src = np.concatenate([t_src, n_src, n_dst])
         dst = np.concatenate([t_dst, n_dst, n_src])
         cost = np.concatenate([t_cost, n_cost, n_cost])
-        return cls(x, tree, frames.z, y, src, dst, cost, speed, cfg, index)
+        return cls(x, tree, frames.z, y, src, dst, cost, speed, cfg, index, radius, project)
 
-    def set_goals(self, goal_states: torch.Tensor) -> None:
-        """Cost-to-go and next node toward each episode's goal: goal_states (E, K) standardized (probe dims)."""
+    def coords(self, states: torch.Tensor | None, latents: torch.Tensor | None) -> np.ndarray:
+        """Graph coordinates (B, G) of observations: their latents (B, N, D) in latent space, else their
+        standardized states (B, K) read by the probe."""
+        if self.project is not None:
+            return self.project(latents)
+        return states[:, self.dims_index].cpu().double().numpy()
+
+    def set_goals(self, goal_states: torch.Tensor | None, goal_latents: torch.Tensor | None = None) -> None:
+        """Cost-to-go and next node toward each episode's goal: goal_states (E, K) standardized (probe dims) or
+        None, goal_latents (E, N, D)."""
         from scipy.sparse.csgraph import dijkstra
 
-        g = goal_states[:, self.dims_index].cpu().double().numpy()  # (E, G)
+        g = self.coords(goal_states, goal_latents)  # (E, G)
         ctg, nxt = [], []
         for e in range(len(g)):
-            goal_nodes = self.tree.query_ball_point(g[e], self.cfg.radius)
+            goal_nodes = self.tree.query_ball_point(g[e], self.radius)
             if not goal_nodes:
                 goal_nodes = [int(self.tree.query(g[e])[1])]
             dist, pred, _ = dijkstra(self.reverse, directed=True, indices=goal_nodes, return_predecessors=True,
@@ -117,12 +142,14 @@ class SubgoalGraph:
         self.cost_to_go, self.next_node = np.stack(ctg), np.stack(nxt)  # (E, n)
         self.goals = g  # (E, G)
 
-    def subgoals(self, episodes: np.ndarray, current: torch.Tensor, lookahead: float) -> np.ndarray:
+    def subgoals(self, episodes: np.ndarray, current: torch.Tensor | None, lookahead: float,
+                 latents: torch.Tensor | None = None) -> np.ndarray:
         """Subgoal node per active episode, -1 where the planner should aim at the goal itself.
 
         episodes (E',) episode ids (rows of ``set_goals``), current (E', K) standardized states read from the
-        current frames; lookahead: env steps of path to cover."""
-        c = current[:, self.dims_index].cpu().double().numpy()  # (E', G)
+        current frames (or None in latent space), latents (E', N, D) of the current frames; lookahead: env steps
+        of path to cover."""
+        c = self.coords(current, latents)  # (E', G)
         to_goal = np.linalg.norm(c - self.goals[episodes], axis=1)  # (E',)
         k = min(self.cfg.neighbors, len(self.x))
         d, j = self.tree.query(c, k=k)  # (E', k)
@@ -142,3 +169,18 @@ class SubgoalGraph:
             if progress < self.cfg.straight * np.linalg.norm(self.x[node] - c[r]):
                 out[r] = node  # a detour: aim at the subgoal
         return out
+
+
+def latent_projection(z: torch.Tensor, components: int):
+    """A map latents (B, N, D) -> (B, k) onto the first ``components`` principal components of ``z`` (n, N, D),
+    each scaled to unit variance over ``z``."""
+    flat = z.flatten(1).double()  # (n, N*D)
+    mean = flat.mean(0)
+    k = min(components, *flat.shape)
+    _, _, v = torch.pca_lowrank(flat - mean, q=k, center=False)  # v (N*D, k)
+    scale = ((flat - mean) @ v).std(0).clamp_min(1e-12)  # (k,)
+
+    def project(latents: torch.Tensor) -> np.ndarray:
+        return (((latents.flatten(1).double().cpu() - mean) @ v) / scale).numpy()
+
+    return project
