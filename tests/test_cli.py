@@ -46,3 +46,14 @@ def test_bench_plan_smoke(tmp_path, energy):
     s = run_command("bench", ["target=plan", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0",
                               "overrides=[" + ",".join(f"'{o}'" for o in energy) + "]"])
     assert s["seconds_per_plan_cached"] > 0 and s["seconds_per_plan_recompute"] > 0 and s["speedup"] > 0
+
+
+def test_command_help_describes_every_setting_after_overrides():
+    proc = _wm("plan", "env=tworoom", "planner=mppi", "--help")
+    assert proc.returncode == 0, proc.stderr
+    lines = {ln.split("=")[0].strip(): ln for ln in proc.stdout.splitlines() if " = " in ln}
+    assert "'worldmodel/TwoRoom-v0'" in lines["env.id"] and "'mppi'" in lines["planner.name"]
+    assert "# pure: frames, proprioception, goal image only" in lines["mode"]
+    assert "# planned predictor steps" in lines["planner.horizon"]  # nested groups carry their field docs
+    undocumented = [k for k, ln in lines.items() if "  # " not in ln]
+    assert undocumented == []
