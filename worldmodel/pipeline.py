@@ -65,7 +65,8 @@ class PipelineConfig:
     # also plan with the latent model in oracle mode (probes and roadmap on the full simulator state), beside pure
     oracle: bool = True
     # overrides of the oracle plan stages (after plan's): the aids the oracle row uses
-    oracle_overrides: list[str] = field(default_factory=lambda: ["energy.criterion_weight=3"])
+    oracle_overrides: list[str] = field(default_factory=lambda: ["energy.criterion_weight=3", "baselines=false",
+                                                                 "gifs=0"])
     # tasks whose predictor is also trained (same data, budget, seeds) on a random-init encoder: the encoder ablation
     ablation_tasks: list[str] = field(default_factory=list)
     # share of the built-in synthetic videos in the pretraining mix (the rest: env rollout videos, split evenly)
@@ -227,8 +228,9 @@ def ablation_stages(cfg: DictConfig, root: Path, pretrain_overrides: list[str], 
                 inputs=["pretrain_random", f"collect_{t}"], task=t, model="latent, random-init encoder"),
             Stage(f"drift_random_{t}", "drift_random", "drift", sc("drift", t) + [f"checkpoint={q(ckpt)}"],
                   inputs=[f"train_ac_random_{t}"], task=t, model="latent, random-init encoder"),
-            Stage(f"plan_random_{t}", "plan_random", "plan", sc("plan", t) + [f"checkpoint={q(ckpt)}"],
-                  inputs=[f"train_ac_random_{t}"], task=t, model="latent, random-init encoder")]
+            Stage(f"plan_random_{t}", "plan_random", "plan", sc("plan", t) + [
+                "baselines=false", "gifs=0", f"checkpoint={q(ckpt)}"], inputs=[f"train_ac_random_{t}"], task=t,
+                model="latent, random-init encoder")]
     return stages
 
 
