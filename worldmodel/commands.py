@@ -80,6 +80,8 @@ def bootstrap(command: str, cfg: DictConfig) -> None:
         cfg.dataset = build("collect", root / "data", "manifest.json", list(cfg.bootstrap_collect))
     if command == "train-ac" and not cfg.encoder_checkpoint:
         cfg.encoder_checkpoint = build("pretrain", root / "encoder", "checkpoint.pt", list(cfg.bootstrap_pretrain))
+    if command == "train-pixel" and not cfg.latent_checkpoint:
+        cfg.latent_checkpoint = build("train-ac", root / "train_ac", "checkpoint.pt", [f"dataset={cfg.dataset}"])
     if command in ("drift", "plan") and not cfg.checkpoint:
         cfg.checkpoint = build("train-ac", root / "train_ac", "checkpoint.pt", extra)
 

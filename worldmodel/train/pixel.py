@@ -12,12 +12,10 @@ Same data, same losses, same budget, same trainer core as train-ac (see :mod:`wo
   state loss), with the same per-(token, channel) input standardization (``latent_stats``) on pixel tokens;
 - model: the predictor config of train-ac (``predictor@model``) on pixel tokens.
 
-``latent_checkpoint=`` (a train-ac checkpoint; the pipeline passes it) pins the comparison to a trained latent
-model: its predictor config, token grid and width (-> working resolution and patch size), frame skip and
-train/held-out split are used, and the summary reports both parameter counts and any budget setting that
-differs. Without it, ``latent_grid`` and ``latent_token_dim`` describe the latent model to match.
-``preset=smoke`` with no ``dataset`` collects a tiny one (``wm collect preset=smoke`` into
-``out_dir/bootstrap/data``, reused when present).
+``latent_checkpoint=`` (a train-ac checkpoint, required) pins the comparison to a trained latent model: its
+predictor config, token grid and width (-> working resolution and patch size), frame skip and train/held-out
+split are used, and the summary reports both parameter counts and any budget setting that differs.
+``preset=smoke`` with no ``dataset``/``latent_checkpoint`` bootstraps them (``worldmodel.commands.bootstrap``).
 """
 from __future__ import annotations
 
@@ -32,7 +30,7 @@ import torch
 
 from worldmodel.config import register_schema, to_dict
 from worldmodel.data.episodes import state_token_dims
-from worldmodel.data.rollouts import load_episode, read_manifest, split_episodes
+from worldmodel.data.rollouts import load_episode, read_manifest
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.pixel_predictor import (
     CHECKPOINT_KIND,
@@ -50,9 +48,7 @@ from worldmodel.utils.checkpoint import load_checkpoint, plain_copy
 @dataclass
 class TrainPixelConfig(TrainACConfig):
     out_dir: str = "runs/train_pixel"  # where checkpoint.pt, metrics.jsonl and summary.json go
-    latent_checkpoint: str = ""  # optional train-ac checkpoint: copy its predictor, token grid, frame skip, split
-    latent_grid: int = 4  # latent tokens per frame side to match (pooled grid); unused with latent_checkpoint
-    latent_token_dim: int = 192  # latent token width (encoder width) to match; unused with latent_checkpoint
+    latent_checkpoint: str = ""  # the train-ac checkpoint to match: its predictor, token grid, frame skip, split
     img_size: int = 0  # working resolution (frames area-resized); 0: widest tokens <= latent_token_dim
 
 
@@ -151,24 +147,19 @@ def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorCo
     dims = state_token_dims(manifest, cfg.state_dims) if cfg.use_state else []
     state_dim = len(dims)
     setup["state_dims"] = dims
-    if cfg.latent_checkpoint:
-        lat = load_checkpoint(cfg.latent_checkpoint)["config"]
-        latent = ACPredictorConfig(**lat["resolved"]["model"])
-        setup.update(frame_skip=int(lat["frame_skip"]), train_episodes=lat["resolved"]["train_episodes"],
-                     val_episodes=lat["resolved"]["val_episodes"])
-        mine = to_dict(cfg)
-        diff = {f: (_get(mine, f), _get(lat, f)) for f in BUDGET_FIELDS if _get(mine, f) != _get(lat, f)}
-        setup["budget_mismatch"] = {k: list(v) for k, v in diff.items()}
-        if diff:
-            warnings.warn(f"train-pixel: budget differs from the latent model {cfg.latent_checkpoint}: "
-                          + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items()))
-    else:  # the latent model this baseline stands beside, from the same predictor config
-        g = int(cfg.latent_grid)
-        latent = dataclasses.replace(ACPredictorConfig(**to_dict(cfg.model)), embed_dim=int(cfg.latent_token_dim),
-                                     grid_h=g, grid_w=g, action_dim=int(cfg.frame_skip) * action_dim,
-                                     state_dim=state_dim, max_steps=max(cfg.model.max_steps, cfg.num_steps + 1))
-        tr, va = split_episodes(manifest, cfg.val_fraction, cfg.split_seed)
-        setup.update(train_episodes=list(map(int, tr)), val_episodes=list(map(int, va)))
+    if not cfg.latent_checkpoint:
+        raise ValueError("train-pixel needs latent_checkpoint=PATH: the wm train-ac checkpoint whose predictor, "
+                         "token grid, frame skip and split the pixel baseline matches")
+    lat = load_checkpoint(cfg.latent_checkpoint)["config"]
+    latent = ACPredictorConfig(**lat["resolved"]["model"])
+    setup.update(frame_skip=int(lat["frame_skip"]), train_episodes=lat["resolved"]["train_episodes"],
+                 val_episodes=lat["resolved"]["val_episodes"])
+    mine = to_dict(cfg)
+    diff = {f: (_get(mine, f), _get(lat, f)) for f in BUDGET_FIELDS if _get(mine, f) != _get(lat, f)}
+    setup["budget_mismatch"] = {k: list(v) for k, v in diff.items()}
+    if diff:
+        warnings.warn(f"train-pixel: budget differs from the latent model {cfg.latent_checkpoint}: "
+                      + ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items()))
     img, patch = pixel_geometry(frame, latent.grid_h, latent.embed_dim, int(cfg.img_size))
     setup.update(img_size=img, patch_size=patch)
     pix = pixel_model_config(latent, img, patch, setup["frame_skip"] * action_dim, state_dim,
