@@ -109,6 +109,29 @@ def rope_tables(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[t
     return ang.cos().float(), ang.sin().float()
 
 
+def _cached(cache: dict, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Append this call's keys/values (B, nh, L, hd) to the cache; return all of them (B, nh, Lc + L, hd).
+
+    Without autograd the cache is one buffer of ``cache["capacity"]`` positions written in place (no copy of the
+    whole cache per step); with autograd (training's rollout loss, gradient planning) it grows by concatenation,
+    since in-place writes would invalidate the keys saved for backward."""
+    n = cache.get("len", 0)
+    L = k.shape[2]
+    if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad) or cache.get("grow"):
+        cache["grow"] = True
+        if "k" in cache:
+            k, v = torch.cat((cache["k"], k), dim=2), torch.cat((cache["v"], v), dim=2)
+        cache["k"], cache["v"], cache["len"] = k, v, n + L
+        return k, v
+    if "k" not in cache:
+        cap = max(int(cache.get("capacity", 0)), n + L)
+        cache["k"], cache["v"] = k.new_empty(*k.shape[:2], cap, k.shape[3]), v.new_empty(*v.shape[:2], cap, v.shape[3])
+    cache["k"][:, :, n:n + L] = k
+    cache["v"][:, :, n:n + L] = v
+    cache["len"] = n + L
+    return cache["k"][:, :, :n + L], cache["v"][:, :, :n + L]
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with rotary q/k, SDPA, and an optional growing key/value cache."""
 
@@ -124,10 +147,7 @@ class Attention(nn.Module):
         q = q * cos + _rotate_half(q) * sin
         k = k * cos + _rotate_half(k) * sin
         if cache is not None:
-            if "k" in cache:
-                k = torch.cat((cache["k"], k), dim=2)  # (B, nh, Lc + L, hd)
-                v = torch.cat((cache["v"], v), dim=2)
-            cache["k"], cache["v"] = k, v
+            k, v = _cached(cache, k, v)  # (B, nh, Lc + L, hd)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, L, hd)
         return self.proj(out.transpose(1, 2).reshape(B, L, C))
 
@@ -308,7 +328,7 @@ class ACPredictor(nn.Module):
         assert H >= 1, (actions.shape, z.shape)
         s_n = self._states_in(states)
         z_seq, s_seq = z, s_n  # inputs so far: (B, t, N, D), (B, t, S)
-        caches = [dict() for _ in self.blocks] if use_cache else None
+        caches = [{"capacity": (C + H - 1) * self.tokens_per_step} for _ in self.blocks] if use_cache else None
         z_new, s_new = z, s_n  # tokens to run this step
         preds_z, preds_s = [], []
         for i in range(H):

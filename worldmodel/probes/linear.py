@@ -88,7 +88,8 @@ class KernelProbe:
         self.centers, self.center_sq = x.float(), sq  # (m, F), (m,)
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, F) -> (B, K) float32."""
-        x = x.double()
-        d2 = ((x * x).sum(1)[:, None] + self.center_sq[None] - 2 * x @ self.centers.double().T).clamp_min(0)
+        """x (B, F) -> (B, K) float32. The (B, m) cross term is a float32 matmul (the cost); distances and the
+        kernel are then taken in float64."""
+        cross = (x.float() @ self.centers.T).double()  # (B, m)
+        d2 = ((x.double() ** 2).sum(1)[:, None] + self.center_sq[None] - 2 * cross).clamp_min(0)
         return (torch.exp(-d2 / (self.bw * self.scale)) @ self.alpha + self.y_mean).float()
