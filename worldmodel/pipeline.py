@@ -1,14 +1,17 @@
 """``wm pipeline``: the whole main job on built-in data, with stage caching and a report.
 
-Chain (every stage is a ``wm`` command run through ``worldmodel.cli.run_command`` in its own folder under
-``out_dir``)::
+Chain (every stage is a ``wm`` command run through ``worldmodel.commands.run_command`` in its own folder under
+``out_dir``; stage caching: :mod:`worldmodel.stages`)::
 
     collect_<task> ─┬─► pretrain (synthetic videos + env rollout videos) ─┐
                     └───────────────────────────────────────────────────┴─► train_ac_<task> ─► train_pixel_<task>
         ─► drift_<task> (latent vs pixel vs copy-last) ─► compare_<task> (pixel probe, pixel error; in-process)
-        ─► plan_latent_<task>, plan_pixel_<task> ─► report.html, report.md
+        ─► plan_latent_<task>, plan_pixel_<task> (pure), plan_oracle_<task> ─► report.html, report.md
+    encoder ablation (``ablation_tasks``): pretrain_random (no step) ─► train_ac_random_<task> ─► drift_random_<task>,
+        plan_random_<task>
 
-Per-task overrides: an override ``Task:key=value`` in a stage's ``overrides`` applies to that task only.
+Per-stage settings: ``<stage>.set`` (every task) and ``<stage>.tasks.<Task>`` (one task) become the command's
+overrides (``+train_ac.set.use_state=false``); raw ``<stage>.overrides`` entries ``Task:key=value`` apply to one task.
 """
 from __future__ import annotations
 
