@@ -134,7 +134,8 @@ class PlannerController:
         t0 = time.perf_counter()
         idx = torch.as_tensor(active, device=self.device)
         with torch.no_grad():  # the grad optimizer re-enables autograd for its refinement only
-            z0, current = self.observe(frames, states, self.graph is not None)  # (E', N, D), (E', K) | None
+            read = self.graph is not None and self.graph.project is None  # a latent-space roadmap reads no state
+            z0, current = self.observe(frames, states, read)  # (E', N, D), (E', K) | None
             s0 = torch.as_tensor(states, dtype=torch.float32, device=self.device) if self.uses_state else None
             goal = self.goal[idx]  # (E', N, D)
             goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
