@@ -50,10 +50,14 @@ def make(env_id: str, resolution: int = 64, render: bool = True, **kwargs) -> gy
     """
     kwargs = dict(kwargs)
     render_mode = "rgb_array" if render else None
-    if env_id in TASKS:
-        return gym.make(env_id, render_mode=render_mode, resolution=int(resolution), **kwargs)
-    adapter_kwargs = {k: kwargs.pop(k) for k in ADAPTER_KEYS if k in kwargs}
-    env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    try:
+        if env_id in TASKS:
+            return gym.make(env_id, render_mode=render_mode, resolution=int(resolution), **kwargs)
+        adapter_kwargs = {k: kwargs.pop(k) for k in ADAPTER_KEYS if k in kwargs}
+        env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    except gym.error.Error as e:  # unknown id / namespace / version: a user's input, not a crash
+        raise ValueError(f"env.id={env_id!r}: {e} (worldmodel tasks: {', '.join(TASKS)}; a package's env: "
+                         f"env.id=<module>:<id> imports <module> first)") from e
     return GymAdapter(env, resolution=int(resolution), **adapter_kwargs)
 
 

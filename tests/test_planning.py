@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from worldmodel.planning.energy import EnergyConfig, goal_energy, step_weights, token_distance
-from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
+from worldmodel.planning.optimizers import NonFiniteEnergyError, PlannerConfig, episode_generators, plan, shift_plan
 
 E, H, A = 3, 4, 2
 LOW, HIGH = -torch.ones(A), torch.ones(A)
@@ -48,6 +48,30 @@ def test_improves_over_initial_mean(name):
     e0 = energy(start[:, None])[:, 0]
     e1 = energy(res.actions[:, None])[:, 0]
     assert (e1 < 0.5 * e0).all(), (e0, e1)
+
+
+@pytest.mark.parametrize("name", ["cem", "mppi", "random", "grad"])
+def test_non_finite_energies_rank_last(name):
+    """NaN/inf energies on a region of action space: the plan stays finite, avoids that region, and equals the
+    plan made with +inf there; an episode with no finite sample fails loudly instead of executing NaN."""
+    target = targets(2, scale=0.5)
+    base = quadratic(target)
+    cfg = PlannerConfig(name=name, horizon=H, samples=128, elites=8, iterations=4, min_std=0.01)
+
+    def poisoned(bad):
+        def energy(a):
+            e = base(a)
+            return torch.where(a[..., 0, 0] < 0, torch.full_like(e, bad), e)  # first action's dim 0 < 0: bad
+        return energy
+
+    res_nan = plan(poisoned(float("nan")), cfg, LOW, HIGH, E, episode_generators([7, 8, 9]))
+    res_inf = plan(poisoned(float("inf")), cfg, LOW, HIGH, E, episode_generators([7, 8, 9]))
+    assert torch.isfinite(res_nan.actions).all() and torch.isfinite(res_nan.energy).all()
+    assert torch.equal(res_nan.actions, res_inf.actions)
+    assert (res_nan.actions[:, 0, 0] >= -1e-6).all()  # never plans into the poisoned half
+    with pytest.raises(NonFiniteEnergyError, match=r"episode\(s\) \[1\]"):
+        plan(lambda a: torch.where(torch.arange(E)[:, None] == 1, float("nan"), base(a)), cfg, LOW, HIGH, E,
+             episode_generators([7, 8, 9]))
 
 
 @pytest.mark.parametrize("name", ["cem", "mppi", "random", "grad"])

@@ -109,7 +109,7 @@ def test_plans_ignore_non_proprio_state(pushblock_model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(envs, "make", lambda *a, **kw: HideBlock(make(*a, **kw)))
     monkeypatch.setattr(protocol, "make_goal", goal_in_the_open)
-    s_hidden = run_command("plan", args + [f"probe_dataset={hidden}", f"out_dir={tmp_path / 'b'}"])
+    run_command("plan", args + [f"probe_dataset={hidden}", f"out_dir={tmp_path / 'b'}"])
     assert s_true["privileged_inputs"] == [] and s_true["mode"] == "pure"
     assert len(plans["true"]) == len(plans["hidden"]) > 0
     for a, b in zip(plans["true"], plans["hidden"]):

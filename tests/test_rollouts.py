@@ -89,18 +89,20 @@ def test_windows_with_frame_skip(tmp_path, cache):
 def test_corrupt_episode_skipped_and_counted(tmp_path):
     make_dataset(tmp_path)
     episode_paths(tmp_path, 1)[0].write_bytes(b"not a video")
-    ds = RolloutDataset(tmp_path, num_frames=2)
+    ds = RolloutDataset(tmp_path, num_frames=2, max_bad_fraction=0.5)
     assert ds.num_skipped == 1 and 1 in ds.skipped and 1 not in ds.windows[:, 0]
-    with pytest.raises(EpisodeError, match="episode 1"):
-        RolloutDataset(tmp_path, num_frames=2, strict=True)
-    ds = RolloutDataset(tmp_path, num_frames=9)  # episode 2 (7 steps) is too short: not corrupt
+    with pytest.raises(ValueError, match="1 of 3 episodes are corrupt .* episode 1: ep_000001.mp4 unreadable"):
+        RolloutDataset(tmp_path, num_frames=2)  # 33% corrupt > the default max_bad_fraction 10%
+    with pytest.raises(ValueError, match="episode 1"):
+        RolloutDataset(tmp_path, num_frames=2, strict=True, max_bad_fraction=0.5)
+    ds = RolloutDataset(tmp_path, num_frames=9, max_bad_fraction=0.5)  # episode 2 (7 steps) is too short: not corrupt
     assert ds.too_short == [2] and ds.num_skipped == 1 and len(ds) == 2
     npz = episode_paths(tmp_path, 2)[1]
     npz.write_bytes(npz.read_bytes()[:50])  # truncated npz
-    ds = RolloutDataset(tmp_path, num_frames=2)
-    assert ds.num_skipped == 2 and len(ds) == 9
+    ds = RolloutDataset(tmp_path, num_frames=2, max_bad_fraction=0.7)
+    assert ds.num_skipped == 2 and len(ds) == 9 and "ep_000002.npz unreadable" in ds.skipped[2]
     with pytest.raises(ValueError, match="no window"):
-        RolloutDataset(tmp_path, num_frames=20)
+        RolloutDataset(tmp_path, num_frames=20, max_bad_fraction=0.7)
 
 
 def test_validation_errors_name_the_problem(tmp_path):
@@ -118,7 +120,7 @@ def test_validation_errors_name_the_problem(tmp_path):
         with pytest.raises(ValueError, match=match):
             read_manifest(tmp_path)
     path.write_text(json.dumps({**good, "action_high": [0.05, 1.0]}))  # episode 1's actions are 0.1 > 0.05
-    with pytest.raises(EpisodeError, match=r"episode 1: action 0.1000 at step 0, dim 0 is outside"):
+    with pytest.raises(ValueError, match=r"episode 1: ep_000001.npz: action 0.1000 at step 0, dim 0 is outside"):
         RolloutDataset(tmp_path, num_frames=2)
     path.write_text(json.dumps({**good, "state_dim": 4}))
     with pytest.raises(EpisodeError, match=r"episode 0: states have shape \(10, 3\)"):

@@ -150,14 +150,14 @@ def test_corrupt_and_short_videos_are_skipped_and_counted(videos, tmp_path, capl
     assert "too short" in bad[str(folder / "short.mp4")]
     assert "corrupt.mp4" in caplog.text and "short.mp4" in caplog.text
     assert ds[(0, 1)].shape == (3, 4, 16, 16)
-    with pytest.raises(RuntimeError, match="unusable"):
+    with pytest.raises(ValueError, match="unusable"):
         VideoClipDataset([folder], num_frames=4, img_size=16, max_bad_fraction=0.2)
 
 
 def test_all_bad_is_a_clear_error(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"garbage")
     write_mp4(tmp_path / "b.mp4", np.zeros((2, 16, 16, 3), np.uint8), fps=10)
-    with pytest.raises(RuntimeError, match="no usable video"):
+    with pytest.raises(ValueError, match="no usable video"):
         VideoClipDataset([tmp_path], num_frames=4, img_size=16)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         VideoClipDataset([tmp_path / "missing.csv"], num_frames=4)

@@ -19,6 +19,7 @@ from hydra.errors import HydraException  # noqa: E402
 
 from worldmodel.commands import COMMANDS, compose_config, run_command  # noqa: E402
 from worldmodel.confighelp import describe  # noqa: E402
+from worldmodel.train.core import NonFiniteLossError  # noqa: E402
 
 USAGE = """usage: wm <command> [key=value ...]
 
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wm {command}: bad config: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as e:  # bad input: the message names the file/field/value
+    except (ValueError, FileNotFoundError, NonFiniteLossError) as e:  # bad input: the message names the culprit
         if os.environ.get("WM_DEBUG"):
             raise
         print(f"wm {command}: error: {e}", file=sys.stderr)

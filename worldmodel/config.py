@@ -25,3 +25,9 @@ def register_schema(name: str, node: Any) -> None:
 def to_dict(cfg: DictConfig) -> dict:
     """Plain-python copy of a config (for checkpoints and summary.json)."""
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def require(name: str, value: Any, minimum: float) -> None:
+    """Fail with one line naming the setting when ``value`` is below ``minimum`` (counts, budgets, sizes)."""
+    if value < minimum:
+        raise ValueError(f"{name}={value}; expected a number >= {minimum:g}")

@@ -28,7 +28,7 @@ import numpy as np
 
 import envs
 from envs import make_policy, protocol
-from worldmodel.config import register_schema
+from worldmodel.config import register_schema, require
 from worldmodel.data.episodes import (
     MANIFEST,
     EpisodeWriter,
@@ -203,6 +203,8 @@ def run(cfg) -> dict:
     from tqdm import tqdm
 
 
+    for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1)):
+        require(name, cfg[name], low)
     if cfg.policy not in ("random", "ou", "scripted"):
         raise ValueError(f"policy={cfg.policy!r}: expected random, ou or scripted")
     root = Path(cfg.dataset or cfg.out_dir)

@@ -22,7 +22,6 @@ between them, in time order: ``actions[j] = concat(a[s+jk], ..., a[s+jk+k-1])`` 
 """
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +48,7 @@ from worldmodel.data.episodes import (  # noqa: F401  (re-exported: the dataset 
     write_manifest,
     write_video,
 )
-
-log = logging.getLogger(__name__)
+from worldmodel.data.reader import EpisodeReader
 
 
 class RolloutDataset(torch.utils.data.Dataset):
@@ -67,15 +65,17 @@ class RolloutDataset(torch.utils.data.Dataset):
         episodes: episode ids to use (e.g. from ``split_episodes``); None = all in the manifest.
         stride: env steps between the starts of consecutive windows of an episode.
         cache: keep decoded episodes in memory; None = yes when all frames fit in ``cache_mb``.
-        strict: raise on a corrupt episode instead of skipping it.
+        strict: raise on any corrupt episode (``max_bad_fraction`` 0).
+        max_bad_fraction: the largest share of corrupt episodes before the dataset is refused.
 
-    Corrupt episodes (missing/unreadable npz or mp4, frame count != steps + 1) are skipped with a warning,
-    recorded in ``skipped`` {id: reason} and counted in ``num_skipped``; episodes that are readable but
-    contradict the manifest (shapes, action bounds) raise ``EpisodeError`` naming the episode.
+    Episodes are read by :class:`~worldmodel.data.reader.EpisodeReader`: corrupt ones (unreadable npz or mp4,
+    shapes or bounds contradicting the manifest, non-finite values, frame count != steps + 1) are skipped with a
+    warning, recorded in ``skipped`` {id: reason} and counted in ``num_skipped``.
     """
 
     def __init__(self, root: str | Path, num_frames: int, frame_skip: int = 1, episodes: list[int] | None = None,
-                 stride: int = 1, cache: bool | None = None, cache_mb: float = 1024.0, strict: bool = False):
+                 stride: int = 1, cache: bool | None = None, cache_mb: float = 1024.0, strict: bool = False,
+                 max_bad_fraction: float = 0.1):
         if num_frames < 1 or frame_skip < 1 or stride < 1:
             raise ValueError("num_frames, frame_skip and stride must be >= 1")
         self.root, self.num_frames, self.frame_skip = Path(root), int(num_frames), int(frame_skip)
@@ -85,23 +85,13 @@ class RolloutDataset(torch.utils.data.Dataset):
         missing = [i for i in ids if i not in known]
         if missing:
             raise ValueError(f"{self.root}: episodes {missing[:5]} are not in manifest.json")
-        self.skipped: dict[int, str] = {}
+        self.reader = EpisodeReader(root, 0.0 if strict else max_bad_fraction, self.manifest)
         self.too_short: list[int] = []
         self.arrays: dict[int, dict] = {}
         span = (self.num_frames - 1) * self.frame_skip
         windows = []
-        for i in ids:
-            try:
-                arrays = load_arrays(root, i)
-                n_video = video_length(episode_paths(root, i)[0])
-            except Exception as e:  # unreadable file: corrupt, not fatal
-                self._skip(i, f"unreadable ({type(e).__name__}: {e})", strict)
-                continue
-            validate_episode(arrays, self.manifest, i)
+        for i, arrays in self.reader.episodes(ids, video="count"):
             steps = len(arrays["actions"])
-            if n_video != steps + 1:
-                self._skip(i, f"video has {n_video} frames, npz has {steps} steps (expected {steps + 1})", strict)
-                continue
             if steps < span:
                 self.too_short.append(i)
                 continue
@@ -118,6 +108,11 @@ class RolloutDataset(torch.utils.data.Dataset):
         self._cache: dict[int, np.ndarray] = {}
 
     @property
+    def skipped(self) -> dict[int, str]:
+        """Corrupt episodes left out: {id: what is wrong}."""
+        return self.reader.skipped
+
+    @property
     def num_skipped(self) -> int:
         return len(self.skipped)
 
@@ -125,12 +120,6 @@ class RolloutDataset(torch.utils.data.Dataset):
     def action_dim_step(self) -> int:
         """Width of one returned action: frame_skip * env action dim."""
         return self.frame_skip * self.manifest["action_dim"]
-
-    def _skip(self, index: int, reason: str, strict: bool) -> None:
-        if strict:
-            raise EpisodeError(f"{self.root}: episode {index} is corrupt: {reason}")
-        log.warning("%s: skipping corrupt episode %d: %s", self.root, index, reason)
-        self.skipped[index] = reason
 
     def __len__(self) -> int:
         return len(self.windows)

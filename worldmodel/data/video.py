@@ -116,13 +116,13 @@ class VideoClipDataset(torch.utils.data.Dataset):
                 self.lengths.append(n)
                 video_weights.append(weight / len(good))
         if not self.videos:
-            raise RuntimeError(
-                f"no usable video in {list(map(str, sources))}: {total} found, {len(self.bad)} bad "
-                f"(need >= {self.span} readable frames each)"
-                + (f"; e.g. {self.bad[0][0]}: {self.bad[0][1]}" if self.bad else ""))
+            raise ValueError(
+                f"no usable video in {', '.join(map(str, sources))}: "
+                + (f"{total} found, all unusable (need >= {self.span} readable frames each); e.g. "
+                   f"{self.bad[0][0]}: {self.bad[0][1]}" if total else "it lists no video file"))
         frac = len(self.bad) / max(total, 1)
         if frac > max_bad_fraction:
-            raise RuntimeError(f"{len(self.bad)} of {total} videos are unusable ({frac:.0%} > max_bad_fraction "
+            raise ValueError(f"{len(self.bad)} of {total} videos are unusable ({frac:.0%} > max_bad_fraction "
                                f"{max_bad_fraction:.0%}); e.g. {self.bad[0][0]}: {self.bad[0][1]}")
         self.weights = torch.tensor(video_weights, dtype=torch.float64)
         self.weights /= self.weights.sum()

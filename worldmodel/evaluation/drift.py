@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from worldmodel.config import register_schema
-from worldmodel.data.rollouts import load_episode, read_manifest, split_episodes
+from worldmodel.data.episodes import read_manifest, split_episodes
+from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.protocol import PixelSpace
 from worldmodel.models.registry import load_world_model, short_name
 from worldmodel.models.world_model import LatentWorldModel
@@ -56,6 +57,7 @@ class DriftConfig:
     probe_min_r2: float = 0.5  # state dims the probe decodes from true latents with lower held-out R^2 are left out
     batch_size: int = 256  # rollouts per predictor call
     device: str = "auto"  # auto | cpu | cuda
+    max_bad_fraction: float = 0.1  # corrupt episodes are skipped and counted; the run stops past this share
     compare_checkpoints: list[str] = field(default_factory=list)  # extra world models (e.g. train-pixel checkpoints)
     bootstrap: bool = False  # no checkpoint given: train one at preset=smoke under out_dir/bootstrap (smoke only)
     bootstrap_overrides: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm train-ac`
@@ -191,7 +193,9 @@ def run(cfg) -> dict:
         val_ids = train_ids
     if cfg.max_episodes > 0:
         val_ids = val_ids[: cfg.max_episodes]
-    eps = load_latents(dataset, ac_cfg["resolved"]["encoder_checkpoint"], wm.pool, device, encoder=wm.encoder)
+    eps = load_latents(dataset, ac_cfg["resolved"]["encoder_checkpoint"], wm.pool, device, encoder=wm.encoder,
+                       max_bad_fraction=cfg.max_bad_fraction,
+                       encoder_digest=(ac_cfg["resolved"].get("encoder") or {}).get("sha1"))
 
     # probe: ground-truth latents of training episodes -> states
     train_eps, val_eps = eps.subset(train_ids), eps.subset(val_ids)
@@ -207,8 +211,8 @@ def run(cfg) -> dict:
                                      var=var)}
     if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
         k = torch.arange(cfg.horizon + 1) * wm.frame_skip
-        episodes = {i: torch.as_tensor(load_episode(dataset, val_eps.ids[i], manifest)["frames"])
-                    for i in {i for i, _ in windows}}
+        reader = EpisodeReader(dataset, 1.0, manifest)  # the windows' episodes were read fine above
+        episodes = {i: torch.as_tensor(reader.load(val_eps.ids[i])["frames"]) for i in {i for i, _ in windows}}
         frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])  # (W, H+1, Hi, Wi, 3)
         for path in cfg.compare_checkpoints:
             model, kind = load_world_model(path, device)

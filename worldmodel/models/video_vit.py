@@ -222,27 +222,31 @@ def _strip(state: dict, prefix: str) -> dict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def load_encoder(checkpoint_path, device="cpu") -> VideoViT:
-    """Rebuild the pretrained encoder from a ``wm pretrain`` checkpoint, frozen and in eval mode.
-
-    Loads the EMA target weights when the checkpoint has them (``extra["target"]``), else the online encoder
-    (``model`` entries under ``encoder.``).
-    """
-
+def encoder_weights(checkpoint_path) -> tuple[dict, dict]:
+    """(model config, weights) of the encoder in a ``wm pretrain`` checkpoint: the EMA target weights when the
+    checkpoint has them (``extra["target"]``), else the online encoder (``model`` entries under ``encoder.``)."""
     ckpt = load_checkpoint(checkpoint_path)
     cfg_dict = (ckpt.get("config") or {}).get("model")
     if not cfg_dict:
         raise ValueError(f"checkpoint {checkpoint_path}: no model config (config.model); not a pretrain checkpoint?")
-    known = VideoViTConfig.__dataclass_fields__
-    model = VideoViT(VideoViTConfig(**{k: v for k, v in cfg_dict.items() if k in known}))
     extra = ckpt.get("extra") or {}
     if extra.get("target"):
-        state = extra["target"]
-    else:
-        state = ckpt["model"]
-        state = _strip(state, "module.") or state
-        state = _strip(state, "encoder.")
-    load_weights(model, state, checkpoint_path, "encoder")
+        return cfg_dict, extra["target"]
+    state = ckpt["model"]
+    state = _strip(state, "module.") or state
+    return cfg_dict, _strip(state, "encoder.")
+
+
+def build_encoder(cfg_dict: dict, state: dict, source, device="cpu") -> VideoViT:
+    """A frozen, eval-mode VideoViT from its config and weights (``source`` names where they came from)."""
+    known = VideoViTConfig.__dataclass_fields__
+    model = VideoViT(VideoViTConfig(**{k: v for k, v in cfg_dict.items() if k in known}))
+    load_weights(model, state, source, "encoder")
     model.to(device).eval()
     model.requires_grad_(False)
     return model
+
+
+def load_encoder(checkpoint_path, device="cpu") -> VideoViT:
+    """Rebuild the pretrained encoder from a ``wm pretrain`` checkpoint, frozen and in eval mode."""
+    return build_encoder(*encoder_weights(checkpoint_path), checkpoint_path, device)

@@ -20,8 +20,8 @@ from torch import nn
 from worldmodel.data.video import normalize_frames
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 from worldmodel.models.protocol import Rollout
-from worldmodel.models.video_vit import load_encoder
-from worldmodel.utils.checkpoint import load_checkpoint, load_weights
+from worldmodel.models.video_vit import build_encoder, load_encoder
+from worldmodel.utils.checkpoint import file_digest, load_checkpoint, load_weights
 
 
 def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
@@ -38,6 +38,23 @@ def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tenso
     z = encoder.encode_frames(x)[:, 0]  # (B, h*w, D)
     gh, gw = encoder_grid(encoder, frames.shape[1], frames.shape[2])
     return pool_latents(z.float(), gh, gw, pool)  # (B, N, D)
+
+
+def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device):
+    """The encoder a train-ac checkpoint was trained on: its own copy (``extra["encoder"]``) when it carries one,
+    else the pretrain checkpoint it names, refused when that file's sha1 differs from the one recorded."""
+    resolved = ckpt["config"]["resolved"]
+    info = resolved.get("encoder") or {}
+    if "encoder" in (ckpt.get("extra") or {}):
+        return build_encoder(info["config"], ckpt["extra"]["encoder"], checkpoint, device)
+    enc_path = resolved["encoder_checkpoint"]
+    if not Path(enc_path).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} is missing "
+                                f"(train with embed_encoder=true to carry the encoder inside the checkpoint)")
+    if info.get("sha1") and file_digest(enc_path) != info["sha1"]:
+        raise ValueError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} changed since training "
+                         f"(sha1 {file_digest(enc_path)[:12]}, recorded {info['sha1'][:12]})")
+    return load_encoder(enc_path, device)
 
 
 class PredictorWorldModel(nn.Module):
@@ -151,11 +168,8 @@ class LatentWorldModel(PredictorWorldModel):
         if ckpt.get("kind") != "train_ac":
             raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected 'train_ac'")
         cfg = ckpt["config"]
-        enc_path = cfg["resolved"]["encoder_checkpoint"]
-        if not Path(enc_path).is_file():
-            raise FileNotFoundError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} is missing")
         device = torch.device(device)
-        encoder = load_encoder(enc_path, device)
+        encoder = load_frozen_encoder(ckpt, checkpoint, device)
         predictor = ACPredictor(ACPredictorConfig(**cfg["resolved"]["model"]))
         load_weights(predictor, ckpt["model"], checkpoint, "predictor")
         predictor.to(device).eval().requires_grad_(False)

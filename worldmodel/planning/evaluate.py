@@ -33,15 +33,16 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from worldmodel.config import register_schema
+from worldmodel.config import register_schema, require
 from worldmodel.data.collect import EnvConfig
 from worldmodel.models.registry import load_world_model
+from worldmodel.planning.compat import check_env_compatible
 from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.goals import make_goal_episodes, save_gifs, stats_summary, timing_summary
 from worldmodel.planning.mpc import PlannerController, random_controller, zero_controller
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
-from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe
+from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe, stored_frames
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
 from worldmodel.train.core import resolve_device
 
@@ -57,6 +58,7 @@ class PlanConfig:
     bootstrap: bool = False  # no checkpoint given: train one with wm train-ac at preset=smoke (smoke only)
     bootstrap_overrides: list[str] = field(default_factory=list)  # extra overrides for the bootstrap wm train-ac
     env: EnvConfig = field(default_factory=lambda: EnvConfig(id=""))  # env=<name> or env.id=ID; "": the model's env
+    allow_other_env: bool = False  # plan on an env other than the model's (its action/state spaces must still match)
     resolution: int = 0  # rendered frame size; 0: the model's training resolution
     episodes: int = 50  # evaluation episodes (all planned in one batch)
     seed: int = 100_000  # episode i uses seed + i (away from collection seeds)
@@ -65,6 +67,7 @@ class PlanConfig:
     execute_steps: int = 1  # planned predictor steps executed before replanning
     max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
     probe_dataset: str = ""  # dataset fitting the energy's latent probe (energy.probe_weight > 0; "": the model's)
+    max_bad_fraction: float = 0.1  # corrupt probe episodes are skipped and counted; the run stops past this share
     baselines: bool = True  # also run random and zero actions on the same seeds and goals
     gifs: int = 3  # episodes saved as GIFs (observation beside goal)
     gif_fps: int = 10  # GIF frame rate
@@ -87,6 +90,10 @@ def run(cfg) -> dict:
     if not cfg.checkpoint:
         raise ValueError("wm plan: set checkpoint=PATH (a wm train-ac or train-pixel checkpoint)")
     checkpoint = str(cfg.checkpoint)
+    for name, low in (("episodes", 1), ("budget", 0), ("goal_offset", 0), ("execute_steps", 1), ("resolution", 0),
+                      ("planner.horizon", 1), ("planner.samples", 1), ("planner.elites", 1),
+                      ("planner.iterations", 1)):
+        require(name, OmegaConf.select(cfg, name), low)
     model, kind = load_world_model(checkpoint, device, cfg.model_kind)
     manifest = model.manifest
     env_id = cfg.env.id or manifest.get("env_id")
@@ -96,6 +103,7 @@ def run(cfg) -> dict:
     env_kwargs = {**(own_kwargs or {}), **OmegaConf.to_container(cfg.env.kwargs, resolve=True)}
     res = manifest.get("resolution", 64)  # int, or [H, W] (square frames)
     resolution = int(cfg.resolution or (res[0] if isinstance(res, (list, tuple)) else res))
+    check_env_compatible(model, env_id, env_kwargs, resolution, checkpoint, cfg.allow_other_env)
     planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
     energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
     action_repeat = model.frame_skip
@@ -108,12 +116,13 @@ def run(cfg) -> dict:
         dataset = cfg.probe_dataset or dataset_of(checkpoint)
         fine = energy.goal_fine and (energy.state_weight > 0 or subgoals.enabled)
         labels = proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
-        frames = encode_frames(model, dataset, energy.probe_episodes, energy.probe_stride, fine=fine,
-                               state_dims=labels)
+        picked, source = stored_frames(dataset, Path(checkpoint).parent / "planner_data", energy.probe_episodes,
+                                       energy.probe_stride, state_dims=labels, max_bad_fraction=cfg.max_bad_fraction)
+        frames = encode_frames(model, picked, fine=fine)
         probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
         if energy.state_weight > 0 and model.uses_state:
             probe.match_predicted(model.state_dims, labels)
-        probe_info = {"dataset": dataset, "labels": "proprio" if labels is not None else "full state",
+        probe_info = {"dataset": dataset, "frames_from": source, "labels": "proprio" if labels is not None else "full state",
                       "label_dims": labels, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
                       "goal_r2": probe.goal_r2}
         if subgoals.enabled:

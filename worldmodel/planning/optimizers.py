@@ -25,6 +25,9 @@ MPPI: the same loop with softmax weights w = softmax(-(e - min e) / (temperature
 Random shooting: S * iterations uniform sequences in the bounds (drawn S at a time), keep the best.
 CEM + gradient ("grad"): CEM, then ``grad_steps`` of Adam on the mean through a differentiable energy.
 
+Non-finite energies: a NaN/inf energy ranks last (``finite_energies``: +inf, zero MPPI weight); a step in which
+no sample of an episode is finite fails loudly (``NonFiniteEnergyError``) rather than execute a NaN plan.
+
 Warm start: ``shift_plan`` drops the executed steps from the previous mean and pads the tail with the zero
 action (clipped into the bounds); the std is reset to ``init_std`` every call, so the search re-explores.
 
@@ -107,6 +110,23 @@ def shift_plan(mean: torch.Tensor, steps: int, low: torch.Tensor, high: torch.Te
     return torch.cat([mean[:, steps:], pad], dim=1)  # (E, H, A)
 
 
+class NonFiniteEnergyError(ValueError):
+    """Every sample of some episode got a NaN/inf energy: there is nothing to rank, so the planner stops."""
+
+
+def finite_energies(e: torch.Tensor) -> torch.Tensor:
+    """Energies (E, S) with NaN/inf replaced by +inf, so a non-finite sample ranks last (and gets zero MPPI
+    weight); raises :class:`NonFiniteEnergyError` naming the episodes none of whose samples is finite."""
+    ok = torch.isfinite(e)  # (E, S)
+    if not bool(ok.all()):
+        dead = (~ok.any(dim=1)).nonzero().flatten().tolist()
+        if dead:
+            raise NonFiniteEnergyError(f"planner: every sample of episode(s) {dead[:10]} has a non-finite energy "
+                                       f"(NaN/inf from the model or the goal latent); no plan to execute")
+        e = torch.where(ok, e, torch.full_like(e, float("inf")))
+    return e
+
+
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """x (E, S, H, A), idx (E, K) -> (E, K, H, A)."""
     return torch.gather(x, 1, idx[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3]))
@@ -171,11 +191,13 @@ def _gaussian_search(energy_fn: EnergyFn, cfg: PlannerConfig, low, high, mean, s
         noise = _randn(gens, (S, H, A), mean.device)  # (E, S, H, A)
         a = (mean[:, None] + std[:, None] * noise).clamp(low, high)  # (E, S, H, A)
         a[:, 0] = mean  # the current mean is always a candidate, so a warm start is never lost
-        e = energy_fn(a)  # (E, S)
+        e = finite_energies(energy_fn(a))  # (E, S), non-finite -> +inf (ranks last)
         best.update(a, e)
         if cfg.name == "mppi":
-            scale = e.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-8) * cfg.temperature  # (E, 1)
-            w = torch.softmax(-(e - e.min(dim=1, keepdim=True).values) / scale, dim=1)  # (E, S)
+            fin = torch.isfinite(e)
+            e0 = torch.where(fin, e, e.min(dim=1, keepdim=True).values)  # spread of the finite energies only
+            scale = e0.std(dim=1, unbiased=False, keepdim=True).clamp_min(1e-8) * cfg.temperature  # (E, 1)
+            w = torch.softmax(-(e - e.min(dim=1, keepdim=True).values) / scale, dim=1)  # (E, S), 0 where inf
             new_mean = (w[:, :, None, None] * a).sum(1)  # (E, H, A)
             new_std = (w[:, :, None, None] * (a - new_mean[:, None]) ** 2).sum(1).sqrt()  # (E, H, A)
         else:
@@ -197,7 +219,7 @@ def _random_shooting(energy_fn: EnergyFn, cfg: PlannerConfig, low, high, mean, s
         a = low + (high - low) * _rand(gens, (cfg.samples, H, A), mean.device)  # (E, S, H, A)
         if it == 0:
             a[:, 0] = mean
-        best.update(a, energy_fn(a))
+        best.update(a, finite_energies(energy_fn(a)))
     return PlanResult(actions=best.actions, energy=best.energy, mean=best.actions, std=std)
 
 
@@ -219,7 +241,7 @@ def _grad_refine(energy_fn: EnergyFn, cfg: PlannerConfig, low, high, res: PlanRe
         refined = center + half * u.detach()  # (E, H, A)
         e_ref = energy_fn(refined[:, None])[:, 0]  # (E,)
         e_start = energy_fn(start[:, None])[:, 0]  # (E,)
-        keep = e_ref < e_start
+        keep = torch.isfinite(e_ref) & (e_ref < e_start)  # a NaN gradient step is dropped
         actions = torch.where(keep[:, None, None], refined, start)
         energy = torch.where(keep, e_ref, e_start)
     return PlanResult(actions=actions, energy=energy, mean=actions, std=res.std)

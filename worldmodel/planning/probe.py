@@ -22,17 +22,23 @@ probes, from the same data the world model was trained on.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from worldmodel.data.rollouts import load_episode, read_manifest
+from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.protocol import FineLatents
 from worldmodel.planning.energy import token_distance
 from worldmodel.probes.linear import KernelProbe, RidgeProbe
+from worldmodel.utils.atomic import atomic_path
 from worldmodel.utils.checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -119,25 +125,64 @@ class ProbeFrames:
     step: np.ndarray  # (n,) env step of each frame within its episode
 
 
-@torch.no_grad()
-def encode_frames(model, dataset: str | Path, episodes: int = 40, stride: int = 4, batch: int = 128,
-                  seed: int = 0, fine: bool = True, state_dims: list[int] | None = None) -> ProbeFrames:
-    """Encode every ``stride``-th frame of ``episodes`` randomly picked dataset episodes (seeded) with the model;
-    ``fine`` and a model with ``encode_fine``/``pool_fine``: keep the unpooled latents too. The frames are labelled
-    with the ``state_dims`` of their recorded states only (None: all dims, oracle runs)."""
+@dataclass
+class PickedFrames:
+    """Dataset frames the planner's probe and roadmap are fit on, before encoding (what ``store`` keeps)."""
 
-    manifest = read_manifest(dataset)
-    ids = sorted(int(e["id"]) for e in manifest["episode_list"])
+    frames: np.ndarray  # (n, H, W, 3) uint8
+    states: np.ndarray  # (n, S') float32 labels: the frames' recorded ``state_dims`` (all dims if None)
+    episode: np.ndarray  # (n,) episode id of each frame
+    step: np.ndarray  # (n,) env step of each frame within its episode
+
+
+def pick_frames(dataset: str | Path, episodes: int = 40, stride: int = 4, seed: int = 0,
+                state_dims: list[int] | None = None, max_bad_fraction: float = 0.1) -> PickedFrames:
+    """Every ``stride``-th frame of ``episodes`` dataset episodes picked at random (seeded); corrupt episodes are
+    skipped and counted (:class:`~worldmodel.data.reader.EpisodeReader`)."""
+    reader = EpisodeReader(dataset, max_bad_fraction)
     rng = np.random.default_rng(seed)
-    pick = sorted(rng.choice(ids, size=min(episodes, len(ids)), replace=False).tolist())
+    pick = sorted(rng.choice(reader.ids, size=min(episodes, len(reader.ids)), replace=False).tolist())
     frames, states, episode, step = [], [], [], []
-    for i in pick:
-        ep = load_episode(dataset, i, manifest)
+    for i, ep in reader.episodes(pick):
         frames.append(ep["frames"][::stride])
         states.append(ep["states"][::stride] if state_dims is None else ep["states"][::stride][:, state_dims])
         episode.append(np.full(len(frames[-1]), i))
         step.append(np.arange(0, len(ep["frames"]), stride)[: len(frames[-1])])
-    frames_np = np.concatenate(frames)
+    return PickedFrames(np.concatenate(frames), np.concatenate(states).astype(np.float32), np.concatenate(episode),
+                        np.concatenate(step))
+
+
+def stored_frames(dataset: str | Path, store: str | Path, episodes: int, stride: int, seed: int = 0,
+                  state_dims: list[int] | None = None, max_bad_fraction: float = 0.1) -> tuple[PickedFrames, str]:
+    """``pick_frames`` with a copy kept in the folder ``store`` (beside the model's checkpoint), so planning needs
+    no training data: read from ``dataset`` while it exists (refreshing the copy), else from the copy.
+
+    Returns (frames, where they came from)."""
+    key = json.dumps({"dataset": str(Path(dataset).resolve()), "episodes": int(episodes), "stride": int(stride),
+                      "seed": int(seed), "state_dims": state_dims}, sort_keys=True)
+    path = Path(store) / f"probe_frames_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    if (Path(dataset) / "manifest.json").is_file():
+        picked = pick_frames(dataset, episodes, stride, seed, state_dims, max_bad_fraction)
+        try:
+            with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                np.savez_compressed(f, key=np.array(key), **vars(picked))
+        except OSError as e:  # a read-only model folder: plan on, without the copy
+            log.warning("cannot store the planner's probe frames at %s (%s)", path, e)
+        return picked, str(dataset)
+    if not path.is_file():
+        raise FileNotFoundError(f"dataset {dataset}: gone, and no stored copy of the planner's probe frames at {path} "
+                                f"(plan once while the dataset exists, or set energy.state_weight=0 "
+                                f"subgoals.enabled=false)")
+    with np.load(path) as z:
+        picked = PickedFrames(z["frames"], z["states"], z["episode"], z["step"])
+    return picked, str(path)
+
+
+@torch.no_grad()
+def encode_frames(model, picked: PickedFrames, batch: int = 128, fine: bool = True) -> ProbeFrames:
+    """Encode picked dataset frames with the model; ``fine`` and a model with ``encode_fine``/``pool_fine``: keep
+    the unpooled latents too."""
+    frames_np = picked.frames
     fine = fine and isinstance(model, FineLatents)
     H, W = frames_np.shape[1:3]
     zs, zfs = [], []
@@ -150,8 +195,8 @@ def encode_frames(model, dataset: str | Path, episodes: int = 40, stride: int = 
         else:
             zs.append(model.encode(f).float().cpu())
     return ProbeFrames(z=torch.cat(zs), z_fine=torch.cat(zfs) if fine else None,
-                       states=torch.as_tensor(np.concatenate(states), dtype=torch.float32),
-                       episode=np.concatenate(episode), step=np.concatenate(step))
+                       states=torch.as_tensor(picked.states, dtype=torch.float32), episode=picked.episode,
+                       step=picked.step)
 
 
 @torch.no_grad()
@@ -163,7 +208,7 @@ def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, m
     (``fine``), also fit the kernel goal-state probe on them."""
 
     if frames is None:
-        frames = encode_frames(model, dataset, episodes, stride, batch, seed, fine)
+        frames = encode_frames(model, pick_frames(dataset, episodes, stride, seed), batch, fine)
     z, states_t = frames.z, frames.states  # (n, N, D), (n, S)
     probe = RidgeProbe(z, states_t, seed=seed)
     r2 = probe.r2.tolist()

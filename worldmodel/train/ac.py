@@ -35,11 +35,11 @@ from worldmodel.config import register_schema, to_dict
 from worldmodel.data.episodes import state_token_dims
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.models.video_vit import load_encoder
+from worldmodel.models.video_vit import build_encoder, encoder_weights
 from worldmodel.models.world_model import encoder_grid
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 from worldmodel.train.latent_cache import load_latents
-from worldmodel.utils.checkpoint import plain_copy
+from worldmodel.utils.checkpoint import file_digest, plain_copy
 
 
 @dataclass
@@ -62,6 +62,8 @@ class TrainACConfig:
     split_seed: int = 0  # seed of the train/held-out episode split
     latent_cache_dir: str = ""  # where cached latents go ("" = <dataset>/latent_cache)
     encode_batch: int = 64  # frames per encoder call when filling the cache
+    max_bad_fraction: float = 0.1  # corrupt episodes are skipped and counted; the run stops past this share
+    embed_encoder: bool = True  # carry the frozen encoder's weights in checkpoint.pt (false: pin its file by sha1)
     val_windows: int = 256  # held-out windows for the final validation losses
     model: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # predictor architecture
     train: TrainConfig = field(default_factory=TrainConfig)  # steps, batch, optimizer, devices, checkpoints
@@ -89,7 +91,8 @@ def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool
     """Latents of all episodes (rank 0 fills the cache, the others wait and read it)."""
 
     distributed = dist.is_available() and dist.is_initialized()
-    kw = dict(cache_dir=cfg.latent_cache_dir or None, batch_size=cfg.encode_batch)
+    kw = dict(cache_dir=cfg.latent_cache_dir or None, batch_size=cfg.encode_batch,
+              max_bad_fraction=cfg.max_bad_fraction)
     if distributed and not is_main:
         dist.barrier()
     eps = load_latents(data, enc, pool, device, progress=is_main and cfg.train.progress, **kw)
@@ -143,15 +146,19 @@ def run(cfg) -> dict:
     manifest = read_manifest(data)
     train_ids, val_ids = split_episodes(manifest, cfg.val_fraction, cfg.split_seed)
     device = resolve_device(cfg.train.device)
-    encoder = load_encoder(enc_path, device)
+    enc_cfg, enc_state = encoder_weights(enc_path)
+    encoder = build_encoder(enc_cfg, enc_state, enc_path, device)
     mcfg = resolve_model_config(cfg, encoder, manifest)
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
     config["resolved"] = {"encoder_checkpoint": str(enc_path), "dataset": str(data), "state_dims": dims,
+                          "encoder": {"config": plain_copy(enc_cfg), "sha1": file_digest(enc_path),
+                                      "embedded": bool(cfg.embed_encoder)},
                           "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
-    trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac")
+    carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
+    trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
     eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main).with_state_dims(dims)
     del encoder
     train_eps = eps.subset(list(train_ids))
@@ -173,6 +180,7 @@ def run(cfg) -> dict:
         "dataset": str(data),
         "latent_cache": eps.path,
         "latent_cache_hit": not eps.encoded,
+        "episodes_skipped": len(eps.skipped), "skipped_episodes": {str(k): v for k, v in eps.skipped.items()},
         "tokens_per_frame": mcfg.grid_h * mcfg.grid_w,
         "parameters": sum(p.numel() for p in raw.parameters()),
         "seconds": round(time.time() - t_start, 2),

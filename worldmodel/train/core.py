@@ -33,13 +33,27 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from worldmodel.utils.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from worldmodel.utils.atomic import write_text
+from worldmodel.utils.checkpoint import (
+    changed_fields,
+    check_matches,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
 
 class NonFiniteLossError(RuntimeError):
     """Raised when the loss becomes NaN or infinite; the last good checkpoint is left untouched."""
+
+
+# settings a resumed run may change (how it runs, not what it trains); any other difference is refused
+RESUMABLE = ("out_dir", "train.steps", "train.resume", "train.device", "train.threads", "train.num_workers",
+             "train.progress", "train.log_every", "train.ckpt_every", "train.tensorboard", "device", "threads",
+             "progress")
 
 
 @dataclass
@@ -118,6 +132,9 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, model: nn.Module, config: dict, kind: str,
                  extra: dict[str, nn.Module] | None = None, find_unused_parameters: bool = False):
         self.cfg, self.kind, self.config = cfg, kind, config
+        for name, low in (("steps", 0), ("batch_size", 1)):  # steps=0 saves the initial weights (random init)
+            if getattr(cfg, name) < low:
+                raise ValueError(f"train.{name}={getattr(cfg, name)}; expected an integer >= {low}")
         self.out_dir = Path(out_dir)
         self.ckpt_path = self.out_dir / CHECKPOINT_NAME
         self.rank, self.world_size, local_rank = _init_distributed(cfg.device)
@@ -180,7 +197,8 @@ class Trainer:
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
         if finite.item() < 1:
             kept = f"last good checkpoint kept at {self.ckpt_path}" if self.ckpt_path.is_file() else "no checkpoint yet"
-            raise NonFiniteLossError(f"{self.kind}: loss is {loss.item()} at step {self._step}; stopping ({kept})")
+            raise NonFiniteLossError(f"{self.kind}: loss is {loss.item()} at step {self._step}; stopping ({kept}); "
+                                     f"a lower train.optim.lr or train.optim.grad_clip > 0 usually helps")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in self.raw_model.parameters() if p.grad is not None]
@@ -239,6 +257,8 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         if ckpt.get("kind") != self.kind:
             raise ValueError(f"checkpoint {self.ckpt_path}: kind is {ckpt.get('kind')!r}, expected {self.kind!r}")
+        check_matches(ckpt["config"], self.config, changed_fields(ckpt["config"], self.config, RESUMABLE),
+                      self.ckpt_path, hint="resume continues the same run: use another out_dir, or train.resume=false")
         self.raw_model.load_state_dict(ckpt["model"])
         for k, m in self.extra.items():
             m.load_state_dict(ckpt["extra"][k])
@@ -270,11 +290,19 @@ def _init_distributed(device: str) -> tuple[int, int, int]:
 
 
 def _truncate_metrics(path: Path, start_step: int) -> None:
-    """Drop metric lines logged after the checkpoint we resume from (they will be logged again)."""
+    """Drop metric lines logged after the checkpoint we resume from (they will be logged again), and a line
+    torn by a kill mid-append; rewritten atomically."""
     if not path.is_file():
         return
-    rows = [line for line in path.read_text().splitlines() if line and json.loads(line)["step"] < start_step]
-    path.write_text("".join(r + "\n" for r in rows))
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:  # the torn last line of a killed run
+            continue
+        if isinstance(row, dict) and row.get("step", start_step) < start_step:
+            rows.append(line)
+    write_text(path, "".join(r + "\n" for r in rows))
 
 
 def _tensorboard_writer(log_dir: Path):

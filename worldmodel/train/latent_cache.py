@@ -21,21 +21,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from worldmodel.data.rollouts import load_episode, read_manifest
+from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.video_vit import load_encoder
 from worldmodel.models.world_model import encode_observations
-from worldmodel.utils.checkpoint import save_checkpoint
+from worldmodel.utils.checkpoint import file_digest, save_checkpoint
 
 CONVENTION = "single-frame-tubelet/layernorm/avgpool+layernorm/v1"  # bump when the encoding changes
-
-
-def file_digest(path: str | Path) -> str:
-    """sha1 of a file's bytes."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def dataset_fingerprint(root: str | Path) -> str:
@@ -48,9 +39,12 @@ def dataset_fingerprint(root: str | Path) -> str:
     return h.hexdigest()
 
 
-def cache_fingerprint(encoder_checkpoint: str | Path, dataset: str | Path, pool: int) -> str:
-    """Key of one (encoder checkpoint, dataset, pooling) triple."""
-    parts = [file_digest(encoder_checkpoint), dataset_fingerprint(dataset), f"pool={pool}", CONVENTION]
+def cache_fingerprint(encoder_checkpoint: str | Path, dataset: str | Path, pool: int,
+                      encoder_digest: str | None = None) -> str:
+    """Key of one (encoder checkpoint, dataset, pooling) triple; ``encoder_digest``: the checkpoint's sha1 when
+    known (e.g. recorded in a train-ac checkpoint that carries its encoder, the file itself gone)."""
+    parts = [encoder_digest or file_digest(encoder_checkpoint), dataset_fingerprint(dataset), f"pool={pool}",
+             CONVENTION]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
@@ -72,16 +66,17 @@ class LatentEpisodes:
     fingerprint: str = ""
     path: str = ""
     encoded: bool = False  # True when this call (re-)encoded the dataset, False when read from the cache
+    skipped: dict[int, str] = dataclasses.field(default_factory=dict)  # corrupt episodes left out {id: reason}
 
     def subset(self, episode_ids: list[int]) -> "LatentEpisodes":
-        """The episodes with these dataset ids, in that order."""
+        """The episodes with these dataset ids, in that order; corrupt ones (``skipped`` when read) are left out."""
         pos = {e: k for k, e in enumerate(self.ids)}
-        missing = [e for e in episode_ids if e not in pos]
+        missing = [e for e in episode_ids if e not in pos and e not in self.skipped]
         if missing:
             raise KeyError(f"episodes {missing[:5]} are not in the latent cache {self.path}")
-        k = [pos[e] for e in episode_ids]
-        return LatentEpisodes([self.latents[i] for i in k], [self.actions[i] for i in k], [self.states[i] for i in k],
-                              list(episode_ids), self.fingerprint, self.path, self.encoded)
+        k = [pos[e] for e in episode_ids if e in pos]
+        return dataclasses.replace(self, latents=[self.latents[i] for i in k], actions=[self.actions[i] for i in k],
+                                   states=[self.states[i] for i in k], ids=[self.ids[i] for i in k])
 
     def __len__(self) -> int:
         return len(self.latents)
@@ -136,41 +131,46 @@ class LatentWindows:
 
 def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int, device="cpu",
                  cache_dir: str | Path | None = None, batch_size: int = 64, progress: bool = True,
-                 encoder=None) -> LatentEpisodes:
+                 encoder=None, max_bad_fraction: float = 0.1, encoder_digest: str | None = None) -> LatentEpisodes:
     """Latents of every episode of ``dataset`` under the encoder at ``encoder_checkpoint`` (cached on disk).
 
-    ``encoder`` may be passed when already loaded (it must be the one at ``encoder_checkpoint``).
+    ``encoder`` may be passed when already loaded (it must be the one at ``encoder_checkpoint``). Corrupt
+    episodes are skipped and counted (:class:`~worldmodel.data.reader.EpisodeReader`, ``max_bad_fraction``).
     """
 
     dataset, encoder_checkpoint = Path(dataset), Path(encoder_checkpoint)
     if not (dataset / "manifest.json").is_file():
         raise FileNotFoundError(f"dataset {dataset}: no manifest.json (run `wm collect out_dir={dataset}`)")
     path = cache_path(encoder_checkpoint, dataset, pool, cache_dir)
-    fp = cache_fingerprint(encoder_checkpoint, dataset, pool)
+    fp = cache_fingerprint(encoder_checkpoint, dataset, pool, encoder_digest)
     if path.is_file():
         try:
             blob = torch.load(path, map_location="cpu", weights_only=True)
             if blob.get("fingerprint") == fp:
+                skipped = {int(k): v for k, v in blob.get("skipped", {}).items()}
                 return LatentEpisodes(blob["latents"], blob["actions"], blob["states"], blob["ids"], fp, str(path),
-                                      False)
+                                      False, skipped)
         except Exception:  # unreadable cache: rebuild it
             pass
     if encoder is None:
 
         encoder = load_encoder(encoder_checkpoint, device)
-    manifest = read_manifest(dataset)
-    ids = sorted(int(e["id"]) for e in manifest["episode_list"])
-    latents, actions, states = [], [], []
-    for i in tqdm(ids, desc=f"encode {dataset.name}", disable=not progress, dynamic_ncols=True):
-        ep = load_episode(dataset, i, manifest)
+    reader = EpisodeReader(dataset, max_bad_fraction)
+    latents, actions, states, ids = [], [], [], []
+    bar = tqdm(total=len(reader.ids), desc=f"encode {dataset.name}", disable=not progress, dynamic_ncols=True)
+    for i, ep in reader.episodes():
+        bar.update(1)
+        ids.append(i)
         frames = torch.as_tensor(ep["frames"])  # (T+1, H, W, 3) uint8
         z = torch.cat([encode_observations(encoder, frames[j : j + batch_size], pool).cpu()
                        for j in range(0, len(frames), batch_size)])  # (T+1, N, D)
         latents.append(z.half())
         actions.append(torch.as_tensor(ep["actions"], dtype=torch.float32))
         states.append(torch.as_tensor(ep["states"], dtype=torch.float32))
+    bar.close()
     meta = {"dataset": str(dataset.resolve()), "encoder_checkpoint": str(encoder_checkpoint.resolve()),
             "pool": pool, "convention": CONVENTION}
     save_checkpoint(path, {"fingerprint": fp, "meta": json.dumps(meta), "latents": latents,
-                           "actions": actions, "states": states, "ids": ids})
-    return LatentEpisodes(latents, actions, states, ids, fp, str(path), True)
+                           "actions": actions, "states": states, "ids": ids,
+                           "skipped": {str(k): v for k, v in reader.skipped.items()}})
+    return LatentEpisodes(latents, actions, states, ids, fp, str(path), True, dict(reader.skipped))

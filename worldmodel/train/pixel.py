@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from worldmodel.config import register_schema, to_dict
-from worldmodel.data.episodes import state_token_dims
-from worldmodel.data.rollouts import load_episode, read_manifest
+from worldmodel.data.episodes import read_manifest, state_token_dims
+from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.pixel_predictor import (
     CHECKPOINT_KIND,
@@ -86,29 +86,26 @@ class PixelEpisodes(LatentEpisodes):
     patch_size: int = 16
     img_size: int = 64
 
-    def subset(self, episode_ids: list[int]) -> "PixelEpisodes":
-        """The episodes with these dataset ids, in that order."""
-        sub = super().subset(episode_ids)
-        return dataclasses.replace(self, latents=sub.latents, actions=sub.actions, states=sub.states, ids=sub.ids)
-
     def windows(self, num_steps: int, frame_skip: int) -> PixelWindows:
         return PixelWindows(self, num_steps, frame_skip, self.patch_size, self.img_size)
 
 
-def load_pixel_episodes(dataset: Path, patch_size: int, img_size: int, progress: bool = True) -> PixelEpisodes:
-    """Decode every episode's frames (uint8, kept in memory), actions and states."""
+def load_pixel_episodes(dataset: Path, patch_size: int, img_size: int, progress: bool = True,
+                        max_bad_fraction: float = 0.1) -> PixelEpisodes:
+    """Decode every episode's frames (uint8, kept in memory), actions and states (corrupt episodes skipped and
+    counted, :class:`~worldmodel.data.reader.EpisodeReader`)."""
     from tqdm import tqdm
 
-
-    manifest = read_manifest(dataset)
-    ids = sorted(int(e["id"]) for e in manifest["episode_list"])
-    frames, actions, states = [], [], []
-    for i in tqdm(ids, desc=f"decode {dataset.name}", disable=not progress, dynamic_ncols=True):
-        ep = load_episode(dataset, i, manifest)
+    reader = EpisodeReader(dataset, max_bad_fraction)
+    frames, actions, states, ids = [], [], [], []
+    for i, ep in tqdm(reader.episodes(), total=len(reader.ids), desc=f"decode {dataset.name}", disable=not progress,
+                      dynamic_ncols=True):
+        ids.append(i)
         frames.append(torch.as_tensor(ep["frames"]))  # (T+1, H, W, 3) uint8
         actions.append(torch.as_tensor(ep["actions"], dtype=torch.float32))  # (T, A)
         states.append(torch.as_tensor(ep["states"], dtype=torch.float32))  # (T+1, S)
-    return PixelEpisodes(frames, actions, states, ids, path=str(dataset), patch_size=patch_size, img_size=img_size)
+    return PixelEpisodes(frames, actions, states, ids, path=str(dataset), skipped=dict(reader.skipped),
+                         patch_size=patch_size, img_size=img_size)
 
 
 def resolve_dataset(cfg) -> Path:
@@ -191,7 +188,7 @@ def run(cfg) -> dict:
                           "latent_checkpoint": str(cfg.latent_checkpoint)}
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind=CHECKPOINT_KIND)
     eps = load_pixel_episodes(data, setup["patch_size"], setup["img_size"],
-                              progress=trainer.is_main and cfg.train.progress).with_state_dims(setup["state_dims"])
+                              progress=trainer.is_main and cfg.train.progress, max_bad_fraction=cfg.max_bad_fraction).with_state_dims(setup["state_dims"])
     train_eps = eps.subset(setup["train_episodes"])
     windows = train_eps.windows(cfg.num_steps, fs)
     if trainer.start_step == 0:  # normalization from the training split, as train-ac (pixel-token statistics)
@@ -218,5 +215,6 @@ def run(cfg) -> dict:
         **parameter_counts(mcfg, latent_cfg),
         "latent_checkpoint": str(cfg.latent_checkpoint),
         "budget_mismatch": setup.get("budget_mismatch", {}),
+        "episodes_skipped": len(eps.skipped), "skipped_episodes": {str(k): v for k, v in eps.skipped.items()},
         "seconds": round(time.time() - t_start, 2),
     }

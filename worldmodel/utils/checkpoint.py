@@ -7,6 +7,7 @@ whole command config that produced it.
 """
 from __future__ import annotations
 
+import hashlib
 import random
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,15 @@ import numpy as np
 import torch
 
 from worldmodel.utils.atomic import atomic_path
+
+
+def file_digest(path: str | Path) -> str:
+    """sha1 of a file's bytes (pins a checkpoint by content)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
@@ -49,16 +59,37 @@ def _lookup(d: dict, dotted: str) -> Any:
 _MISSING = object()
 
 
-def check_matches(ckpt_cfg: dict, expected: dict, fields: list[str], path: str | Path) -> None:
+def check_matches(ckpt_cfg: dict, expected: dict, fields: list[str], path: str | Path, hint: str = "") -> None:
     """Raise ValueError naming the first dotted field whose value differs between a checkpoint and a config."""
+    tail = f"; {hint}" if hint else ""
     for field in fields:
         got, want = _lookup(ckpt_cfg, field), _lookup(expected, field)
         if want is _MISSING:
             continue
         if got is _MISSING:
-            raise ValueError(f"checkpoint {path}: has no field {field}, config expects {want!r}")
+            raise ValueError(f"checkpoint {path}: has no field {field}, config expects {want!r}{tail}")
         if got != want:
-            raise ValueError(f"checkpoint {path}: field {field} is {got!r}, config expects {want!r}")
+            raise ValueError(f"checkpoint {path}: field {field} is {got!r}, config expects {want!r}{tail}")
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dict -> {dotted key: leaf value}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def changed_fields(old: dict, new: dict, allowed: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose values differ between two configs, except ``allowed`` ones (and keys below them)."""
+    a, b = flatten(old), flatten(new)
+    keys = sorted(set(a) | set(b))
+    free = lambda k: any(k == p or k.startswith(p + ".") for p in allowed)  # noqa: E731
+    return [k for k in keys if not free(k) and a.get(k, _MISSING) != b.get(k, _MISSING)]
 
 
 def load_weights(module: torch.nn.Module, state: dict, path: str | Path, what: str = "model") -> None:
