@@ -31,6 +31,7 @@ from worldmodel.evaluation.drift import gather_windows, held_out_windows
 from worldmodel.models.pixel_predictor import PixelWorldModel, frames_to_tokens
 from worldmodel.probes.linear import RidgeProbe
 from worldmodel.train.pixel import load_pixel_episodes
+from worldmodel.utils.atomic import atomic_path
 from worldmodel.utils.checkpoint import load_checkpoint
 
 
@@ -149,7 +150,8 @@ def plot_compare(c: dict, drift: dict, path: Path) -> str:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous plot
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return str(path)
 

@@ -41,6 +41,7 @@ from worldmodel.models.world_model import LatentWorldModel
 from worldmodel.probes.linear import RidgeProbe
 from worldmodel.train.core import resolve_device
 from worldmodel.train.latent_cache import load_latents
+from worldmodel.utils.atomic import atomic_path
 from worldmodel.utils.checkpoint import load_checkpoint
 
 
@@ -167,7 +168,8 @@ def plot_drift(horizons, panels: dict[str, dict[str, np.ndarray]], path: str | P
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous plot
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return str(path)
 
@@ -195,7 +197,7 @@ def run(cfg) -> dict:
         val_ids = val_ids[: cfg.max_episodes]
     eps = load_latents(dataset, ac_cfg["resolved"]["encoder_checkpoint"], wm.pool, device, encoder=wm.encoder,
                        max_bad_fraction=cfg.max_bad_fraction,
-                       encoder_digest=(ac_cfg["resolved"].get("encoder") or {}).get("sha1"))
+                       encoder_digest=(ac_cfg["resolved"].get("encoder") or {}).get("digest"))
 
     # probe: ground-truth latents of training episodes -> states
     train_eps, val_eps = eps.subset(train_ids), eps.subset(val_ids)

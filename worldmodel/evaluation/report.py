@@ -22,7 +22,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from worldmodel.utils.atomic import write_text  # noqa: E402
+from worldmodel.utils.atomic import atomic_path, write_text  # noqa: E402
 
 # metric-name prefixes plotted as curves, one panel each
 CURVE_GROUPS = ("loss/", "collapse/")
@@ -114,7 +114,8 @@ def plot_curves(records: list[dict], path: Path, title: str) -> Path | None:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous plot
+        fig.savefig(tmp, dpi=80)
     plt.close(fig)
     return path
 

@@ -20,8 +20,8 @@ from torch import nn
 from worldmodel.data.video import normalize_frames
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 from worldmodel.models.protocol import Rollout
-from worldmodel.models.video_vit import build_encoder, load_encoder
-from worldmodel.utils.checkpoint import file_digest, load_checkpoint, load_weights
+from worldmodel.models.video_vit import build_encoder, encoder_weights
+from worldmodel.utils.checkpoint import content_digest, load_checkpoint, load_weights
 
 
 def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
@@ -42,7 +42,7 @@ def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tenso
 
 def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device):
     """The encoder a train-ac checkpoint was trained on: its own copy (``extra["encoder"]``) when it carries one,
-    else the pretrain checkpoint it names, refused when that file's sha1 differs from the one recorded."""
+    else the pretrain checkpoint it names, refused when its weights' digest differs from the one recorded."""
     resolved = ckpt["config"]["resolved"]
     info = resolved.get("encoder") or {}
     if "encoder" in (ckpt.get("extra") or {}):
@@ -51,10 +51,12 @@ def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device
     if not Path(enc_path).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} is missing "
                                 f"(train with embed_encoder=true to carry the encoder inside the checkpoint)")
-    if info.get("sha1") and file_digest(enc_path) != info["sha1"]:
+    enc_cfg, enc_state = encoder_weights(enc_path)
+    digest = content_digest([enc_cfg, enc_state])
+    if info.get("digest") and digest != info["digest"]:
         raise ValueError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} changed since training "
-                         f"(sha1 {file_digest(enc_path)[:12]}, recorded {info['sha1'][:12]})")
-    return load_encoder(enc_path, device)
+                         f"(weights digest {digest[:12]}, recorded {info['digest'][:12]})")
+    return build_encoder(enc_cfg, enc_state, enc_path, device)
 
 
 class PredictorWorldModel(nn.Module):

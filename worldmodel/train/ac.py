@@ -39,7 +39,7 @@ from worldmodel.models.video_vit import build_encoder, encoder_weights
 from worldmodel.models.world_model import encoder_grid
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 from worldmodel.train.latent_cache import load_latents
-from worldmodel.utils.checkpoint import file_digest, plain_copy
+from worldmodel.utils.checkpoint import content_digest, plain_copy
 
 
 @dataclass
@@ -87,12 +87,13 @@ def resolve_inputs(cfg) -> tuple[Path, Path]:
     return enc, data
 
 
-def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool = True):
-    """Latents of all episodes (rank 0 fills the cache, the others wait and read it)."""
+def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool = True, digest: str | None = None):
+    """Latents of all episodes (rank 0 fills the cache, the others wait and read it); ``digest``: the encoder
+    weights' content digest (the cache key)."""
 
     distributed = dist.is_available() and dist.is_initialized()
     kw = dict(cache_dir=cfg.latent_cache_dir or None, batch_size=cfg.encode_batch,
-              max_bad_fraction=cfg.max_bad_fraction)
+              max_bad_fraction=cfg.max_bad_fraction, encoder_digest=digest)
     if distributed and not is_main:
         dist.barrier()
     eps = load_latents(data, enc, pool, device, progress=is_main and cfg.train.progress, **kw)
@@ -153,13 +154,14 @@ def run(cfg) -> dict:
     config = to_dict(cfg)
     dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
     config["resolved"] = {"encoder_checkpoint": str(enc_path), "dataset": str(data), "state_dims": dims,
-                          "encoder": {"config": plain_copy(enc_cfg), "sha1": file_digest(enc_path),
+                          "encoder": {"config": plain_copy(enc_cfg), "digest": content_digest([enc_cfg, enc_state]),
                                       "embedded": bool(cfg.embed_encoder)},
                           "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
     carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
-    eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main).with_state_dims(dims)
+    eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main,
+                          config["resolved"]["encoder"]["digest"]).with_state_dims(dims)
     del encoder
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
@@ -200,8 +202,8 @@ def set_data_normalization(model: ACPredictor, manifest: dict, frame_skip: int, 
 def train_predictor(trainer: Trainer, windows, cfg, norm_states) -> dict:
     """The training loop of train-ac and train-pixel: per step a batch of windows, teacher-forcing + rollout
     losses (+ the state losses), one optimizer step, logging and periodic checkpoints. Returns the loss figures
-    of the summary, averaged over the last steps (up to 50, a tenth of the run)."""
-    recent: list[dict] = []
+    of the summary: the mean of the rows logged in the last tenth of the run (at most 50 steps; at least the
+    last row), read from the trainer's history so that a resumed run reports what an uninterrupted one does."""
     for step in trainer.steps():
         batch = {k: v.to(trainer.device, non_blocking=True)
                  for k, v in windows.sample(cfg.train.batch_size, trainer.generator_for(step)).items()}
@@ -211,11 +213,11 @@ def train_predictor(trainer: Trainer, windows, cfg, norm_states) -> dict:
             if norm_states is not None:
                 loss = loss + cfg.state_weight * (parts["state_tf"] + cfg.rollout_weight * parts["state_rollout"])
         trainer.backward_step(loss)
-        row = {"loss/total": loss.item(), **{f"loss/{k}": v.item() for k, v in parts.items()}}
-        recent = (recent + [row])[-max(1, min(50, cfg.train.steps // 10)):]
-        trainer.log(step, row)
+        trainer.log(step, {"loss/total": loss.item(), **{f"loss/{k}": v.item() for k, v in parts.items()}})
         trainer.maybe_checkpoint(step)
-    mean = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0]} if recent else {}
+    first = cfg.train.steps - max(1, min(50, cfg.train.steps // 10))
+    recent = [r for r in trainer.history if r["step"] >= first] or trainer.history[-1:]
+    mean = {k: sum(r[k] for r in recent) / len(recent) for k in recent[0] if k.startswith("loss/")} if recent else {}
     return {"final_loss": mean.get("loss/total", math.nan), "loss_tf": mean.get("loss/tf", math.nan),
             "loss_rollout": mean.get("loss/rollout", math.nan), "loss_state": mean.get("loss/state_tf", math.nan),
             "loss_copy_last": mean.get("loss/copy_last", math.nan)}

@@ -151,8 +151,9 @@ class Trainer:
                 self.raw_model, device_ids=ids, find_unused_parameters=find_unused_parameters)
         self.optimizer = build_optimizer(self.raw_model, cfg.optim, fused=self.device.type == "cuda")
         self.start_step = 0
-        self.history: list[dict] = []
+        self.history: list[dict] = []  # logged metric rows (with those of the run resumed from)
         self._step = 0
+        self._resume_rng: dict | None = None
         self._t0 = time.time()
         self._tb = None
         if self.is_main:
@@ -170,6 +171,9 @@ class Trainer:
         bar = tqdm(range(self.start_step, self.cfg.steps), initial=self.start_step, total=self.cfg.steps,
                    desc=self.kind, disable=not (self.is_main and self.cfg.progress), dynamic_ncols=True)
         self._bar = bar
+        if self._resume_rng is not None:  # the RNG as it was when the checkpoint was written
+            set_rng_state(self._resume_rng, self.device)
+            self._resume_rng = None
         for step in bar:
             self._step = step
             lr = self.lr_at(step)
@@ -237,9 +241,10 @@ class Trainer:
             self.save_checkpoint(done)
 
     def save_checkpoint(self, step: int | None = None) -> Path:
-        """Write the checkpoint atomically (rank 0) and return its path; ``step`` = completed steps."""
+        """Write the checkpoint atomically (rank 0) and return its path; ``step`` = completed steps. A run
+        resumed from its own final checkpoint leaves that file as it is (it already holds this state)."""
         step = self.cfg.steps if step is None else step
-        if self.is_main:
+        if self.is_main and not (step == self.start_step > 0 and self.ckpt_path.is_file()):
             save_checkpoint(self.ckpt_path, {
                 "kind": self.kind,
                 "config": self.config,
@@ -264,9 +269,9 @@ class Trainer:
             m.load_state_dict(ckpt["extra"][k])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.start_step = int(ckpt["step"])
-        set_rng_state(ckpt["rng"], self.device)
+        self._resume_rng = ckpt["rng"]  # restored when the loop starts: data set-up in between draws no matter
         if self.is_main:
-            _truncate_metrics(self.out_dir / "metrics.jsonl", self.start_step)
+            self.history = _truncate_metrics(self.out_dir / "metrics.jsonl", self.start_step)
             print(f"[{self.kind}] resumed from {self.ckpt_path} at step {self.start_step}")
 
     def close(self) -> None:
@@ -289,12 +294,12 @@ def _init_distributed(device: str) -> tuple[int, int, int]:
     return rank, world, local_rank
 
 
-def _truncate_metrics(path: Path, start_step: int) -> None:
+def _truncate_metrics(path: Path, start_step: int) -> list[dict]:
     """Drop metric lines logged after the checkpoint we resume from (they will be logged again), and a line
-    torn by a kill mid-append; rewritten atomically."""
+    torn by a kill mid-append; rewritten atomically. Returns the rows kept (the resumed run's history)."""
     if not path.is_file():
-        return
-    rows = []
+        return []
+    rows, kept = [], []
     for line in path.read_text().splitlines():
         try:
             row = json.loads(line)
@@ -302,7 +307,9 @@ def _truncate_metrics(path: Path, start_step: int) -> None:
             continue
         if isinstance(row, dict) and row.get("step", start_step) < start_step:
             rows.append(line)
+            kept.append(row)
     write_text(path, "".join(r + "\n" for r in rows))
+    return kept
 
 
 def _tensorboard_writer(log_dir: Path):

@@ -22,9 +22,9 @@ import torch
 from tqdm import tqdm
 
 from worldmodel.data.reader import EpisodeReader
-from worldmodel.models.video_vit import load_encoder
+from worldmodel.models.video_vit import encoder_weights, load_encoder
 from worldmodel.models.world_model import encode_observations
-from worldmodel.utils.checkpoint import file_digest, save_checkpoint
+from worldmodel.utils.checkpoint import content_digest, save_checkpoint
 
 CONVENTION = "single-frame-tubelet/layernorm/avgpool+layernorm/v1"  # bump when the encoding changes
 
@@ -41,10 +41,11 @@ def dataset_fingerprint(root: str | Path) -> str:
 
 def cache_fingerprint(encoder_checkpoint: str | Path, dataset: str | Path, pool: int,
                       encoder_digest: str | None = None) -> str:
-    """Key of one (encoder checkpoint, dataset, pooling) triple; ``encoder_digest``: the checkpoint's sha1 when
-    known (e.g. recorded in a train-ac checkpoint that carries its encoder, the file itself gone)."""
-    parts = [encoder_digest or file_digest(encoder_checkpoint), dataset_fingerprint(dataset), f"pool={pool}",
-             CONVENTION]
+    """Key of one (encoder checkpoint, dataset, pooling) triple. The encoder is identified by its weights'
+    ``encoder_digest`` (``content_digest`` of config and weights, as train-ac records it; default: computed
+    from the checkpoint), so the key survives the checkpoint file being rewritten or gone."""
+    digest = encoder_digest or content_digest(list(encoder_weights(encoder_checkpoint)))
+    parts = [digest, dataset_fingerprint(dataset), f"pool={pool}", CONVENTION]
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 

@@ -44,7 +44,7 @@ from worldmodel.masks import MaskConfig, sample_masks
 from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 from worldmodel.probes.attentive import ProbeConfig, probe_clips, probe_encoder
-from worldmodel.train.core import TrainConfig, Trainer
+from worldmodel.train.core import TrainConfig, Trainer, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ def run(cfg) -> dict:
     reg = cfg.regularizer
     if reg.name not in REGULARIZERS:
         raise ValueError(f"regularizer.name is {reg.name!r}; expected one of {list(REGULARIZERS)}")
-    torch.manual_seed(cfg.train.seed)  # identical init on every rank
+    seed_everything(cfg.train.seed)  # identical init on every rank; the saved RNG state is the run's own
     model_cfg = VideoViTConfig(**to_dict(cfg.model))
     jepa = JEPA(model_cfg, PredictorConfig(**to_dict(cfg.predictor)))
     extra = {}
@@ -333,6 +333,7 @@ def run(cfg) -> dict:
     ckpt = trainer.save_checkpoint()
     world = trainer.world_size
     trainer.close()
+    last = last or (trainer.history[-1] if trainer.history else {})  # resumed at the end: its last logged row
     summary = {
         "steps": cfg.train.steps, "start_step": trainer.start_step, "final_loss": last.get("loss/total"),
         "final_pred_loss": last.get("loss/pred"), "checkpoint": str(ckpt), "regularizer": reg.name,

@@ -18,19 +18,36 @@ import torch
 from worldmodel.utils.atomic import atomic_path
 
 
-def file_digest(path: str | Path) -> str:
-    """sha1 of a file's bytes (pins a checkpoint by content)."""
+def content_digest(obj) -> str:
+    """sha1 of the content of nested dicts/lists of tensors, numbers and strings (keys sorted): equal for equal
+    weights, whichever file or run they were saved in (``torch.save`` bytes carry a random serialization id)."""
     h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+
+    def feed(x):
+        if isinstance(x, torch.Tensor):
+            t = x.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        elif isinstance(x, dict):
+            for k in sorted(x, key=str):
+                h.update(f"K{k}".encode())
+                feed(x[k])
+        elif isinstance(x, list | tuple):
+            h.update(f"L{len(x)}".encode())
+            for v in x:
+                feed(v)
+        else:
+            h.update(f"V{x!r}".encode())
+
+    feed(obj)
     return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
-    """Write ``ckpt`` to ``path`` via a temp file + rename: a kill mid-write leaves the previous file intact."""
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    """Write ``ckpt`` to ``path`` via a temp file + rename: a kill mid-write leaves the previous file intact.
+    (Written through a file object, so the archive's inner folder is ``archive``, not the temp file's name.)"""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(ckpt, f)
     return Path(path)
 
 

@@ -1,0 +1,215 @@
+"""Kill harness: SIGKILL every stage at random moments, rerun it, and compare with an uninterrupted run.
+
+    python scripts/kill_harness.py --kills 30 --out runs/kill_harness        # ~15 min on 2 cores
+
+Stages (smoke preset, each writing to one folder): collect, pretrain, train-ac, train-pixel, plan, pipeline.
+Training stages checkpoint every 2 steps and rerun with ``train.resume=true`` (what the pipeline does), so kills
+land before, between and during checkpoint writes; collection resumes by episode index; plan and pipeline
+rerun the same command. Per stage: one uninterrupted reference run, then ``kills / 6`` rounds of: start the
+command, SIGKILL its process group after a uniform random delay in (0, reference duration), rerun it to
+completion, compare every file with the reference.
+
+A file counts as ``identical`` (same bytes), ``same content`` (checkpoints: every tensor equal; npz: every array
+equal; mp4: every decoded frame equal; json/jsonl: equal after dropping wall-clock fields such as ``seconds``,
+``time``, ``frames_per_s``, and the fields that say what this invocation did: ``start_step``, ``new_episodes``,
+``latent_cache_hit``, a pipeline stage's ``reused``), or ``differs`` (listed with the reason). Writes ``<out>/kill_report.json`` and
+prints a table. Needs nothing but the project; runs on CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+TIMING_KEYS = {"seconds", "time", "cpu_seconds", "finished", "frames_per_s", "seconds_per_step", "steps_per_s",
+               "seconds_per_plan", "seconds_per_plan_full_batch", "seconds_per_plan_per_episode",
+               "seconds_planner_episodes", "wall_seconds", "clips_per_s", "encode_seconds", "probe_seconds",
+               "collect_seconds", "train_seconds", "tokens_per_s"}
+# what this invocation did rather than what it produced: differ between a first run and a rerun by design
+RUN_KEYS = {"start_step", "new_episodes", "new_frames", "latent_cache_hit", "reused"}
+
+
+def stages(inputs: Path, work: Path) -> dict[str, list[str]]:
+    """stage -> argv (after ``wm``); outputs go to work/<stage>, fixed inputs come from ``inputs``."""
+    train = ["train.ckpt_every=2", "train.resume=true"]
+    return {
+        "collect": ["collect", "preset=smoke", "episodes=8", "workers=2", "resolution=32", f"out_dir={work / 'collect'}"],
+        "pretrain": ["pretrain", "preset=smoke", f"data.synthetic_dir={work / 'pretrain' / 'synthetic'}",
+                     "train.steps=8", f"out_dir={work / 'pretrain'}", *train],
+        "train-ac": ["train-ac", "preset=smoke", "bootstrap=false", f"dataset={inputs / 'data'}",
+                     f"encoder_checkpoint={inputs / 'encoder' / 'checkpoint.pt'}", "train.steps=12",
+                     f"latent_cache_dir={work / 'train-ac' / 'cache'}", f"out_dir={work / 'train-ac'}", *train],
+        "train-pixel": ["train-pixel", "preset=smoke", f"dataset={inputs / 'data'}",
+                        f"latent_checkpoint={inputs / 'ac' / 'checkpoint.pt'}", "train.steps=12",
+                        f"out_dir={work / 'train-pixel'}", *train],
+        "plan": ["plan", "preset=smoke", "bootstrap=false", f"checkpoint={inputs / 'ac' / 'checkpoint.pt'}",
+                 "episodes=4", f"out_dir={work / 'plan'}"],
+        "pipeline": ["pipeline", "preset=smoke", f"out_dir={work / 'pipeline'}"],
+    }
+
+
+def wm(argv: list[str], log) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "worldmodel.cli", *argv], stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "2"})
+
+
+def run_to_end(argv: list[str], log) -> float:
+    t0 = time.time()
+    proc = wm(argv, log)
+    if proc.wait() != 0:
+        raise SystemExit(f"wm {' '.join(argv)} failed (exit {proc.returncode}); see the log")
+    return time.time() - t0
+
+
+def kill_after(argv: list[str], delay: float, log) -> bool:
+    """Start the command and SIGKILL its whole process group after ``delay`` s; True if it was still running."""
+    proc = wm(argv, log)
+    try:
+        proc.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return True
+
+
+# ---- comparison --------------------------------------------------------------------------------------------
+def _drop_timings(x):
+    if isinstance(x, dict):
+        return {k: _drop_timings(v) for k, v in x.items() if k not in TIMING_KEYS | RUN_KEYS}
+    if isinstance(x, list):
+        return [_drop_timings(v) for v in x]
+    return x
+
+
+def _same_tree(a, b) -> bool:
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
+            a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_tree(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_tree(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def same_content(ref: Path, got: Path) -> tuple[bool, str]:
+    """(equal, what was compared) for two files of the same name."""
+    suffix = ref.suffix
+    if suffix == ".pt":
+        a, b = (torch.load(p, map_location="cpu", weights_only=True) for p in (ref, got))
+        return _same_tree(a, b), "every tensor"
+    if suffix == ".npz":
+        with np.load(ref) as a, np.load(got) as b:
+            return a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files), "every array"
+    if suffix == ".mp4":
+        from worldmodel.data.episodes import read_video
+        return np.array_equal(read_video(ref), read_video(got)), "every decoded frame"
+    if ref.name == "fingerprint.json":  # pipeline stage caching: input identities carry finish times by design
+        a, b = ({k: v for k, v in json.loads(p.read_text()).items() if k not in ("inputs", "fingerprint")}
+                for p in (ref, got))
+        return _drop_timings(a) == _drop_timings(b), "stage record without input finish times"
+    if suffix == ".json":
+        a, b = (json.loads(p.read_text()) for p in (ref, got))
+        return _drop_timings(a) == _drop_timings(b), "json without wall-clock fields"
+    if suffix == ".jsonl":
+        rows = [[_drop_timings(json.loads(ln)) for ln in p.read_text().splitlines()] for p in (ref, got)]
+        return rows[0] == rows[1], "json lines without wall-clock fields"
+    return False, "bytes"
+
+
+def compare(ref: Path, got: Path) -> dict:
+    """{relative path: identical | same content (...) | differs (...) | missing | extra}."""
+    out = {}
+    ref_files = {p.relative_to(ref) for p in ref.rglob("*") if p.is_file()}
+    got_files = {p.relative_to(got) for p in got.rglob("*") if p.is_file()}
+    for rel in sorted(ref_files | got_files, key=str):
+        if rel not in got_files:
+            out[str(rel)] = "missing"
+        elif rel not in ref_files:
+            out[str(rel)] = "extra"
+        elif (ref / rel).read_bytes() == (got / rel).read_bytes():
+            out[str(rel)] = "identical"
+        else:
+            ok, what = same_content(ref / rel, got / rel)
+            out[str(rel)] = f"same content ({what})" if ok else f"differs ({what})"
+    return out
+
+
+# ---- main --------------------------------------------------------------------------------------------------
+def build_inputs(inputs: Path, log) -> None:
+    """The fixed inputs of train-ac, train-pixel and plan: a smoke train-ac run with its bootstrap data."""
+    if (inputs / "ac" / "checkpoint.pt").is_file():
+        return
+    run_to_end(["train-ac", "preset=smoke", f"out_dir={inputs / 'ac'}"], log)
+    shutil.move(inputs / "ac" / "bootstrap" / "data", inputs / "data")
+    shutil.move(inputs / "ac" / "bootstrap" / "encoder", inputs / "encoder")
+    shutil.rmtree(inputs / "ac")
+    run_to_end(["train-ac", "preset=smoke", "bootstrap=false", f"dataset={inputs / 'data'}",
+                f"encoder_checkpoint={inputs / 'encoder' / 'checkpoint.pt'}", f"out_dir={inputs / 'ac'}"], log)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--kills", type=int, default=30, help="kills in all, spread evenly over the stages")
+    ap.add_argument("--out", default="runs/kill_harness", help="working folder (inputs, references, runs, report)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    ap.add_argument("--stages", default="", help="comma-separated subset of stages (default: all)")
+    args = ap.parse_args()
+    out = Path(args.out).resolve()
+    inputs, work, refs = out / "inputs", out / "work", out / "reference"
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "commands.log", "a")
+    build_inputs(inputs, log)
+    rng = random.Random(args.seed)
+    plan = stages(inputs, work)
+    names = [s for s in plan if not args.stages or s in args.stages.split(",")]
+    per_stage = [args.kills // len(names) + (i < args.kills % len(names)) for i in range(len(names))]
+    report = {"kills": args.kills, "seed": args.seed, "stages": {}}
+    for name, kills in zip(names, per_stage):
+        argv = plan[name]
+        shutil.rmtree(work, ignore_errors=True)
+        seconds = run_to_end(argv, log)
+        shutil.rmtree(refs / name, ignore_errors=True)
+        shutil.move(work / name, refs / name)
+        rounds = []
+        for k in range(kills):
+            shutil.rmtree(work, ignore_errors=True)
+            delay = rng.uniform(0.0, seconds)
+            killed = kill_after(argv, delay, log)
+            rerun = run_to_end(argv, log)
+            files = compare(refs / name, work / name)
+            bad = {f: v for f, v in files.items() if not (v == "identical" or v.startswith("same content"))}
+            rounds.append({"delay_s": round(delay, 2), "killed": killed, "rerun_s": round(rerun, 1),
+                           "files": len(files), "identical": sum(v == "identical" for v in files.values()),
+                           "same_content": sum(v.startswith("same content") for v in files.values()),
+                           "not_equal": bad})
+            if bad:  # kept for inspection
+                shutil.rmtree(out / "failed" / f"{name}_{k}", ignore_errors=True)
+                shutil.copytree(work / name, out / "failed" / f"{name}_{k}")
+            print(f"{name:12s} kill {k + 1}/{kills} at {delay:5.1f}s of {seconds:5.1f}s "
+                  f"({'killed' if killed else 'had finished'}): {len(files) - len(bad)}/{len(files)} files equal"
+                  + (f"; differ: {bad}" if bad else ""), flush=True)
+        report["stages"][name] = {"command": "wm " + " ".join(argv), "reference_s": round(seconds, 1),
+                                  "rounds": rounds}
+    shutil.rmtree(work, ignore_errors=True)
+    (out / "kill_report.json").write_text(json.dumps(report, indent=2))
+    total = sum(len(s["rounds"]) for s in report["stages"].values())
+    killed = sum(r["killed"] for s in report["stages"].values() for r in s["rounds"])
+    clean = sum(not r["not_equal"] for s in report["stages"].values() for r in s["rounds"])
+    print(f"\n{total} rounds, {killed} killed mid-run, {clean} with every file equal to the reference; "
+          f"report: {out / 'kill_report.json'}")
+
+
+if __name__ == "__main__":
+    main()
