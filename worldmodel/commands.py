@@ -16,6 +16,7 @@ import os
 import time
 from pathlib import Path
 
+import torch
 import torchvision  # noqa: F401  (loaded after a MuJoCo EGL context exists, its CUDA libraries segfault: load it first)
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
@@ -95,7 +96,11 @@ def run_command(command: str, overrides: list[str]) -> dict:
         write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
     bootstrap(command, cfg)
     start = time.time()
-    summary = module.run(cfg) or {}
+    threads = torch.get_num_threads()
+    try:
+        summary = module.run(cfg) or {}
+    finally:  # a command's thread setting must not leak into the next one of an in-process pipeline
+        torch.set_num_threads(threads)
     summary.setdefault("command", command)
     summary.setdefault("seconds", round(time.time() - start, 2))
     if is_rank_zero():

@@ -124,7 +124,8 @@ def collect_episode(job: dict) -> dict:
             touches += bool(touching()) if touching is not None else 0
             if terminated or truncated:
                 break
-        stats = {"seed": env_seed, "policy_seed": policy_seed}
+        stats = {"seed": env_seed, "policy_seed": policy_seed, "policy": job["policy"]}  # in the npz: a resumed
+        # collection rebuilds the manifest entry of an episode finished just before a kill from the file alone
         if touching is not None:
             stats["touch_steps"] = touches  # steps with pusher-block contact (PushBlock coverage)
         return writer.finish(np.stack(actions), np.stack(states), np.asarray(rewards), np.asarray(success),
@@ -249,7 +250,6 @@ def run(cfg) -> dict:
             pool = mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), _init_worker, (*init, True))
             results = pool.imap_unordered(collect_episode, jobs)
         for entry in results:
-            entry["policy"] = cfg.policy
             entries[entry["id"]] = entry
             new_frames += entry["steps"] + 1
             bar.update(1)
