@@ -221,6 +221,10 @@ def c_nan_loss(base, tmp):
                      "train.optim.grad_clip=0"), "loss"
 
 
+def c_predictor_heads(base, tmp):
+    return _train_ac(base, tmp, base / "bootstrap" / "data", "model.num_heads=3"), "model.num_heads"
+
+
 def c_negative_steps(base, tmp):
     return _train_ac(base, tmp, base / "bootstrap" / "data", "train.steps=-1"), "train.steps"
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from worldmodel.utils.atomic import pid_alive
+
 FACTOR_NAMES = ("red_x", "red_y", "red_vx", "red_vy")
 RED = (230, 30, 30)
 PALETTE = [(40, 200, 60), (50, 90, 230), (235, 215, 40), (40, 210, 215), (200, 60, 210), (240, 240, 240)]
@@ -202,6 +204,10 @@ def generate(root, cfg: SyntheticConfig) -> Path:
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"synthetic data folder {root} holds other data (meta.json differs); choose another "
                               f"data.synthetic_dir or delete it")
+    for old in root.parent.glob(f".{root.name}.tmp*"):  # folders of generations killed before their rename
+        pid = old.name.rsplit(".tmp", 1)[-1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
     tmp = root.with_name(f".{root.name}.tmp{os.getpid()}")
     (tmp / "videos").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(cfg.seed)

@@ -172,8 +172,10 @@ class ACPredictor(nn.Module):
 
     def __init__(self, cfg: ACPredictorConfig):
         super().__init__()
-        assert cfg.embed_dim > 0 and cfg.action_dim > 0 and cfg.grid_h > 0 and cfg.grid_w > 0, cfg
-        assert (cfg.pred_dim // cfg.num_heads) % 2 == 0, "pred_dim / num_heads must be even for RoPE"
+        assert cfg.embed_dim > 0 and cfg.action_dim > 0 and cfg.grid_h > 0 and cfg.grid_w > 0, cfg  # resolved
+        if cfg.pred_dim % cfg.num_heads or (cfg.pred_dim // cfg.num_heads) % 2:
+            raise ValueError(f"model.pred_dim={cfg.pred_dim} / model.num_heads={cfg.num_heads} must be an even "
+                             "integer (the head width RoPE rotates in pairs)")
         self.cfg = cfg
         C = cfg.pred_dim
         self.num_patches = cfg.grid_h * cfg.grid_w

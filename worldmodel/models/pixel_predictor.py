@@ -42,7 +42,8 @@ CHECKPOINT_KIND = "train_pixel"
 def patchify(x: torch.Tensor, p: int) -> torch.Tensor:
     """Images (..., 3, H, W) -> patch tokens (..., (H/p)*(W/p), 3*p*p), row-major patch order."""
     *lead, C, H, W = x.shape
-    assert H % p == 0 and W % p == 0, f"patch size {p} must divide the frame size {H}x{W}"
+    if H % p or W % p:
+        raise ValueError(f"patch size {p} must divide the frame size {H}x{W}")
     x = x.reshape(*lead, C, H // p, p, W // p, p)  # (..., C, gh, p, gw, p)
     x = x.movedim(-4, -5).movedim(-2, -4)  # (..., gh, gw, C, p, p)
     return x.reshape(*lead, (H // p) * (W // p), C * p * p)

@@ -30,10 +30,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def remove_stale_temps(path: Path) -> None:
-    """Delete temp files of ``path`` left by writers that were killed (their process no longer exists)."""
+    """Delete temp files of ``path`` left by writers that were killed (their process is gone)."""
     for old in path.parent.glob(f".{glob_escape(path.stem)}.tmp*{glob_escape(path.suffix)}"):
         pid = old.name[len(path.stem) + 5: len(old.name) - len(path.suffix)]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             old.unlink(missing_ok=True)
 
 
@@ -41,7 +41,8 @@ def glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a temp file's writer still running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
