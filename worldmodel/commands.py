@@ -79,7 +79,7 @@ def bootstrap(command: str, cfg: DictConfig) -> None:
 
     if command in ("train-ac", "train-pixel") and not cfg.dataset:
         cfg.dataset = build("collect", root / "data", "manifest.json", list(cfg.bootstrap_collect))
-    if command == "train-ac" and not cfg.encoder_checkpoint:
+    if command == "train-ac" and not cfg.encoder_checkpoint and not cfg.encoder:
         cfg.encoder_checkpoint = build("pretrain", root / "encoder", "checkpoint.pt", list(cfg.bootstrap_pretrain))
     if command == "train-pixel" and not cfg.latent_checkpoint:
         cfg.latent_checkpoint = build("train-ac", root / "train_ac", "checkpoint.pt", [f"dataset={cfg.dataset}"])

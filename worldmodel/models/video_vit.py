@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, build_rotary_pos_embed, trunc_normal_
 
+from worldmodel.data.video import normalize_frames
 from worldmodel.utils.checkpoint import load_checkpoint, load_weights
 
 
@@ -47,6 +48,10 @@ class VideoViTConfig:
     drop_path: float = 0.0
     # RoPE base (inverse-frequency temperature)
     rope_theta: float = 10000.0
+    # RoPE channel layout: worldmodel (ours, above) | vjepa2 (facebookresearch/vjepa2's, for converted checkpoints)
+    rope_style: str = "worldmodel"
+    # frames are resized to input_size x input_size before encoding (0: encoded at the size they come in)
+    input_size: int = 0
 
 
 class Rope3D(nn.Module):
@@ -87,6 +92,53 @@ class Rope3D(nn.Module):
         return tab[idx].unsqueeze(1)  # (B, 1, K, hd/2)
 
 
+class Rope3DVJepa2(nn.Module):
+    """3D RoPE exactly as facebookresearch/vjepa2's ``RoPEAttention`` applies it, for converted checkpoints.
+
+    Each head's first ``3 * s`` channels, ``s = 2 * ((head_dim // 3) // 2)``, are rotated in three segments by the
+    token's integer t, h and w coordinates (leftover channels pass through). Within a segment, channel ``j`` uses
+    frequency ``10000 ** -((j mod s/2) / (s/2))`` (the half-length frequency table repeated twice, not interleaved:
+    the layout the released weights were trained with) and pairs (2i, 2i+1) are rotated as
+    ``x * cos + (-x[2i+1], x[2i]) * sin``. ``table`` -> (N, 2, head_dim): cos and sin per channel.
+    """
+
+    def __init__(self, head_dim: int, theta: float = 10000.0):
+        super().__init__()
+        self.head_dim, self.theta = head_dim, theta
+        self.seg = 2 * ((head_dim // 3) // 2)
+        self._cache: dict[tuple, torch.Tensor] = {}
+
+    def table(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
+        key = (tuple(grid), str(device))
+        if key not in self._cache:
+            t, h, w = grid
+            pos = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij"), -1)
+            pos = pos.reshape(-1, 3).float()  # (N, 3) raster order, t slowest
+            half = self.seg // 2
+            omega = 1.0 / self.theta ** (torch.arange(half, dtype=torch.float32) / half)  # (s/2,)
+            ang = torch.cat([(pos[:, a:a + 1] * omega).repeat(1, 2) for a in range(3)], -1)  # (N, 3s)
+            cos, sin = ang.cos(), ang.sin()
+            rest = self.head_dim - 3 * self.seg
+            if rest:
+                cos = torch.cat([cos, torch.ones(len(pos), rest)], -1)
+                sin = torch.cat([sin, torch.zeros(len(pos), rest)], -1)
+            self._cache[key] = torch.stack([cos, sin], 1).to(device)  # (N, 2, hd)
+        return self._cache[key]
+
+    def gather(self, grid: tuple[int, int, int], idx: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        """Tables of tokens ``idx`` (B, K): (B, 1, K, 2, hd); all tokens (N, 2, hd) if idx is None."""
+        tab = self.table(grid, device)
+        return tab if idx is None else tab[idx].unsqueeze(1)
+
+    @staticmethod
+    def apply(x: torch.Tensor, tab: torch.Tensor) -> torch.Tensor:
+        """x (..., N, hd) rotated by ``tab`` (..., N, 2, hd) (float32 inside)."""
+        xf = x.float()
+        pairs = xf.unflatten(-1, (-1, 2))  # (..., N, hd/2, 2)
+        swapped = torch.stack((-pairs[..., 1], pairs[..., 0]), -1).flatten(-2)  # (-x[2i+1], x[2i])
+        return (xf * tab[..., 0, :] + swapped * tab[..., 1, :]).to(x.dtype)
+
+
 def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
     """Rotate channel pairs of x (..., N, hd) by complex ``freqs`` (broadcastable to (..., N, hd/2)).
 
@@ -99,16 +151,17 @@ def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
 class RopeAttention(nn.Module):
     """Multi-head self-attention with 3D RoPE on queries and keys, through SDPA."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, rope_apply=apply_rope):
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.rope_apply = rope_apply
 
     def forward(self, x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
         qkv = self.qkv(x).view(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)  # (3, B, H, N, hd)
-        qk = apply_rope(qkv[:2], freqs)  # (2, B, H, N, hd) rotated queries and keys
+        qk = self.rope_apply(qkv[:2], freqs)  # (2, B, H, N, hd) rotated queries and keys
         v = qkv[2]
         out = F.scaled_dot_product_attention(qk[0].to(v.dtype), qk[1].to(v.dtype), v)  # (B, H, N, hd)
         return self.proj(out.transpose(1, 2).reshape(B, N, C))
@@ -117,10 +170,11 @@ class RopeAttention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), x + mlp(norm(x)) (timm ``Mlp``, ``DropPath``)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0,
+                 rope_apply=apply_rope):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = RopeAttention(dim, num_heads)
+        self.attn = RopeAttention(dim, num_heads, rope_apply=rope_apply)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -130,10 +184,11 @@ class Block(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-def make_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, drop_path: float) -> nn.ModuleList:
+def make_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, drop_path: float,
+                rope_apply=apply_rope) -> nn.ModuleList:
     """Rotary pre-norm blocks with stochastic depth increasing linearly to ``drop_path``."""
     rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-    return nn.ModuleList([Block(dim, num_heads, mlp_ratio, r) for r in rates])
+    return nn.ModuleList([Block(dim, num_heads, mlp_ratio, r, rope_apply) for r in rates])
 
 
 def init_transformer(module: nn.Module, blocks: nn.ModuleList) -> None:
@@ -167,8 +222,14 @@ class VideoViT(nn.Module):
         self.patch_embed = nn.Conv3d(cfg.in_chans, cfg.embed_dim,
                                      kernel_size=(cfg.tubelet_size, cfg.patch_size, cfg.patch_size),
                                      stride=(cfg.tubelet_size, cfg.patch_size, cfg.patch_size))
-        self.rope = Rope3D(cfg.embed_dim // cfg.num_heads, cfg.rope_theta)
-        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.drop_path)
+        head_dim = cfg.embed_dim // cfg.num_heads
+        if cfg.rope_style == "vjepa2":
+            self.rope, rope_apply = Rope3DVJepa2(head_dim, cfg.rope_theta), Rope3DVJepa2.apply
+        elif cfg.rope_style == "worldmodel":
+            self.rope, rope_apply = Rope3D(head_dim, cfg.rope_theta), apply_rope
+        else:
+            raise ValueError(f"model.rope_style={cfg.rope_style!r}; expected worldmodel or vjepa2")
+        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.drop_path, rope_apply)
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
         init_transformer(self, self.blocks)
 
@@ -201,6 +262,23 @@ class VideoViT(nn.Module):
         for blk in self.blocks:
             tokens = blk(tokens, rope=rope)
         return self.norm(tokens)
+
+    # ---- the frame-encoder interface (worldmodel.models.encoders) ---------------------------------------
+    def patch_grid(self, height: int, width: int) -> tuple[int, int]:
+        """(h, w) token grid of one frame of height x width pixels, after ``input_size`` resizing."""
+        if self.cfg.input_size:
+            height = width = self.cfg.input_size
+        return height // self.patch_size, width // self.patch_size
+
+    @torch.no_grad()
+    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, H, W, 3) -> (B, h*w, D): ImageNet-normalized, resized to ``input_size`` when set, each
+        frame encoded on its own (``encode_frames``)."""
+        dev = next(self.parameters()).device
+        x = normalize_frames(frames.to(dev))  # (B, 3, H, W)
+        if self.cfg.input_size and tuple(x.shape[-2:]) != (self.cfg.input_size,) * 2:
+            x = F.interpolate(x, size=(self.cfg.input_size,) * 2, mode="bilinear", align_corners=False, antialias=True)
+        return self.encode_frames(x[:, None])[:, 0]  # (B, h*w, D)
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Encode every frame on its own (the observation/goal convention of train-ac, drift and plan).

@@ -1,8 +1,8 @@
 """The latent world model used by drift and planning: frozen encoder + action-conditioned predictor.
 
-Frame encoding convention (observations AND goals, everywhere): a uint8 RGB frame (H, W, 3) is normalized by
-``worldmodel.data.video.normalize_frames``, encoded on its own by ``VideoViT.encode_frames`` (the frame
-repeated to fill one tubelet, final LayerNorm without affine), then its patch tokens are average-pooled
+Frame encoding convention (observations AND goals, everywhere): a uint8 RGB frame (H, W, 3) is encoded on its own
+by the frozen encoder's ``encode_images`` (:mod:`worldmodel.models.encoders`; ours: ImageNet normalization, the
+frame repeated to fill one tubelet, final LayerNorm without affine), then its patch tokens are average-pooled
 ``pool x pool`` and layer-normed again (:func:`~worldmodel.models.ac_predictor.pool_latents`). The latent
 cache used for training applies the very same function, so training, drift and planning see identical latents.
 
@@ -17,46 +17,44 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from worldmodel.data.video import normalize_frames
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
+from worldmodel.models.encoders import EncoderSpec, build_frame_encoder, read_encoder
 from worldmodel.models.protocol import Rollout
-from worldmodel.models.video_vit import build_encoder, encoder_weights
 from worldmodel.utils.checkpoint import content_digest, load_checkpoint, load_weights
 
 
 def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
     """(h, w) patch grid of one encoded frame of height x width pixels."""
-    _, h, w = encoder.grid(encoder.tubelet_size, height, width)
-    return int(h), int(w)
+    return encoder.patch_grid(height, width)
 
 
 @torch.no_grad()
 def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
-    """uint8 frames (B, H, W, 3) -> pooled, layer-normed latents (B, N, D) (the convention above)."""
-    dev = next(encoder.parameters()).device
-    x = normalize_frames(frames.to(dev))[:, None]  # (B, 1, 3, H, W)
-    z = encoder.encode_frames(x)[:, 0]  # (B, h*w, D)
-    gh, gw = encoder_grid(encoder, frames.shape[1], frames.shape[2])
+    """uint8 frames (B, H, W, 3) -> pooled, layer-normed latents (B, N, D) (the convention above); ``encoder``
+    follows the frame-encoder interface of :mod:`worldmodel.models.encoders`."""
+    z = encoder.encode_images(frames)  # (B, h*w, D)
+    gh, gw = encoder.patch_grid(frames.shape[1], frames.shape[2])
     return pool_latents(z.float(), gh, gw, pool)  # (B, N, D)
 
 
 def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device):
     """The encoder a train-ac checkpoint was trained on: its own copy (``extra["encoder"]``) when it carries one,
-    else the pretrain checkpoint it names, refused when its weights' digest differs from the one recorded."""
+    else the file its encoder spec names, refused when those weights' digest differs from the one recorded."""
     resolved = ckpt["config"]["resolved"]
     info = resolved.get("encoder") or {}
     if "encoder" in (ckpt.get("extra") or {}):
-        return build_encoder(info["config"], ckpt["extra"]["encoder"], checkpoint, device)
-    enc_path = resolved["encoder_checkpoint"]
-    if not Path(enc_path).is_file():
-        raise FileNotFoundError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} is missing "
+        return build_frame_encoder(info["config"], ckpt["extra"]["encoder"], checkpoint, device)
+    spec = info.get("spec") or {"kind": "worldmodel", "target": resolved["encoder_checkpoint"]}
+    spec = EncoderSpec(**spec)
+    if not Path(spec.file).is_file():
+        raise FileNotFoundError(f"checkpoint {checkpoint}: its encoder weights {spec.file} are missing "
                                 f"(train with embed_encoder=true to carry the encoder inside the checkpoint)")
-    enc_cfg, enc_state = encoder_weights(enc_path)
-    digest = content_digest([enc_cfg, enc_state])
+    config, state = read_encoder(spec)
+    digest = content_digest([config, state])
     if info.get("digest") and digest != info["digest"]:
-        raise ValueError(f"checkpoint {checkpoint}: its encoder checkpoint {enc_path} changed since training "
-                         f"(weights digest {digest[:12]}, recorded {info['digest'][:12]})")
-    return build_encoder(enc_cfg, enc_state, enc_path, device)
+        raise ValueError(f"checkpoint {checkpoint}: the encoder {spec.label} it was trained on changed "
+                         f"(weights digest {digest[:12]}, recorded {info['digest'][:12]}); retrain or restore it")
+    return build_frame_encoder(config, state, spec.label, device)
 
 
 class PredictorWorldModel(nn.Module):

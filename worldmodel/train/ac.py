@@ -35,7 +35,7 @@ from worldmodel.config import register_schema, to_dict
 from worldmodel.data.episodes import state_token_dims
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.models.video_vit import build_encoder, encoder_weights
+from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_from_spec, parse_spec
 from worldmodel.models.world_model import encoder_grid
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 from worldmodel.train.latent_cache import load_latents
@@ -45,7 +45,11 @@ from worldmodel.utils.checkpoint import content_digest, plain_copy
 @dataclass
 class TrainACConfig:
     out_dir: str = "runs/train_ac"  # where checkpoint.pt, metrics.jsonl and summary.json go
-    encoder_checkpoint: str = ""  # a `wm pretrain` checkpoint (frozen encoder); required unless bootstrap
+    encoder_checkpoint: str = ""  # a `wm pretrain` checkpoint (frozen encoder); required unless bootstrap or encoder=
+    encoder: str = ""  # frozen encoder: "" (encoder_checkpoint) | worldmodel:<file> | vjepa2:<file> | timm:<model name>
+    encoder_weights: str = ""  # encoder=timm:...: the backbone's local weights file (nothing is downloaded)
+    encoder_img_size: int = 0  # frames resized to this before encoding (0: ours as they come, timm its own, vjepa2 256)
+    encoder_heads: int = 0  # encoder=vjepa2:...: attention heads (0: from the width, ViT-L/H 16, ViT-g 22)
     dataset: str = ""  # an episode dataset folder written by `wm collect`; required unless bootstrap
     bootstrap: bool = False  # when encoder_checkpoint/dataset are empty, build them at preset=smoke (smoke only)
     bootstrap_collect: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm collect`
@@ -63,7 +67,7 @@ class TrainACConfig:
     latent_cache_dir: str = ""  # where cached latents go ("" = <dataset>/latent_cache)
     encode_batch: int = 64  # frames per encoder call when filling the cache
     max_bad_fraction: float = 0.1  # corrupt episodes are skipped and counted; the run stops past this share
-    embed_encoder: bool = True  # carry the frozen encoder's weights in checkpoint.pt (false: pin its file by sha1)
+    embed_encoder: bool = True  # carry the frozen encoder's weights in checkpoint.pt (false: pin them by digest)
     val_windows: int = 256  # held-out windows for the final validation losses
     model: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # predictor architecture
     train: TrainConfig = field(default_factory=TrainConfig)  # steps, batch, optimizer, devices, checkpoints
@@ -72,28 +76,26 @@ class TrainACConfig:
 register_schema("train_ac", TrainACConfig)
 
 
-def resolve_inputs(cfg) -> tuple[Path, Path]:
-    """The encoder checkpoint and dataset to use (absolute), checked to exist."""
-    enc, data = cfg.encoder_checkpoint, cfg.dataset
-    if not enc:
-        raise ValueError("train-ac needs encoder_checkpoint=PATH (a `wm pretrain` checkpoint)")
-    if not data:
+def resolve_inputs(cfg) -> tuple[EncoderSpec, Path]:
+    """The encoder spec and the dataset to use (absolute), checked to exist."""
+    if not cfg.dataset:
         raise ValueError("train-ac needs dataset=PATH (an episode folder written by `wm collect`)")
-    enc, data = Path(enc).resolve(), Path(data).resolve()
-    if not enc.is_file():
-        raise FileNotFoundError(f"encoder_checkpoint {enc}: no such file")
+    spec = parse_spec(cfg.encoder, cfg.encoder_checkpoint, cfg.encoder_weights, cfg.encoder_img_size,
+                      cfg.encoder_heads)
+    data = Path(cfg.dataset).resolve()
     if not (data / "manifest.json").is_file():
         raise FileNotFoundError(f"dataset {data}: no manifest.json")
-    return enc, data
+    return spec, data
 
 
-def prepare_latents(cfg, enc: Path, data: Path, device, pool: int, is_main: bool = True, digest: str | None = None):
-    """Latents of all episodes (rank 0 fills the cache, the others wait and read it); ``digest``: the encoder
-    weights' content digest (the cache key)."""
+def prepare_latents(cfg, enc: str | Path, data: Path, device, pool: int, is_main: bool = True,
+                    digest: str | None = None, encoder=None):
+    """Latents of all episodes (rank 0 fills the cache, the others wait and read it); ``enc``: the encoder's
+    weights file, ``digest``: their content digest (the cache key), ``encoder``: the encoder, when built."""
 
     distributed = dist.is_available() and dist.is_initialized()
     kw = dict(cache_dir=cfg.latent_cache_dir or None, batch_size=cfg.encode_batch,
-              max_bad_fraction=cfg.max_bad_fraction, encoder_digest=digest)
+              max_bad_fraction=cfg.max_bad_fraction, encoder_digest=digest, encoder=encoder)
     if distributed and not is_main:
         dist.barrier()
     eps = load_latents(data, enc, pool, device, progress=is_main and cfg.train.progress, **kw)
@@ -142,26 +144,26 @@ def run(cfg) -> dict:
         raise ValueError(f"loss={cfg.loss!r}; expected one of {sorted(LATENT_LOSSES)}")
     if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:
         raise ValueError(f"rollout_steps={cfg.rollout_steps} must be in 1..num_steps={cfg.num_steps}")
-    enc_path, data = resolve_inputs(cfg)
+    spec, data = resolve_inputs(cfg)
     seed_everything(cfg.train.seed)
     manifest = read_manifest(data)
     train_ids, val_ids = split_episodes(manifest, cfg.val_fraction, cfg.split_seed)
     device = resolve_device(cfg.train.device)
-    enc_cfg, enc_state = encoder_weights(enc_path)
-    encoder = build_encoder(enc_cfg, enc_state, enc_path, device)
+    enc_cfg, enc_state, encoder = frozen_encoder_from_spec(spec, device)
     mcfg = resolve_model_config(cfg, encoder, manifest)
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
-    config["resolved"] = {"encoder_checkpoint": str(enc_path), "dataset": str(data), "state_dims": dims,
-                          "encoder": {"config": plain_copy(enc_cfg), "digest": content_digest([enc_cfg, enc_state]),
+    config["resolved"] = {"encoder_checkpoint": spec.file, "dataset": str(data), "state_dims": dims,
+                          "encoder": {"spec": dataclasses.asdict(spec), "config": plain_copy(enc_cfg),
+                                      "digest": content_digest([enc_cfg, enc_state]), "describe": describe(enc_cfg),
                                       "embedded": bool(cfg.embed_encoder)},
                           "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
     carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
-    eps = prepare_latents(cfg, enc_path, data, device, mcfg.pool, trainer.is_main,
-                          config["resolved"]["encoder"]["digest"]).with_state_dims(dims)
+    eps = prepare_latents(cfg, spec.file, data, device, mcfg.pool, trainer.is_main,
+                          config["resolved"]["encoder"]["digest"], encoder).with_state_dims(dims)
     del encoder
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
@@ -178,7 +180,8 @@ def run(cfg) -> dict:
         **losses,
         **val,
         "checkpoint": str(ckpt),
-        "encoder_checkpoint": str(enc_path),
+        "encoder_checkpoint": spec.file,
+        "encoder": spec.label, "encoder_describe": describe(enc_cfg),
         "dataset": str(data),
         "latent_cache": eps.path,
         "latent_cache_hit": not eps.encoded,
