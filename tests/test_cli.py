@@ -57,3 +57,13 @@ def test_command_help_describes_every_setting_after_overrides():
     assert "# planned predictor steps" in lines["planner.horizon"]  # nested groups carry their field docs
     undocumented = [k for k, ln in lines.items() if "  # " not in ln]
     assert undocumented == []
+
+
+def test_bench_encode_smoke(tmp_path):
+    """`wm bench encode` times every encoder kind through the same interface, as ratios to ours."""
+    from worldmodel.commands import run_command
+
+    s = run_command("bench", ["target=encode", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0"])
+    rows = s["encoders"]
+    assert len(rows) == 3 and rows["worldmodel (ours)"]["ratio_to_ours"] == 1.0
+    assert all(r["frames_per_s"] > 0 and r["tokens_per_frame"] > 0 for r in rows.values())

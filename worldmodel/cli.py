@@ -31,7 +31,7 @@ commands:
   drift        open-loop rollout error vs. horizon (latent, pixel, copy-last)
   plan         CEM model-predictive control, goal-reaching evaluation
   pipeline     the whole main job end to end, with a report
-  bench        speed benchmarks: wm bench pretrain|collect|ac|plan
+  bench        speed benchmarks: wm bench pretrain|collect|ac|plan|encode
 
 Scale with preset=smoke|cpu|gpu; results go to out_dir=PATH (PATH/summary.json).
 `wm <command> --help` lists that command's settings, what each means, and their values.

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 
 from worldmodel.config import register_schema
 
-TARGETS = ("pretrain", "collect", "ac", "plan")
+TARGETS = ("pretrain", "collect", "ac", "plan", "encode")
 
 
 @dataclass
 class BenchConfig:
-    target: str = "pretrain"  # what to benchmark: pretrain | collect | ac | plan
+    target: str = "pretrain"  # what to benchmark: pretrain | collect | ac | plan | encode
     out_dir: str = "runs/bench"  # where summary.json goes
     command_preset: str = "cpu"  # preset of the benchmarked command's config (smoke in tests)
     repeats: int = 5  # timed repetitions per variant (medians are reported)
