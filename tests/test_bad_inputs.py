@@ -225,6 +225,16 @@ def c_predictor_heads(base, tmp):
     return _train_ac(base, tmp, base / "bootstrap" / "data", "model.num_heads=3"), "model.num_heads"
 
 
+def c_unknown_encoder_kind(base, tmp):
+    return _train_ac(base, tmp, base / "bootstrap" / "data", "encoder=dino:v2"), "encoder='dino:v2'"
+
+
+def c_unknown_timm_model(base, tmp):
+    (tmp / "w.pth").write_bytes(b"")
+    return _train_ac(base, tmp, base / "bootstrap" / "data", "encoder=timm:no_such_net",
+                     f"encoder_weights={tmp / 'w.pth'}"), "no_such_net"
+
+
 def c_negative_steps(base, tmp):
     return _train_ac(base, tmp, base / "bootstrap" / "data", "train.steps=-1"), "train.steps"
 

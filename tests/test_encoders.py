@@ -123,6 +123,9 @@ def test_train_and_plan_end_to_end(tmp_path, kind):
     assert s["encoder"].startswith(f"{kind}:") and s["tokens_per_frame"] == (1 if kind == "timm" else 4)
     p = run_command("plan", SMOKE_PLAN[1:] + [f"checkpoint={s['checkpoint']}", f"out_dir={tmp_path / 'plan'}"])
     assert p["episodes"] == 2 and 0.0 <= p["success_rate"] <= 1.0
+    d = run_command("drift", ["preset=smoke", "bootstrap=false", f"checkpoint={s['checkpoint']}",
+                              f"out_dir={tmp_path / 'drift'}"])
+    assert len(d["probe_error"]) == len(d["horizons"]) > 0 and d["ratio_to_copy_last"] > 0
 
 
 def test_plan_refuses_a_changed_encoder(tmp_path, capsys):
