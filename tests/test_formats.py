@@ -1,0 +1,132 @@
+"""Bring your own data: every layout written by the formats' own libraries (pyarrow, h5py) reads back the same."""
+import io
+import json
+
+import h5py
+import imageio.v3 as iio
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from worldmodel.data import formats
+from worldmodel.data.formats import KeyMap
+from worldmodel.data.rollouts import RolloutDataset
+
+LENGTHS = (7, 11, 5)  # steps T per episode
+
+
+def episodes(seed: int = 0) -> list[dict]:
+    """Episodes with structured frames (a square moving with the action), float actions and proprioception."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for T in LENGTHS:
+        frames = rng.integers(0, 256, (T + 1, 32, 32, 3), dtype=np.uint8)
+        for t in range(T + 1):
+            frames[t, 4:12, t: t + 8] = (255, 0, 0)
+        out.append({"frames": frames, "actions": rng.uniform(-1, 1, (T, 2)).astype(np.float32),
+                    "proprio": rng.normal(size=(T + 1, 3)).astype(np.float32)})
+    return out
+
+
+def assert_same(got: list[dict], want: list[dict]):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        for key in ("frames", "actions", "proprio"):
+            assert g[key].shape == w[key].shape, key
+            assert np.array_equal(g[key], w[key]), key
+
+
+def read_all(path, fmt="auto", keys=None) -> list[dict]:
+    return [ep for _, ep in formats.read(path, fmt, keys)]
+
+
+@pytest.mark.parametrize("fmt", ["worldmodel", "lerobot-v2.1", "lerobot-v3.0", "hdf5-robomimic", "hdf5-episodes"])
+def test_round_trip_per_layout(tmp_path, fmt):
+    """write, detect, read, window, convert, read again: identical frames, actions and proprioception."""
+    eps = episodes()
+    path = tmp_path / ("data.hdf5" if fmt == "hdf5-robomimic" else "data")
+    assert formats.write(path, iter(eps), fmt, fps=10) == len(eps)
+    assert formats.detect(path) == fmt.split("-v")[0]
+    assert_same(read_all(path), eps)
+    info = formats.inspect(path)
+    assert info.episodes == 3 and info.lengths == list(LENGTHS) and info.fps == 10
+    assert np.allclose(info.action_low, np.min([e["actions"].min(0) for e in eps], 0))
+    native = formats.as_native(path)
+    assert formats.detect(native) == "worldmodel"
+    assert_same(read_all(native), eps)
+    windows = RolloutDataset(native, num_frames=3, frame_skip=2)  # the windowed reader every trainer uses
+    assert len(windows) == sum(T - 4 + 1 for T in LENGTHS)
+    assert formats.as_native(path) == native  # reused while the source is unchanged
+    for to in ("lerobot-v3.0", "hdf5-episodes"):  # and on to another layout
+        assert formats.convert(native, tmp_path / f"again-{to}", to) == 3
+        assert_same(read_all(tmp_path / f"again-{to}"), eps)
+
+
+def test_lerobot_image_features_and_key_map(tmp_path):
+    """A v2.1 folder whose camera is stored in the parquet as encoded images (dtype image), two cameras, a
+    proprio key chosen by the key map."""
+    eps = episodes(1)
+    root = tmp_path / "lr"
+    (root / "meta").mkdir(parents=True)
+    feats = {"observation.images.top": {"dtype": "image", "shape": [32, 32, 3]},
+             "observation.images.wrist": {"dtype": "image", "shape": [32, 32, 3]},
+             "action": {"dtype": "float32", "shape": [2]}, "observation.state": {"dtype": "float32", "shape": [3]},
+             "observation.joints": {"dtype": "float32", "shape": [3]}}
+    (root / "meta" / "info.json").write_text(json.dumps({"codebase_version": "v2.1", "fps": 15, "features": feats,
+                                                         "chunks_size": 1000}))
+    lines = []
+    for i, ep in enumerate(eps):
+        png = [{"bytes": iio.imwrite("<bytes>", f, extension=".png"), "path": None} for f in ep["frames"]]
+        acts = np.concatenate([ep["actions"], np.full((1, 2), 9.0, np.float32)])  # the last action: after the end
+        table = pa.table({"observation.images.top": png, "observation.images.wrist": png[::-1],
+                          "action": acts.tolist(), "observation.state": np.zeros_like(ep["proprio"]).tolist(),
+                          "observation.joints": ep["proprio"].tolist()})
+        (root / "data" / "chunk-000").mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, root / f"data/chunk-000/episode_{i:06d}.parquet")
+        lines.append(json.dumps({"episode_index": i, "length": len(ep["frames"])}))
+    (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    keys = KeyMap(image="observation.images.top", proprio="observation.joints")
+    assert_same(read_all(root, keys=keys), eps)
+    info = formats.inspect(root, keys=keys)
+    assert info.format == "lerobot-v2" and info.keys["proprio"] == "observation.joints" and info.fps == 15
+    with pytest.raises(ValueError, match="no camera 'cam'"):
+        read_all(root, keys=KeyMap(image="cam"))
+    assert iio.imread(io.BytesIO(pq.read_table(root / "data/chunk-000/episode_000000.parquet")
+                                  .column("observation.images.top")[0].as_py()["bytes"])).shape == (32, 32, 3)
+
+
+def test_robomimic_with_next_obs(tmp_path):
+    """robomimic's own convention: obs and next_obs, N actions for N + 1 frames, proprio split over keys."""
+    eps = episodes(2)
+    path = tmp_path / "demo.hdf5"
+    with h5py.File(path, "w") as f:
+        for i, ep in enumerate(eps):
+            g = f.create_group(f"data/demo_{i}")
+            g["obs/agentview_image"], g["next_obs/agentview_image"] = ep["frames"][:-1], ep["frames"][1:]
+            g["obs/eef_pos"], g["next_obs/eef_pos"] = ep["proprio"][:-1, :2], ep["proprio"][1:, :2]
+            g["obs/gripper"], g["next_obs/gripper"] = ep["proprio"][:-1, 2:], ep["proprio"][1:, 2:]
+            g["actions"] = ep["actions"]
+    keys = KeyMap(proprio="eef_pos,gripper")
+    assert_same(read_all(path, keys=keys), eps)
+    assert formats.inspect(path, keys=keys).keys["image"] == "agentview_image"
+
+
+def test_malformed_data_names_file_episode_and_key(tmp_path):
+    eps = episodes()
+    path = tmp_path / "eps"
+    formats.write(path, iter(eps), "hdf5-episodes", fps=10)
+    with h5py.File(path / "episode_000001.h5", "a") as f:
+        del f["action"]
+        f["action"] = np.zeros((3, 2), np.float32)  # wrong length
+    with pytest.raises(ValueError, match=r"episode_000001.h5: 12 frames but 3 actions"):
+        read_all(path)
+    with h5py.File(path / "episode_000001.h5", "a") as f:
+        del f["action"]
+        f["action"] = np.full((11, 2), np.nan, np.float32)
+    with pytest.raises(ValueError, match="episode 1: non-finite values in actions"):
+        read_all(path)
+    with pytest.raises(ValueError, match="no dataset 'obs'"):
+        read_all(path, keys=KeyMap(image="obs"))
+    with pytest.raises(ValueError, match="not a known layout"):
+        formats.detect(tmp_path)

@@ -1,0 +1,76 @@
+"""What every dataset format reader and writer shares: the episode dict, the key map, the time-step convention.
+
+An episode is a dict: ``frames`` uint8 (T+1, H, W, 3) — the first observation, then one per step — ``actions``
+float32 (T, A), ``proprio`` float32 (T+1, P) (the agent's own readings; P may be 0), and optionally ``rewards`` (T,),
+``success`` (T,). Formats that store one action per *frame* (LeRobot, robomimic, most per-episode HDF5 files:
+N frames, N actions, the last action taken after the last frame) are read by dropping that last action; writers
+pad the last row with zeros and mark it (``wm_padded_last_action``), so a round trip gives back the same arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class KeyMap:
+    """Which stored keys are the camera frames, the actions and the proprioception ("" = the format's default)."""
+
+    image: str = ""  # camera / image key (LeRobot feature, robomimic obs key, HDF5 dataset)
+    action: str = ""  # action key
+    proprio: str = ""  # proprioception key(s), comma-separated to concatenate; "none" for no proprioception
+
+
+@dataclass
+class SourceInfo:
+    """Metadata of a dataset, read without decoding frames (``wm data inspect``)."""
+
+    format: str
+    path: str
+    episodes: int
+    lengths: list[int]  # steps T per episode
+    fps: float
+    keys: dict[str, str]  # role (image, action, proprio) -> the key used
+    shapes: dict[str, list[int]]  # key -> per-frame shape
+    dtypes: dict[str, str]
+    action_low: list[float] = field(default_factory=list)
+    action_high: list[float] = field(default_factory=list)
+    all_keys: list[str] = field(default_factory=list)  # every key the dataset has
+    problems: list[str] = field(default_factory=list)
+
+
+def split_per_frame(frames: np.ndarray, actions: np.ndarray, padded: bool, where: str) -> np.ndarray:
+    """Actions of a per-frame layout -> (T, A) for T + 1 frames (see the module docstring)."""
+    if len(actions) == len(frames):
+        return actions[:-1]
+    if len(actions) == len(frames) - 1 and not padded:
+        return actions
+    raise ValueError(f"{where}: {len(frames)} frames but {len(actions)} actions (expected as many, or one fewer)")
+
+
+def pad_per_frame(actions: np.ndarray) -> np.ndarray:
+    """(T, A) -> (T+1, A): a zero row after the last action (the per-frame layouts' shape)."""
+    return np.concatenate([actions, np.zeros((1, actions.shape[1]), actions.dtype)])
+
+
+def check_episode(ep: dict, where: str) -> dict:
+    """Shapes, dtypes and finiteness of an episode dict; raises ValueError naming ``where`` and the key."""
+    frames, actions, proprio = ep["frames"], ep["actions"], ep["proprio"]
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"{where}: frames are {frames.dtype} {frames.shape}; expected uint8 (T+1, H, W, 3)")
+    if actions.ndim != 2 or len(actions) != len(frames) - 1:
+        raise ValueError(f"{where}: actions have shape {actions.shape} for {len(frames)} frames")
+    if proprio.ndim != 2 or len(proprio) != len(frames):
+        raise ValueError(f"{where}: proprio has shape {proprio.shape} for {len(frames)} frames")
+    for key in ("actions", "proprio"):
+        if not np.isfinite(ep[key]).all():
+            raise ValueError(f"{where}: non-finite values in {key}")
+    return ep
+
+
+def proprio_keys(spec: str, default: list[str]) -> list[str]:
+    """The proprio key list of a KeyMap entry ("" -> ``default``, "none" -> [])."""
+    if spec == "none":
+        return []
+    return [k for k in spec.split(",") if k] if spec else default
