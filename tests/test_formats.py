@@ -130,3 +130,36 @@ def test_malformed_data_names_file_episode_and_key(tmp_path):
         read_all(path, keys=KeyMap(image="obs"))
     with pytest.raises(ValueError, match="not a known layout"):
         formats.detect(tmp_path)
+
+
+def test_conversion_keeps_action_bounds(tmp_path):
+    eps = episodes()
+    formats.write(tmp_path / "ours", iter(eps), "worldmodel", fps=10, bounds=([-2.0, -3.0], [2.0, 3.0]))
+    for to in ("lerobot-v2.1", "hdf5-robomimic", "hdf5-episodes"):
+        dst = tmp_path / (to + (".hdf5" if to == "hdf5-robomimic" else ""))
+        formats.convert(tmp_path / "ours", dst, to)
+        back = json.loads((formats.as_native(dst) / "manifest.json").read_text())
+        assert back["action_low"] == [-2.0, -3.0] and back["action_high"] == [2.0, 3.0], to
+
+
+def test_cli_end_to_end_same_figures_in_every_layout(tmp_path):
+    """collect -> convert to LeRobot and HDF5 with `wm data` -> train-ac and drift on each: identical figures."""
+    from worldmodel.cli import main
+    from worldmodel.commands import run_command
+
+    data = tmp_path / "native"
+    assert main(["collect", "preset=smoke", "resolution=32", "episodes=6", f"out_dir={data}"]) == 0
+    assert main(["data", "convert", f"dataset={data}", "to=lerobot-v3.0", f"output={tmp_path / 'lr'}"]) == 0
+    assert main(["data", "convert", f"dataset={data}", "to=hdf5-robomimic", f"output={tmp_path / 'demo.hdf5'}"]) == 0
+    assert main(["data", "inspect", f"dataset={tmp_path / 'demo.hdf5'}", f"out_dir={tmp_path / 'insp'}"]) == 0
+    enc = tmp_path / "enc"
+    run_command("pretrain", ["preset=smoke", f"out_dir={enc}", "probe.enabled=false",
+                             f"data.synthetic_dir={tmp_path / 'synth'}"])
+    figures = {}
+    for name, path in (("native", data), ("lerobot", tmp_path / "lr"), ("hdf5", tmp_path / "demo.hdf5")):
+        ac = run_command("train-ac", ["preset=smoke", "bootstrap=false", f"dataset={path}",
+                                      f"encoder_checkpoint={enc / 'checkpoint.pt'}", f"out_dir={tmp_path / name}"])
+        drift = run_command("drift", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}",
+                                      f"out_dir={tmp_path / name / 'drift'}"])
+        figures[name] = (ac["final_loss"], ac["val_loss_tf"], drift["ratio_to_copy_last"])
+    assert figures["native"] == figures["lerobot"] == figures["hdf5"], figures

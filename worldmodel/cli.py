@@ -24,6 +24,7 @@ from worldmodel.train.core import NonFiniteLossError  # noqa: E402
 USAGE = """usage: wm <command> [key=value ...]
 
 commands:
+  data         inspect, preview or convert an episode dataset: wm data inspect|preview|convert dataset=PATH
   collect      roll out policies in an environment and write an episode dataset
   pretrain     V-JEPA self-supervised pretraining of a video encoder
   train-ac     train the action-conditioned predictor on a frozen encoder
@@ -48,8 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"wm: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         return 2
-    if command == "bench" and rest and "=" not in rest[0] and not rest[0].startswith("-"):
-        rest = [f"target={rest[0]}"] + rest[1:]
+    if command in ("bench", "data") and rest and "=" not in rest[0] and not rest[0].startswith("-"):
+        rest = [f"{'target' if command == 'bench' else 'action'}={rest[0]}"] + rest[1:]
     try:
         if "--help" in rest or "-h" in rest:
             cfg = compose_config(command, [r for r in rest if r not in ("--help", "-h")])

@@ -27,6 +27,7 @@ from worldmodel.utils.atomic import write_json, write_text
 
 # command name -> (module defining ``run(cfg) -> dict`` and registering the schema, root config name)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("worldmodel.data.tool", "data"),
     "collect": ("worldmodel.data.collect", "collect"),
     "pretrain": ("worldmodel.train.pretrain", "pretrain"),
     "train-ac": ("worldmodel.train.ac", "train_ac"),

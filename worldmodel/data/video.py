@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from worldmodel.data import formats
+
 log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -40,10 +42,14 @@ def normalize_frames(x: torch.Tensor) -> torch.Tensor:
 
 
 def list_videos(source) -> list[str]:
-    """Video paths of one source: a CSV list (``path label`` lines) or a folder searched recursively."""
+    """Video paths of one source: a CSV list (``path label`` lines), a folder searched recursively, or an episode
+    dataset of a layout without videos (HDF5: converted once to this project's folder, whose mp4s are used)."""
     source = Path(source)
     if not source.exists():
         raise FileNotFoundError(f"video source {source} does not exist")
+    if source.suffix in (".h5", ".hdf5") or (source.is_dir() and not any(source.rglob("*.mp4"))
+                                              and formats.detect_or_none(source)):
+        source = formats.as_native(source) / "episodes"  # frames stored as arrays: converted to videos once
     if source.is_dir():
         return sorted(str(p) for p in source.rglob("*") if p.suffix.lower() in VIDEO_EXTS)
     paths = []

@@ -33,6 +33,7 @@ import torch.distributed as dist
 
 from worldmodel.config import register_schema, to_dict
 from worldmodel.data.episodes import state_token_dims
+from worldmodel.data.formats import KeyMap, as_native
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_from_spec, parse_spec
@@ -50,7 +51,9 @@ class TrainACConfig:
     encoder_weights: str = ""  # encoder=timm:...: the backbone's local weights file (nothing is downloaded)
     encoder_img_size: int = 0  # frames resized to this before encoding (0: ours as they come, timm its own, vjepa2 256)
     encoder_heads: int = 0  # encoder=vjepa2:...: attention heads (0: from the width, ViT-L/H 16, ViT-g 22)
-    dataset: str = ""  # an episode dataset folder written by `wm collect`; required unless bootstrap
+    dataset: str = ""  # episode dataset: a `wm collect` folder, a LeRobot folder or an HDF5 file/folder (docs/byod.md)
+    dataset_format: str = "auto"  # its layout: auto | worldmodel | lerobot | hdf5-robomimic | hdf5-episodes
+    dataset_keys: KeyMap = field(default_factory=KeyMap)  # other layouts: which keys are camera, actions, proprio
     bootstrap: bool = False  # when encoder_checkpoint/dataset are empty, build them at preset=smoke (smoke only)
     bootstrap_collect: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm collect`
     bootstrap_pretrain: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm pretrain`
@@ -82,10 +85,12 @@ def resolve_inputs(cfg) -> tuple[EncoderSpec, Path]:
         raise ValueError("train-ac needs dataset=PATH (an episode folder written by `wm collect`)")
     spec = parse_spec(cfg.encoder, cfg.encoder_checkpoint, cfg.encoder_weights, cfg.encoder_img_size,
                       cfg.encoder_heads)
-    data = Path(cfg.dataset).resolve()
-    if not (data / "manifest.json").is_file():
-        raise FileNotFoundError(f"dataset {data}: no manifest.json")
-    return spec, data
+    return spec, native_dataset(cfg)
+
+
+def native_dataset(cfg) -> Path:
+    """``cfg.dataset`` as a folder of this project's layout (other layouts are converted once, beside the source)."""
+    return as_native(cfg.dataset, cfg.dataset_format, KeyMap(**to_dict(cfg.dataset_keys)))
 
 
 def prepare_latents(cfg, enc: str | Path, data: Path, device, pool: int, is_main: bool = True,

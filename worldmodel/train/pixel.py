@@ -39,7 +39,14 @@ from worldmodel.models.pixel_predictor import (
     pixel_geometry,
     pixel_model_config,
 )
-from worldmodel.train.ac import TrainACConfig, latent_stats, set_data_normalization, train_predictor, validate
+from worldmodel.train.ac import (
+    TrainACConfig,
+    latent_stats,
+    native_dataset,
+    set_data_normalization,
+    train_predictor,
+    validate,
+)
 from worldmodel.train.core import Trainer, seed_everything
 from worldmodel.train.latent_cache import LatentEpisodes, LatentWindows
 from worldmodel.utils.checkpoint import load_checkpoint, plain_copy
@@ -109,14 +116,11 @@ def load_pixel_episodes(dataset: Path, patch_size: int, img_size: int, progress:
 
 
 def resolve_dataset(cfg) -> Path:
-    """The dataset to train on (absolute), checked to exist."""
-    data = cfg.dataset
-    if not data:
-        raise ValueError("train-pixel needs dataset=PATH (an episode folder written by `wm collect`)")
-    data = Path(data).resolve()
-    if not (data / "manifest.json").is_file():
-        raise FileNotFoundError(f"dataset {data}: no manifest.json")
-    return data
+    """The dataset to train on (absolute; other layouts converted once, see ``train.ac.native_dataset``)."""
+    if not cfg.dataset:
+        raise ValueError("train-pixel needs dataset=PATH (an episode folder written by `wm collect`, or any layout "
+                         "of docs/byod.md)")
+    return native_dataset(cfg)
 
 
 def frame_size(manifest: dict) -> int:

@@ -48,6 +48,14 @@ def detect(path: str | Path, fmt: str = "auto") -> str:
                      f"with meta/info.json, a robomimic HDF5 file, or a folder of per-episode HDF5 files)")
 
 
+def detect_or_none(path: str | Path) -> str | None:
+    """``detect`` that answers None for a path of no known layout."""
+    try:
+        return detect(path)
+    except (ValueError, FileNotFoundError):
+        return None
+
+
 def read(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None, frames: bool = True
          ) -> Iterator[tuple[int, dict]]:
     """(index, episode dict) of every episode (``formats.common`` describes the dict), checked."""
@@ -67,17 +75,19 @@ def inspect(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None) -> 
             "hdf5-episodes": hdf5.inspect}[fmt](path, keys)
 
 
-def write(path: str | Path, episodes: Iterator[dict], fmt: str, fps: float, source: dict | None = None) -> int:
-    """Write episodes in ``fmt`` (one of WRITE_FORMATS); returns the episode count."""
+def write(path: str | Path, episodes: Iterator[dict], fmt: str, fps: float, source: dict | None = None,
+          bounds: tuple[list, list] | None = None) -> int:
+    """Write episodes in ``fmt`` (one of WRITE_FORMATS); returns the episode count. ``bounds``: the action space's
+    (low, high) when known, recorded so that a conversion keeps them (else readers take the data's range)."""
     path = Path(path)
     if fmt == "worldmodel":
-        return write_native(path, episodes, fps, source)
+        return write_native(path, episodes, fps, source, bounds)
     if fmt.startswith("lerobot"):
-        return lerobot.write(path, episodes, fps, fmt.removeprefix("lerobot-"))
+        return lerobot.write(path, episodes, fps, fmt.removeprefix("lerobot-"), bounds)
     if fmt == "hdf5-robomimic":
-        return hdf5.write_robomimic(path, episodes, fps)
+        return hdf5.write_robomimic(path, episodes, fps, bounds)
     if fmt == "hdf5-episodes":
-        return hdf5.write_episode_files(path, episodes, fps)
+        return hdf5.write_episode_files(path, episodes, fps, bounds)
     raise ValueError(f"to={fmt!r}; expected one of {list(WRITE_FORMATS)}")
 
 
@@ -88,7 +98,8 @@ def convert(src: str | Path, dst: str | Path, to: str, fmt: str = "auto", keys: 
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     episodes = (ep for _, ep in read(src, detect(src, fmt), keys))
-    n = write(tmp, episodes, to, info.fps, {"format": info.format, "path": str(src), "keys": info.keys})
+    n = write(tmp, episodes, to, info.fps, {"format": info.format, "path": str(src), "keys": info.keys},
+              (info.action_low, info.action_high) if info.action_low else None)
     if dst.exists():
         shutil.rmtree(dst) if dst.is_dir() else dst.unlink()
     os.replace(tmp, dst)
@@ -120,5 +131,5 @@ def as_native(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None) -
     return out
 
 
-__all__ = ["KeyMap", "SourceInfo", "READ_FORMATS", "WRITE_FORMATS", "detect", "read", "inspect", "write", "convert",
+__all__ = ["KeyMap", "SourceInfo", "READ_FORMATS", "WRITE_FORMATS", "detect", "detect_or_none", "read", "inspect", "write", "convert",
            "as_native"]

@@ -34,8 +34,8 @@ class SourceInfo:
     keys: dict[str, str]  # role (image, action, proprio) -> the key used
     shapes: dict[str, list[int]]  # key -> per-frame shape
     dtypes: dict[str, str]
-    action_low: list[float] = field(default_factory=list)
-    action_high: list[float] = field(default_factory=list)
+    action_low: list[float] = field(default_factory=list)  # the action space's bounds where the data records them
+    action_high: list[float] = field(default_factory=list)  # (ours, or written by us), else the actions' range
     all_keys: list[str] = field(default_factory=list)  # every key the dataset has
     problems: list[str] = field(default_factory=list)
 

@@ -140,6 +140,9 @@ def inspect(path: Path, keys: KeyMap) -> SourceInfo:
             fps = float(f.attrs.get("fps", DEFAULT_FPS))
             ds = {k: f[k] for k in [image, action, *proprio]}
             names = list(f.keys())
+        attrs = f["data"].attrs if robo else f.attrs
+        if "action_low" in attrs:  # the action space's bounds, recorded by our writer
+            lows, highs = [np.asarray(attrs["action_low"])], [np.asarray(attrs["action_high"])]
         shapes = {k: list(d.shape[1:]) for k, d in ds.items()}
         dtypes = {k: str(d.dtype) for k, d in ds.items()}
     return SourceInfo(format="hdf5-robomimic" if robo else "hdf5-episodes", path=str(path), episodes=len(lengths),
@@ -149,13 +152,15 @@ def inspect(path: Path, keys: KeyMap) -> SourceInfo:
                       problems=problems)
 
 
-def write_robomimic(path: Path, episodes: Iterator[dict], fps: float) -> int:
+def write_robomimic(path: Path, episodes: Iterator[dict], fps: float, bounds: tuple[list, list] | None = None) -> int:
     """One robomimic-style file: obs/image (T+1 frames), actions padded to T+1 rows, obs/proprio."""
     path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
     with h5py.File(path, "w") as f:
         data = f.create_group("data")
         data.attrs["fps"], data.attrs["wm_padded_last_action"] = fps, True
+        if bounds:
+            data.attrs["action_low"], data.attrs["action_high"] = bounds
         for i, ep in enumerate(episodes):
             g = data.create_group(f"demo_{i}")
             g.create_dataset("obs/image", data=ep["frames"], compression="gzip", compression_opts=1)
@@ -167,13 +172,16 @@ def write_robomimic(path: Path, episodes: Iterator[dict], fps: float) -> int:
     return n
 
 
-def write_episode_files(path: Path, episodes: Iterator[dict], fps: float) -> int:
+def write_episode_files(path: Path, episodes: Iterator[dict], fps: float,
+                        bounds: tuple[list, list] | None = None) -> int:
     """A folder of ``episode_XXXXXX.h5``: pixels (T+1 frames), action (T rows), proprio (T+1 rows)."""
     path.mkdir(parents=True, exist_ok=True)
     n = 0
     for i, ep in enumerate(episodes):
         with h5py.File(path / f"episode_{i:06d}.h5", "w") as f:
             f.attrs["fps"] = fps
+            if bounds:
+                f.attrs["action_low"], f.attrs["action_high"] = bounds
             f.create_dataset("pixels", data=ep["frames"], compression="gzip", compression_opts=1)
             f.create_dataset("action", data=ep["actions"])
             f.create_dataset("proprio", data=ep["proprio"])

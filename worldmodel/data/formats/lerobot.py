@@ -147,6 +147,8 @@ def inspect(root: Path, keys: KeyMap) -> SourceInfo:
             highs.append(ep["actions"].max(0))
         if not np.isfinite(ep["actions"]).all():
             problems.append(f"episode {i}: non-finite actions")
+    if "wm_action_bounds" in info:  # the action space's bounds, recorded by our writer
+        lows, highs = [np.asarray(info["wm_action_bounds"]["low"])], [np.asarray(info["wm_action_bounds"]["high"])]
     feats = info["features"]
     shape = lambda k: list(feats[k].get("shape", []))  # noqa: E731
     return SourceInfo(
@@ -176,7 +178,8 @@ def _rows(ep: dict, i: int, start: int, fps: float) -> dict:
             "episode_index": [i] * n, "index": list(range(start, start + n)), "task_index": [0] * n}
 
 
-def write(root: Path, episodes: Iterator[dict], fps: float, layout: str = "v2.1") -> int:
+def write(root: Path, episodes: Iterator[dict], fps: float, layout: str = "v2.1",
+          bounds: tuple[list, list] | None = None) -> int:
     """Write episodes as a LeRobot folder (``layout`` v2.1 or v3.0); returns the episode count."""
     root.mkdir(parents=True, exist_ok=True)
     v3 = layout.startswith("v3")
@@ -223,5 +226,7 @@ def write(root: Path, episodes: Iterator[dict], fps: float, layout: str = "v2.1"
         "total_frames": start, "total_tasks": 1, "chunks_size": 1000, "fps": fps, "splits": {"train": f"0:{len(meta)}"},
         "data_path": V3_DATA if v3 else V2_DATA, "video_path": V3_VIDEO if v3 else V2_VIDEO,
         "features": _features(h, w, first["actions"].shape[1], first["proprio"].shape[1], fps),
-        "wm_padded_last_action": True})
+        "wm_padded_last_action": True,
+        **({"wm_action_bounds": {"low": list(map(float, bounds[0])), "high": list(map(float, bounds[1]))}}
+           if bounds else {})})
     return len(meta)

@@ -44,8 +44,10 @@ def inspect_native(path: Path, keys: KeyMap) -> SourceInfo:
                       all_keys=["frames", "actions", "states", "rewards", "success"])
 
 
-def write_native(path: Path, episodes: Iterator[dict], fps: float, source: dict | None = None) -> int:
-    """Write episodes as our folder and its manifest; returns the episode count."""
+def write_native(path: Path, episodes: Iterator[dict], fps: float, source: dict | None = None,
+                 bounds: tuple[list, list] | None = None) -> int:
+    """Write episodes as our folder and its manifest (action bounds: ``bounds``, else the data's range); returns the
+    episode count."""
     entries, lows, highs, first = [], [], [], None
     for i, ep in enumerate(episodes):
         first = first or ep
@@ -61,8 +63,8 @@ def write_native(path: Path, episodes: Iterator[dict], fps: float, source: dict 
     if first is None:
         raise ValueError(f"{path}: no episode to write")
     a, p = first["actions"].shape[1], first["proprio"].shape[1]
-    low = np.min(lows, 0) if lows else np.zeros(a)
-    high = np.max(highs, 0) if highs else np.zeros(a)
+    low = np.asarray(bounds[0]) if bounds else np.min(lows, 0) if lows else np.zeros(a)
+    high = np.asarray(bounds[1]) if bounds else np.max(highs, 0) if highs else np.zeros(a)
     write_manifest(path, {
         "env_id": "", "env_kwargs": {}, "action_low": low.astype(float).tolist(),
         "action_high": high.astype(float).tolist(), "action_dim": int(a), "state_dim": int(p),
