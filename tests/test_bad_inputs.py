@@ -235,6 +235,16 @@ def c_unknown_timm_model(base, tmp):
                      f"encoder_weights={tmp / 'w.pth'}"), "no_such_net"
 
 
+def c_offline_goal_too_far(base, tmp):
+    return ["eval-offline", "preset=smoke", "bootstrap=false", f"checkpoint={base / 'checkpoint.pt'}",
+            f"out_dir={tmp}", "goal_steps=999"], "goal_steps=999"
+
+
+def c_data_not_a_dataset(base, tmp):
+    (tmp / "notes.txt").write_text("hello")
+    return ["data", "inspect", f"dataset={tmp}", f"out_dir={tmp / 'o'}"], "not a known layout"
+
+
 def c_negative_steps(base, tmp):
     return _train_ac(base, tmp, base / "bootstrap" / "data", "train.steps=-1"), "train.steps"
 

@@ -161,5 +161,8 @@ def test_cli_end_to_end_same_figures_in_every_layout(tmp_path):
                                       f"encoder_checkpoint={enc / 'checkpoint.pt'}", f"out_dir={tmp_path / name}"])
         drift = run_command("drift", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}",
                                       f"out_dir={tmp_path / name / 'drift'}"])
-        figures[name] = (ac["final_loss"], ac["val_loss_tf"], drift["ratio_to_copy_last"])
+        offline = run_command("eval-offline", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}",
+                                               f"out_dir={tmp_path / name / 'offline'}"])
+        figures[name] = (ac["final_loss"], ac["val_loss_tf"], drift["ratio_to_copy_last"], offline["action_error"],
+                         offline["action_error_random"], offline["action_error_zero"])
     assert figures["native"] == figures["lerobot"] == figures["hdf5"], figures

@@ -31,6 +31,7 @@ commands:
   train-pixel  train the pixel-space baseline predictor
   drift        open-loop rollout error vs. horizon (latent, pixel, copy-last)
   plan         CEM model-predictive control, goal-reaching evaluation
+  eval-offline without a simulator: plan toward recorded frames, compare with the recorded actions
   pipeline     the whole main job end to end, with a report
   bench        speed benchmarks: wm bench pretrain|collect|ac|plan|encode
 

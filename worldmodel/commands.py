@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-pixel": ("worldmodel.train.pixel", "train_pixel"),
     "drift": ("worldmodel.evaluation.drift", "drift"),
     "plan": ("worldmodel.planning.evaluate", "plan"),
+    "eval-offline": ("worldmodel.evaluation.offline", "eval_offline"),
     "pipeline": ("worldmodel.pipeline", "pipeline"),
     "bench": ("worldmodel.bench", "bench"),
 }
@@ -84,7 +85,7 @@ def bootstrap(command: str, cfg: DictConfig) -> None:
         cfg.encoder_checkpoint = build("pretrain", root / "encoder", "checkpoint.pt", list(cfg.bootstrap_pretrain))
     if command == "train-pixel" and not cfg.latent_checkpoint:
         cfg.latent_checkpoint = build("train-ac", root / "train_ac", "checkpoint.pt", [f"dataset={cfg.dataset}"])
-    if command in ("drift", "plan") and not cfg.checkpoint:
+    if command in ("drift", "plan", "eval-offline") and not cfg.checkpoint:
         cfg.checkpoint = build("train-ac", root / "train_ac", "checkpoint.pt", extra)
 
 

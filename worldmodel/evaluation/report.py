@@ -120,7 +120,7 @@ def plot_curves(records: list[dict], path: Path, title: str) -> Path | None:
     return path
 
 
-class _Doc:
+class Doc:
     """Builds the HTML and markdown documents side by side."""
 
     def __init__(self, root: Path):
@@ -145,6 +145,14 @@ class _Doc:
         self.md.append("|" + "---|" * len(header))
         self.md.extend("| " + " | ".join(row) + " |" for row in cells)
         self.md.append("")
+
+    def save(self, title: str) -> dict:
+        """Write ``report.html`` and ``report.md`` into the root (atomically); returns their paths."""
+        html_path, md_path = self.root / "report.html", self.root / "report.md"
+        write_text(html_path, f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+                             f"</title><style>{_CSS}</style></head><body>{''.join(self.html)}</body></html>")
+        write_text(md_path, "\n".join(self.md) + "\n")
+        return {"html": str(html_path), "md": str(md_path)}
 
     def image(self, path: str | Path | None, alt: str, width: int | None = None) -> None:
         """Embed an image (PNG or GIF) as base64 in the HTML; relative path in the markdown."""
@@ -206,7 +214,7 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
     assets.mkdir(parents=True, exist_ok=True)
     summaries = {r["name"]: read_json(r.get("summary")) for r in records}
     by_cmd = lambda cmd: [r for r in records if r["command"] == cmd]  # noqa: E731
-    doc = _Doc(root)
+    doc = Doc(root)
     doc.heading(title, 1)
     for line in notes or []:
         doc.para(line)
@@ -286,8 +294,4 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
             for g in list(summaries[r["name"]]["gifs"])[:max_gifs]:
                 doc.image(g, f"{r.get('task')} {r.get('model')}", width=192)
 
-    html_path, md_path = root / "report.html", root / "report.md"
-    write_text(html_path, f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-                         f"</title><style>{_CSS}</style></head><body>{''.join(doc.html)}</body></html>")
-    write_text(md_path, "\n".join(doc.md) + "\n")
-    return {"html": str(html_path), "md": str(md_path)}
+    return doc.save(title)
