@@ -166,3 +166,29 @@ def test_cli_end_to_end_same_figures_in_every_layout(tmp_path):
         figures[name] = (ac["final_loss"], ac["val_loss_tf"], drift["ratio_to_copy_last"], offline["action_error"],
                          offline["action_error_random"], offline["action_error_zero"])
     assert figures["native"] == figures["lerobot"] == figures["hdf5"], figures
+
+
+@pytest.mark.parametrize("layout", ["lerobot-v2.1", "lerobot-v3.0"])
+def test_lerobot_av1_videos_decode(tmp_path, layout):
+    """LeRobot records AV1 by default, which decord cannot decode: the ffmpeg fallback reads it (lossy codec, so
+    the frames are close, not equal)."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    eps = episodes(3)
+    for ep in eps:  # smooth frames an AV1 encoder keeps well: a gradient and the moving square
+        ep["frames"][:] = np.linspace(0, 200, 32, dtype=np.uint8)[None, None, :, None]
+        for t in range(len(ep["frames"])):
+            ep["frames"][t, 8:16, t: t + 8] = (255, 0, 0)
+    root = tmp_path / "lr"
+    formats.write(root, iter(eps), layout, fps=10)
+    for mp4 in root.rglob("*.mp4"):  # re-encode every video as LeRobot does
+        av1 = mp4.with_suffix(".av1.mp4")
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(mp4), "-c:v",
+                        "libsvtav1", "-crf", "20", "-pix_fmt", "yuv420p", str(av1)], check=True, capture_output=True)
+        av1.replace(mp4)
+    got = read_all(root)
+    for g, w in zip(got, eps):
+        assert g["frames"].shape == w["frames"].shape and np.array_equal(g["actions"], w["actions"])
+        assert np.abs(g["frames"].astype(int) - w["frames"]).mean() < 8

@@ -80,24 +80,25 @@ def write_video(path: str | Path, frames: np.ndarray, fps: float, crf: int = 0) 
 def read_video(path: str | Path, indices: list[int] | None = None) -> np.ndarray:
     """Decode frames (all, or ``indices``) with decord -> uint8 (N, H, W, 3).
 
-    decord 0.6 fails on some frame widths (8, 12, 16, 24, 48, 72 among 8..128; dmlc/decord#336, a row-stride
-    mismatch); those videos are decoded with the ffmpeg executable instead (same frames). Prefer other
-    resolutions (32, 64, 96, ...) when the videos are also read elsewhere with decord (``wm pretrain``)."""
+    Where decord cannot, the ffmpeg executable decodes the whole file instead (same frames): AV1 video (LeRobot's
+    default codec; decord 0.6 has no AV1 decoder), and some frame widths (8, 12, 16, 24, 48, 72 among 8..128;
+    dmlc/decord#336, a row-stride mismatch). Prefer H.264 and other widths (32, 64, 96, ...) for videos read often."""
     import decord
 
-    vr = decord.VideoReader(str(path), num_threads=1)
-    idx = list(range(len(vr))) if indices is None else [int(i) for i in indices]
     try:
+        vr = decord.VideoReader(str(path), num_threads=1)
+        idx = list(range(len(vr))) if indices is None else [int(i) for i in indices]
         return vr.get_batch(idx).asnumpy()
-    except decord.DECORDError as e:
-        if "size must exactly match" not in str(e):
-            raise
-        return _read_video_ffmpeg(path)[idx]
+    except decord.DECORDError:
+        frames = _read_video_ffmpeg(path)
+        return frames if indices is None else frames[[int(i) for i in indices]]
 
 
 def _read_video_ffmpeg(path: str | Path) -> np.ndarray:
     import imageio_ffmpeg
 
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"video {path}: no such file")
     gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
     meta = next(gen)
     w, h = meta["size"]

@@ -79,7 +79,12 @@ def _table(path: Path):
 
 
 def _column(table, key: str) -> np.ndarray:
-    return np.asarray(table.column(key).to_pylist(), dtype=np.float32).reshape(table.num_rows, -1)
+    """A list<float> (or scalar) column as float32 (rows, width), through arrow's flat values (no Python lists)."""
+    col = table.column(key).combine_chunks()
+    if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type):
+        flat = col.flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(flat, dtype=np.float32).reshape(table.num_rows, -1)
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(table.num_rows, -1)
 
 
 def _episode_index(root: Path, info: dict) -> list[dict]:
@@ -102,19 +107,26 @@ def read_episodes(root: Path, keys: KeyMap, frames: bool = True) -> Iterator[tup
     info = read_info(root)
     image, action, proprio = resolve_keys(info, keys, root)
     v3, chunk = version(info) == 3, int(info.get("chunks_size", 1000))
-    tables: dict[str, object] = {}
+    tables: dict[str, tuple] = {}  # the current many-episode data file: (table, first index, columns)
+    decoded: dict[str, np.ndarray] = {}  # the one whole-file decode kept (videos decord cannot seek, e.g. AV1)
     for ep in _episode_index(root, info):
         i = int(ep["episode_index"])
-        if v3:
+        if v3:  # a file of many episodes: its columns converted once, episodes sliced out of them
             where = root / V3_DATA.format(chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"])
-            table = tables.setdefault(str(where), _table(where))
-            table = table.slice(int(ep["dataset_from_index"]) - int(table.column("index")[0].as_py()),
-                                int(ep["dataset_to_index"]) - int(ep["dataset_from_index"]))
+            if str(where) not in tables:
+                t = _table(where)
+                tables.clear()
+                tables[str(where)] = (t, int(t.column("index")[0].as_py()),
+                                      {k: _column(t, k) for k in [action, *proprio]})
+            full, first, cols = tables[str(where)]
+            lo, n = int(ep["dataset_from_index"]) - first, int(ep["dataset_to_index"]) - int(ep["dataset_from_index"])
+            table, arrays = full.slice(lo, n), {k: v[lo:lo + n] for k, v in cols.items()}
         else:
             where = root / info.get("data_path", V2_DATA).format(episode_chunk=i // chunk, episode_index=i)
             table = _table(where)
-        acts = _column(table, action)
-        prop = np.concatenate([_column(table, k) for k in proprio], 1) if proprio else np.zeros((len(acts), 0), np.float32)
+            arrays = {k: _column(table, k) for k in [action, *proprio]}
+        acts = arrays[action]
+        prop = np.concatenate([arrays[k] for k in proprio], 1) if proprio else np.zeros((len(acts), 0), np.float32)
         out = {"proprio": prop}
         if frames:
             if info["features"][image]["dtype"] == "image":
@@ -123,7 +135,7 @@ def read_episodes(root: Path, keys: KeyMap, frames: bool = True) -> Iterator[tup
                 vid = root / V3_VIDEO.format(video_key=image, chunk_index=ep[f"videos/{image}/chunk_index"],
                                              file_index=ep[f"videos/{image}/file_index"])
                 start = int(round(float(ep[f"videos/{image}/from_timestamp"]) * float(info["fps"])))
-                out["frames"] = read_video(vid, list(range(start, start + len(acts))))
+                out["frames"] = _file_frames(vid, start, len(acts), decoded)
             else:
                 vid = root / info.get("video_path", V2_VIDEO).format(episode_chunk=i // chunk, video_key=image,
                                                                      episode_index=i)
@@ -133,6 +145,20 @@ def read_episodes(root: Path, keys: KeyMap, frames: bool = True) -> Iterator[tup
         else:
             out["actions"] = acts[:-1]
         yield i, out
+
+
+def _file_frames(path: Path, start: int, n: int, decoded: dict) -> np.ndarray:
+    """Frames start .. start+n-1 of a many-episode video: seeking with decord, else from one whole-file decode
+    kept in ``decoded`` while the episodes of that file are read."""
+    import decord
+
+    if str(path) not in decoded:
+        try:
+            return decord.VideoReader(str(path), num_threads=1).get_batch(list(range(start, start + n))).asnumpy()
+        except decord.DECORDError:
+            decoded.clear()
+            decoded[str(path)] = read_video(path)
+    return decoded[str(path)][start:start + n]
 
 
 def inspect(root: Path, keys: KeyMap) -> SourceInfo:
