@@ -245,6 +245,13 @@ def c_data_not_a_dataset(base, tmp):
     return ["data", "inspect", f"dataset={tmp}", f"out_dir={tmp / 'o'}"], "not a known layout"
 
 
+def c_drift_on_other_dataset(base, tmp):
+    other = tmp / "arm"
+    run_command("collect", ["preset=smoke", "env=armreach", "resolution=32", "episodes=2", f"out_dir={other}"])
+    return ["drift", "preset=smoke", "bootstrap=false", f"checkpoint={base / 'checkpoint.pt'}", f"dataset={other}",
+            f"out_dir={tmp / 'd'}"], "proprio_dims"
+
+
 def c_negative_steps(base, tmp):
     return _train_ac(base, tmp, base / "bootstrap" / "data", "train.steps=-1"), "train.steps"
 

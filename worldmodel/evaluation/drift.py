@@ -38,6 +38,7 @@ from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.protocol import PixelSpace
 from worldmodel.models.registry import load_world_model, short_name
 from worldmodel.models.world_model import LatentWorldModel
+from worldmodel.planning.compat import check_dataset_compatible
 from worldmodel.probes.linear import RidgeProbe
 from worldmodel.train.core import resolve_device
 from worldmodel.train.latent_cache import load_latents
@@ -189,6 +190,7 @@ def run(cfg) -> dict:
     ac_cfg = load_checkpoint(ckpt_path)["config"]
     dataset = Path(cfg.dataset or ac_cfg["resolved"]["dataset"])
     manifest = read_manifest(dataset)
+    check_dataset_compatible(wm, manifest, dataset, ckpt_path)
     train_ids, val_ids = split_episodes(manifest, ac_cfg["val_fraction"], ac_cfg["split_seed"])
     train_ids, val_ids = list(map(int, train_ids)), list(map(int, val_ids))
     if not val_ids:  # tiny datasets: evaluate on the training episodes rather than on nothing

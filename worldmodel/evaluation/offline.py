@@ -33,6 +33,7 @@ from worldmodel.data.formats import KeyMap, as_native  # noqa: E402
 from worldmodel.data.reader import EpisodeReader  # noqa: E402
 from worldmodel.evaluation.report import Doc  # noqa: E402
 from worldmodel.models.registry import load_world_model  # noqa: E402
+from worldmodel.planning.compat import check_dataset_compatible  # noqa: E402
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402
 from worldmodel.planning.mpc import encode_obs, make_energy_fn  # noqa: E402
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan  # noqa: E402
@@ -99,7 +100,9 @@ def run(cfg) -> dict:
     keys = KeyMap(**OmegaConf.to_container(cfg.dataset_keys, resolve=True))
     dataset = as_native(cfg.dataset, cfg.dataset_format, keys) if cfg.dataset else Path(dataset_of(cfg.checkpoint))
     ids = [int(i) for i in resolved.get("val_episodes") or []] if not cfg.dataset else []
-    ids = ids or EpisodeReader(dataset).ids
+    reader = EpisodeReader(dataset)
+    check_dataset_compatible(model, reader.manifest, dataset, cfg.checkpoint)
+    ids = ids or reader.ids
     planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
     energy = EnergyConfig(**{**OmegaConf.to_container(cfg.energy, resolve=True), "probe_weight": 0.0,
                              "state_weight": 0.0})

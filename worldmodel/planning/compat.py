@@ -1,4 +1,4 @@
-"""Is a world model usable on this env? Checked at load, before any planning, each mismatch named in one line.
+"""Is a world model usable on this env (or dataset)? Checked at load, before any planning, each mismatch named in one line.
 
 A checkpoint records the dataset manifest it was trained on (env id, action dims and bounds, state dims,
 proprioception dims, resolution, frame skip). Planning it on an env that differs in any of these would crash
@@ -56,3 +56,23 @@ def check_env_compatible(model, env_id: str, env_kwargs: dict, resolution: int, 
     if "proprio_dims" in m and [int(d) for d in m["proprio_dims"]] != list(proprio):
         raise ValueError(f"env.id={env_id!r} declares proprio_dims {list(proprio)}; {where} recorded "
                          f"{m['proprio_dims']}")
+
+
+def check_dataset_compatible(model, manifest: dict, dataset, checkpoint: str) -> None:
+    """Raise ValueError naming the first field in which a dataset differs from the model's training data: action
+    dims, state dims the model reads, frame size, frame skip (drift and offline evaluation on another dataset)."""
+    m = model.manifest
+    where = f"dataset {dataset}"
+    ckpt = f"checkpoint {checkpoint}"
+    if int(manifest["action_dim"]) != model.action_dim:
+        raise ValueError(f"{where}: action_dim {manifest['action_dim']}; {ckpt} expects {model.action_dim}")
+    if model.state_dims and max(model.state_dims) >= int(manifest["state_dim"]):
+        raise ValueError(f"{where}: state_dim {manifest['state_dim']}; {ckpt} reads state dims {model.state_dims}")
+    if m.get("proprio_dims") is not None and manifest.get("proprio_dims") is not None \
+            and list(m["proprio_dims"]) != list(manifest["proprio_dims"]):
+        raise ValueError(f"{where}: proprio_dims {manifest['proprio_dims']}; {ckpt} recorded {m['proprio_dims']}")
+    if m.get("resolution") and list(manifest["resolution"]) != list(m["resolution"]):
+        raise ValueError(f"{where}: resolution {manifest['resolution']}; {ckpt} was trained on {m['resolution']}")
+    if int(manifest.get("frame_skip", 1)) != int(m.get("frame_skip", 1)):
+        raise ValueError(f"{where}: frame_skip {manifest['frame_skip']}; {ckpt} recorded {m.get('frame_skip', 1)}")
+
