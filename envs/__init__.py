@@ -14,6 +14,7 @@ budget; the rest go to ``gymnasium.make``). Every env gives ``info["state"]`` (f
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -46,10 +47,17 @@ def make(env_id: str, resolution: int = 64, render: bool = True, **kwargs) -> gy
         resolution: square frame size.
         render: False builds the env without a renderer (no GL context), e.g. for state-only checks.
         kwargs: ``max_episode_steps`` and env kwargs for ``gymnasium.make``; for foreign envs also the
-            adapter keys (``ADAPTER_KEYS``).
+            adapter keys (``ADAPTER_KEYS``); ``imports``: modules to import first (packages registering envs);
+            ``render_mode``: when the env renders rgb frames under another mode name.
     """
     kwargs = dict(kwargs)
-    render_mode = "rgb_array" if render else None
+    render_mode = kwargs.pop("render_mode", "rgb_array") if render else None  # a user's render_mode wins
+    kwargs.pop("render_mode", None)
+    for module in kwargs.pop("imports", None) or []:  # packages that register their envs when imported
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise ValueError(f"env.kwargs.imports: cannot import {module!r} ({e})") from e
     try:
         if env_id in TASKS:
             return gym.make(env_id, render_mode=render_mode, resolution=int(resolution), **kwargs)

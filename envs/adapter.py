@@ -9,8 +9,18 @@
   through ``.detach().cpu().numpy()`` / ``np.asarray``. ``state_dims`` selects the components used by the
   success distance (default: all); ``proprio_dims`` the components that are the agent's own body (what a robot
   measures of itself: the only state a model may take as input; default: none).
-- Success: Euclidean distance over ``state_dims`` below ``success_threshold``, against the goal set with
-  ``set_goal`` (the goal protocol); ``info["success"]`` is False until a goal is set.
+- Success (``success``): ``state`` (default) compares the state with the goal set by ``set_goal`` (the goal
+  protocol): every condition of ``success_conditions`` (a list of ``{dims, threshold, angle}``: the Euclidean
+  norm over ``dims``, angles wrapped to [-pi, pi) first, below ``threshold``) holds, or, without conditions, the
+  distance over ``state_dims`` is below ``success_threshold``. Or the env's own signal: ``terminated``,
+  ``info:<key>`` (e.g. ``info:is_success``), or ``<module>:<function>`` called as ``f(env, obs, info) -> bool``.
+  ``info["success"]`` is False until a goal is set.
+- ``ignore_terminated``: the env's own ``terminated`` (e.g. about a target of its own) does not end episodes
+  (``info["env_terminated"]`` keeps it); ``goal_option``: the goal state is handed to the env as
+  ``reset(options={goal_option: goal[goal_dims]})`` when an episode starts.
+- Actions of any float dtype are clipped into the box and cast to its dtype; discrete action spaces are refused
+  (planning samples continuous actions). A non-finite observation or a ``render()`` that returns nothing fails
+  with one line naming the env and the field.
 - Protocol defaults ``goal_offset`` and ``budget`` are adapter settings too (the goal policy of a foreign env
   is seeded OU noise, see ``envs/policies.py``).
 """
@@ -24,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 ADAPTER_KEYS = ("state_key", "state_hook", "state_dims", "proprio_dims", "success_threshold", "goal_offset",
-                "budget")
+                "budget", "success", "success_conditions", "ignore_terminated", "goal_option", "goal_dims")
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -76,11 +86,22 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         success_threshold: float = 0.1,
         goal_offset: int = 20,
         budget: int = 60,
+        success: str = "state",
+        success_conditions: Sequence[dict] | None = None,
+        ignore_terminated: bool = False,
+        goal_option: str | None = None,
+        goal_dims: Sequence[int] | None = None,
     ):
         gym.utils.RecordConstructorArgs.__init__(
             self, resolution=resolution, state_key=state_key, state_hook=state_hook, state_dims=state_dims,
-            proprio_dims=proprio_dims, success_threshold=success_threshold, goal_offset=goal_offset, budget=budget)
+            proprio_dims=proprio_dims, success_threshold=success_threshold, goal_offset=goal_offset, budget=budget,
+            success=success, success_conditions=success_conditions, ignore_terminated=ignore_terminated,
+            goal_option=goal_option, goal_dims=goal_dims)
         gym.Wrapper.__init__(self, env)
+        self.name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
+        if not isinstance(env.action_space, gym.spaces.Box):
+            raise ValueError(f"env.id={self.name!r}: action space {env.action_space} is not supported; worldmodel "
+                             f"plans continuous actions (gymnasium.spaces.Box)")
         self.metadata = {**env.metadata, "render_modes": ["rgb_array"]}  # frames are all it renders
         self.resolution = int(resolution)
         self.state_key = state_key
@@ -89,9 +110,18 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.proprio_dims = [int(i) for i in proprio_dims]
         self.success_tolerance = float(success_threshold)
         self.goal_offset, self.budget = int(goal_offset), int(budget)
-        self.criterion = f"||state[{self.state_dims or 'all'}] - goal|| < {self.success_tolerance}"
+        self.conditions = [{"dims": [int(d) for d in c["dims"]], "threshold": float(c["threshold"]),
+                            "angle": bool(c.get("angle", False))} for c in (success_conditions or [])]
+        self.success_mode = str(success)
+        self.success_fn = None
+        if self.success_mode not in ("state", "terminated") and not self.success_mode.startswith("info:"):
+            self.success_fn = _resolve_hook(self.success_mode)
+        self.ignore_terminated, self.goal_option = bool(ignore_terminated), goal_option
+        self.goal_dims = None if goal_dims is None else [int(d) for d in goal_dims]
+        self.criterion = self._describe_criterion()
         self.goal_state: np.ndarray | None = None
         self._state: np.ndarray | None = None
+        self._signal = False  # the env's own success signal at the last reset/step
 
     # ---- state, success --------------------------------------------------------------------------
     def extract_state(self, obs: Any) -> np.ndarray:
@@ -107,14 +137,44 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise ValueError(f"dict observation (keys {list(obs)}): set state_key or state_hook")
         return to_numpy(obs).reshape(-1)
 
+    def _describe_criterion(self) -> str:
+        if self.success_mode != "state":
+            return f"the env's own signal: {self.success_mode}"
+        if self.conditions:
+            return " AND ".join(f"||{'wrap' if c['angle'] else ''}(state[{c['dims']}] - goal)|| < {c['threshold']}"
+                                for c in self.conditions)
+        return f"||state[{self.state_dims or 'all'}] - goal|| < {self.success_tolerance}"
+
+    @staticmethod
+    def _gap(s: np.ndarray, g: np.ndarray, dims, angle: bool) -> float:
+        d = np.asarray(s, np.float64)[dims] - np.asarray(g, np.float64)[dims]
+        if angle:
+            d = (d + np.pi) % (2 * np.pi) - np.pi
+        return float(np.linalg.norm(d))
+
     def state_distance(self, state: np.ndarray, goal_state: np.ndarray) -> float:
-        s, g = np.asarray(state, np.float64), np.asarray(goal_state, np.float64)
-        if self.state_dims is not None:
-            s, g = s[self.state_dims], g[self.state_dims]
-        return float(np.linalg.norm(s - g))
+        """The first condition's distance (or the distance over ``state_dims``), for curves and logs."""
+        if self.conditions:
+            c = self.conditions[0]
+            return self._gap(state, goal_state, c["dims"], c["angle"])
+        dims = self.state_dims if self.state_dims is not None else slice(None)
+        return self._gap(state, goal_state, dims, False)
 
     def is_success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+        """The state criterion; with an env signal (``success`` other than state), the signal of the last
+        reset/step (the state arguments are not used)."""
+        if self.success_mode != "state":
+            return bool(self._signal)
+        if self.conditions:
+            return all(self._gap(state, goal_state, c["dims"], c["angle"]) < c["threshold"] for c in self.conditions)
         return bool(self.state_distance(state, goal_state) < self.success_tolerance)
+
+    def reset_options(self, goal_state: np.ndarray) -> dict | None:
+        """``reset`` options handing the goal to the env (``goal_option``), or None."""
+        if not self.goal_option:
+            return None
+        g = np.asarray(goal_state, np.float32)
+        return {self.goal_option: g[self.goal_dims] if self.goal_dims is not None else g}
 
     def set_goal(self, goal_state: np.ndarray) -> None:
         self.goal_state = np.asarray(goal_state, np.float32).reshape(-1)
@@ -131,10 +191,19 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 "criterion_dims": self.state_dims,  # None: every state dim
                 "proprio_dims": self.proprio_dims}
 
-    def _augment(self, obs: Any, info: dict) -> dict:
+    def _augment(self, obs: Any, info: dict, terminated: bool = False) -> dict:
         info = dict(info)
         self._state = self.extract_state(obs)
+        if not np.isfinite(self._state).all():
+            raise ValueError(f"env {self.name!r}: the observation{f' key {self.state_key!r}' if self.state_key else ''}"
+                             f" has non-finite values {self._state.tolist()[:8]}")
         info["state"] = self._state
+        if self.success_mode == "terminated":
+            self._signal = bool(terminated)
+        elif self.success_mode.startswith("info:"):
+            self._signal = bool(info.get(self.success_mode[5:], False))
+        elif self.success_fn is not None:
+            self._signal = bool(self.success_fn(self.env, obs, info))
         ok = self.goal_state is not None and self.is_success(self._state, self.goal_state)
         info["success"] = bool(ok)
         return info
@@ -146,11 +215,17 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, self._augment(obs, info)
 
     def step(self, action):
+        box = self.env.action_space
+        action = np.clip(np.asarray(action, dtype=np.float64).reshape(box.shape), box.low, box.high).astype(box.dtype)
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, self._augment(obs, info)
+        info = self._augment(obs, info, terminated)
+        if self.ignore_terminated:
+            info["env_terminated"], terminated = bool(terminated), False
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> np.ndarray:
         frame = self.env.render()
         if frame is None:
-            raise RuntimeError("wrapped env returned no frame; it must be made with render_mode='rgb_array'")
+            raise ValueError(f"env {self.name!r}: render() returned None; it must render rgb_array frames (set "
+                             f"env.kwargs.render_mode, or the env's own render option)")
         return resize_frame(frame, self.resolution)

@@ -166,17 +166,18 @@ class PushController(TaskController):
         return _scale(speed * d - 4.0 * lat * perp)
 
 
-CONTROLLERS = {
-    "PointReachEnv": PointController,
-    "TwoRoomEnv": TwoRoomController,
-    "ArmReachEnv": ArmController,
-    "PushBlockEnv": PushController,
+CONTROLLERS = {  # by registered env id: a foreign env whose class shares a name never gets one of ours
+    "worldmodel/PointReach-v0": PointController,
+    "worldmodel/TwoRoom-v0": TwoRoomController,
+    "worldmodel/ArmReach-v0": ArmController,
+    "worldmodel/PushBlock-v0": PushController,
 }
 
 
 def task_controller(env) -> TaskController | None:
-    """The TaskController of one of our envs, or None for a foreign (adapter) env."""
-    cls = CONTROLLERS.get(type(env.unwrapped).__name__)
+    """The TaskController of one of our envs (dispatched by env id), or None for any other env."""
+    spec = env.unwrapped.spec or env.spec
+    cls = CONTROLLERS.get(spec.id if spec is not None else "")
     return cls(env) if cls is not None else None
 
 

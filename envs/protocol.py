@@ -68,7 +68,8 @@ def make_goal(env, seed: int, goal_offset: int | None = None) -> Goal:
 
 def start(env, goal: Goal):
     """Reset to the goal's start state and point the env's success flag at the goal; returns (obs, info)."""
-    obs, info = env.reset(seed=goal.seed)
+    options = task(env).reset_options(goal.state) if hasattr(task(env), "reset_options") else None
+    obs, info = env.reset(seed=goal.seed, options=options)  # options: the goal handed to an env that takes one
     task(env).set_goal(goal.state)
     info = dict(info)
     info["success"] = is_success(env, info["state"], goal.state)

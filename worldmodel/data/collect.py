@@ -74,7 +74,8 @@ def _schema():
 
 register_schema("collect", _schema())
 
-COVERAGE_DIMS = {"PointReachEnv": (0, 1), "TwoRoomEnv": (0, 1), "ArmReachEnv": (4, 5), "PushBlockEnv": (2, 3)}
+COVERAGE_DIMS = {"worldmodel/PointReach-v0": (0, 1), "worldmodel/TwoRoom-v0": (0, 1),  # by env id, never class name
+                 "worldmodel/ArmReach-v0": (4, 5), "worldmodel/PushBlock-v0": (2, 3)}
 GRID = 10  # coverage grid cells per axis over [-1, 1]^2
 
 _WORKER: dict = {}
@@ -135,12 +136,12 @@ def collect_episode(job: dict) -> dict:
         raise
 
 
-def coverage(root: Path, entries: list[dict], env_class: str) -> dict:
+def coverage(root: Path, entries: list[dict], env_id: str) -> dict:
     """Coverage statistics over the dataset's episodes (reads the npz state arrays)."""
 
     if not entries:
         return {}
-    dims = COVERAGE_DIMS.get(env_class)
+    dims = COVERAGE_DIMS.get(env_id)
     cells: set = set()
     crossed, touched, moved, succ, lo, hi = [], [], [], [], None, None
     for e in entries:
@@ -152,9 +153,9 @@ def coverage(root: Path, entries: list[dict], env_class: str) -> dict:
         if dims is not None:
             ij = np.clip(((s[:, list(dims)] + 1.0) / 2.0 * GRID).astype(int), 0, GRID - 1)
             cells.update(map(tuple, ij))
-        if env_class == "TwoRoomEnv":
+        if env_id == "worldmodel/TwoRoom-v0":
             crossed.append(bool(np.any(np.sign(s[:, 0]) != np.sign(s[0, 0]))))
-        if env_class == "PushBlockEnv":
+        if env_id == "worldmodel/PushBlock-v0":
             touched.append(int(z["touch_steps"]) > 0)
             moved.append(float(np.linalg.norm(s[-1, 2:4] - s[0, 2:4])))
     out = {"success_any": float(np.mean(succ)), "state_min": np.round(lo.astype(float), 3).tolist(),
@@ -270,7 +271,7 @@ def run(cfg) -> dict:
         "new_frames": new_frames, "dataset": str(root), "frames_per_s": round(new_frames / max(seconds, 1e-9), 1),
         "collect_seconds": round(seconds, 2), "env_id": cfg.env.id, "policy": cfg.policy,
         "workers": int(cfg.workers), "steps": int(cfg.steps), "resolution": int(cfg.resolution),
-        "coverage": coverage(root, manifest["episode_list"], type(probe.unwrapped).__name__),
+        "coverage": coverage(root, manifest["episode_list"], cfg.env.id),
     }
     probe.close()
     print(f"[collect] {summary['new_episodes']} new episodes, {new_frames} frames in {seconds:.1f}s "
