@@ -35,16 +35,24 @@ from omegaconf import OmegaConf
 
 from worldmodel.config import register_schema, require
 from worldmodel.data.collect import EnvConfig
+from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.registry import load_world_model
 from worldmodel.planning.compat import check_env_compatible
 from worldmodel.planning.energy import EnergyConfig, uses_probe
-from worldmodel.planning.goals import make_goal_episodes, save_gifs, stats_summary, timing_summary
+from worldmodel.planning.goals import (
+    make_dataset_goal_episodes,
+    make_goal_episodes,
+    save_gifs,
+    stats_summary,
+    timing_summary,
+)
 from worldmodel.planning.mpc import PlannerController, random_controller, zero_controller
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe, stored_frames
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
 from worldmodel.train.core import resolve_device
+from worldmodel.utils.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -60,10 +68,12 @@ class PlanConfig:
     env: EnvConfig = field(default_factory=lambda: EnvConfig(id=""))  # env=<name> or env.id=ID; "": the model's env
     allow_other_env: bool = False  # plan on an env other than the model's (its action/state spaces must still match)
     resolution: int = 0  # rendered frame size; 0: the model's training resolution
+    protocol: str = "policy"  # goals: policy (the env's goal policy from a seeded start) | dataset (recorded rows)
+    protocol_dataset: str = ""  # protocol=dataset: recorded episodes ("": the model's dataset, its held-out split)
     episodes: int = 50  # evaluation episodes (all planned in one batch)
     seed: int = 100_000  # episode i uses seed + i (away from collection seeds)
-    goal_offset: int = 0  # goal-policy env steps from the start to the goal (0: the env's protocol default)
-    budget: int = 0  # env steps allowed per episode (0: the env's protocol default)
+    goal_offset: int = 0  # env steps from the start to the goal (0: the env's default; protocol=dataset 25)
+    budget: int = 0  # env steps allowed per episode (0: the env's default; protocol=dataset 50)
     execute_steps: int = 1  # planned predictor steps executed before replanning
     max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
     probe_dataset: str = ""  # dataset fitting the energy's latent probe (energy.probe_weight > 0; "": the model's)
@@ -79,6 +89,13 @@ class PlanConfig:
 
 
 register_schema("plan", PlanConfig)
+
+ZERO_WARN = 0.2  # a zero-action success rate above this makes the goals too easy to measure anything
+
+
+def model_split(checkpoint: str) -> list[int]:
+    """The held-out episode ids a world-model checkpoint records ([] when none)."""
+    return list(load_checkpoint(checkpoint).get("config", {}).get("resolved", {}).get("val_episodes") or [])
 
 
 def run(cfg) -> dict:
@@ -129,7 +146,16 @@ def run(cfg) -> dict:
             graph = SubgoalGraph.build(frames, probe, subgoals, energy.probe_stride)
             probe_info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
     E = int(cfg.episodes)
-    eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
+    if cfg.protocol == "dataset":
+        data = cfg.protocol_dataset or dataset_of(checkpoint)
+        held_out = [] if cfg.protocol_dataset else [int(i) for i in model_split(checkpoint)]
+        ids = held_out or EpisodeReader(data).ids
+        eps = make_dataset_goal_episodes(env_id, env_kwargs, resolution, data, ids, E, cfg.seed, cfg.goal_offset,
+                                         cfg.budget)
+    elif cfg.protocol == "policy":
+        eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
+    else:
+        raise ValueError(f"protocol={cfg.protocol!r}; expected policy or dataset")
     criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
     if probe is not None and energy.criterion_weight != 1.0 and criterion_dims is not None and cfg.mode == "oracle":
         probe.weight_dims(criterion_dims, energy.criterion_weight)
@@ -157,6 +183,10 @@ def run(cfg) -> dict:
             base = eps.run(ctrl, action_repeat)
             summary.update(stats_summary(base, f"_{name}"))
             per_episode[f"success_{name}"] = base.success.tolist()
+    if summary.get("success_rate_zero", 0.0) > ZERO_WARN:
+        summary["warning"] = (f"zero actions already succeed in {summary['success_rate_zero']:.0%} of episodes "
+                              f"(> {ZERO_WARN:.0%}): the goals are too easy to measure planning")
+        print(f"[wm plan] warning: {summary['warning']}")
     summary["gifs"] = save_gifs(stats, eps.goal_frames, out_dir / "gifs", cfg.gif_fps) if cfg.gifs else []
     summary["protocol"] = {
         **eps.settings, "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution,

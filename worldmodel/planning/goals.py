@@ -18,6 +18,7 @@ import numpy as np
 
 import envs
 from envs import protocol
+from worldmodel.data.reader import EpisodeReader
 from worldmodel.planning.mpc import EpisodeStats, run_episodes
 from worldmodel.utils.atomic import atomic_path
 
@@ -71,16 +72,24 @@ class GoalEpisodes:
     goal_offset: int
     budget: int
     settings: dict  # envs.protocol.settings (criterion, tolerance, defaults) for the summary
+    replay: list[np.ndarray] | None = None  # protocol=dataset: recorded actions from reset(seed) to each start
+
+    def start(self, e: int) -> dict:
+        """Reset episode ``e`` to its start (seed, then the recorded actions of the dataset protocol) and point its
+        success check at the goal; returns the info of the start state."""
+        goal = protocol.Goal(self.goal_frames[e], self.goal_states[e], self.seeds[e])
+        obs, info = protocol.start(self.envs[e], goal)
+        for a in ([] if self.replay is None else self.replay[e]):
+            obs, _, _, _, info = self.envs[e].step(a)
+        return info
 
     def run(self, controller, action_repeat: int, record: tuple[int, ...] = (),
             observed_dims: list[int] | None = None) -> EpisodeStats:
-        """Closed-loop episodes from each goal's start (``protocol.start``: reset(seed) + set_goal); the controller
-        sees frames and the ``observed_dims`` of the state (None: all, oracle runs)."""
-
-        goals = [protocol.Goal(f, s, seed) for f, s, seed in zip(self.goal_frames, self.goal_states, self.seeds)]
+        """Closed-loop episodes from each goal's start (``start``); the controller sees frames and the
+        ``observed_dims`` of the state (None: all, oracle runs)."""
         return run_episodes(self.envs, self.seeds, self.goal_states, controller, self.budget, action_repeat,
-                            protocol.is_success, protocol.state_distance, record=record,
-                            reset=lambda e: protocol.start(self.envs[e], goals[e])[1], observed_dims=observed_dims)
+                            protocol.is_success, protocol.state_distance, record=record, reset=self.start,
+                            observed_dims=observed_dims)
 
     def close(self) -> None:
         for env in self.envs:
@@ -114,3 +123,52 @@ def timing_summary(plan_seconds: list[tuple[float, int]], episodes: int) -> dict
             "seconds_per_plan_full_batch": float(times[full].mean()) if full.any() else None,
             "seconds_per_plan_per_episode": float(times.sum() / max(batch.sum(), 1)),
             "plan_calls": int(len(times))}
+
+
+DATASET_DEFAULTS = {"goal_offset": 25, "budget": 50}  # the published protocol (DINO-WM, LeWorldModel tables)
+
+
+def make_dataset_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, dataset: str | Path, ids: list[int],
+                               episodes: int, seed: int, goal_offset: int = 0, budget: int = 0) -> GoalEpisodes:
+    """Start and goal rows of recorded episodes (``protocol=dataset``): ``episodes`` starts drawn (seeded) from the
+    episodes ``ids`` of ``dataset``, the goal ``goal_offset`` rows later (its recorded frame and state). Each start is
+    restored by resetting with the episode's recorded env seed and replaying its recorded actions, checked against
+    the recorded state (an env that does not reproduce it is refused)."""
+    goal_offset = int(goal_offset or DATASET_DEFAULTS["goal_offset"])
+    budget = int(budget or DATASET_DEFAULTS["budget"])
+    reader = EpisodeReader(dataset)
+    if list(reader.manifest["resolution"]) != [resolution, resolution]:
+        raise ValueError(f"protocol=dataset: {dataset} holds {reader.manifest['resolution']} frames; the model "
+                         f"plans at {resolution}x{resolution}")
+    seeds_of = {int(e["id"]): e.get("seed") for e in reader.manifest["episode_list"]}
+    usable = [i for i in ids if seeds_of.get(i) is not None]
+    if not usable:
+        raise ValueError(f"protocol=dataset: no episode of {dataset} records its env seed (a `wm collect` dataset does)")
+    rng = np.random.default_rng(int(seed))
+    picks = [(int(usable[j]), None) for j in rng.integers(0, len(usable), int(episodes))]
+    eps = {i: reader.load(i) for i in sorted({i for i, _ in picks})}
+    rows = []
+    for i, _ in picks:
+        T = len(eps[i]["actions"])
+        if T < goal_offset:
+            raise ValueError(f"protocol=dataset: episode {i} of {dataset} has {T} steps < goal_offset={goal_offset}")
+        rows.append((i, int(rng.integers(0, T - goal_offset + 1))))
+    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in rows]
+    out = GoalEpisodes(
+        envs=env_list, seeds=[int(seeds_of[i]) for i, _ in rows],
+        goal_frames=np.stack([eps[i]["frames"][t + goal_offset] for i, t in rows]),
+        goal_states=np.stack([eps[i]["states"][t + goal_offset] for i, t in rows]).astype(np.float32),
+        low=np.asarray(env_list[0].action_space.low, np.float32), high=np.asarray(env_list[0].action_space.high,
+                                                                                 np.float32),
+        goal_offset=goal_offset, budget=budget, replay=[eps[i]["actions"][:t] for i, t in rows],
+        settings={**protocol.settings(env_list[0], goal_offset, budget), "protocol": "dataset",
+                  "dataset": str(dataset), "starts": [[i, t] for i, t in rows],
+                  "goal_policy": "recorded episodes: the goal is the recorded frame goal_offset rows after the start"})
+    for e, (i, t) in enumerate(rows):  # the replayed start must be the recorded one
+        got = out.start(e)["state"]
+        if not np.allclose(got, eps[i]["states"][t], atol=1e-4):
+            raise ValueError(f"protocol=dataset: replaying episode {i} of {dataset} from its seed does not reproduce "
+                             f"its state at step {t} (max difference {np.abs(got - eps[i]['states'][t]).max():.3g}); "
+                             f"the env must be deterministic under seed + actions")
+    return out
+
