@@ -21,8 +21,9 @@
 - Actions of any float dtype are clipped into the box and cast to its dtype; discrete action spaces are refused
   (planning samples continuous actions). A non-finite observation or a ``render()`` that returns nothing fails
   with one line naming the env and the field.
-- Protocol defaults ``goal_offset`` and ``budget`` are adapter settings too (the goal policy of a foreign env
-  is seeded OU noise, see ``envs/policies.py``).
+- Protocol defaults ``goal_offset`` and ``budget`` are adapter settings too; so is ``goal_policy``, the policy
+  rolled to make goals (``"module:Class"``, built as ``Class(env, rng)`` with ``reset(state)`` and
+  ``__call__(state) -> action``; default seeded OU noise, see ``envs/policies.py``).
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ import numpy as np
 from PIL import Image
 
 ADAPTER_KEYS = ("state_key", "state_hook", "state_dims", "proprio_dims", "success_threshold", "goal_offset",
-                "budget", "success", "success_conditions", "ignore_terminated", "goal_option", "goal_dims")
+                "budget", "success", "success_conditions", "ignore_terminated", "goal_option", "goal_dims",
+                "goal_policy")
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -91,12 +93,13 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         ignore_terminated: bool = False,
         goal_option: str | None = None,
         goal_dims: Sequence[int] | None = None,
+        goal_policy: str | None = None,
     ):
         gym.utils.RecordConstructorArgs.__init__(
             self, resolution=resolution, state_key=state_key, state_hook=state_hook, state_dims=state_dims,
             proprio_dims=proprio_dims, success_threshold=success_threshold, goal_offset=goal_offset, budget=budget,
             success=success, success_conditions=success_conditions, ignore_terminated=ignore_terminated,
-            goal_option=goal_option, goal_dims=goal_dims)
+            goal_option=goal_option, goal_dims=goal_dims, goal_policy=goal_policy)
         gym.Wrapper.__init__(self, env)
         self.name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         if not isinstance(env.action_space, gym.spaces.Box):
@@ -118,6 +121,7 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self.success_fn = _resolve_hook(self.success_mode)
         self.ignore_terminated, self.goal_option = bool(ignore_terminated), goal_option
         self.goal_dims = None if goal_dims is None else [int(d) for d in goal_dims]
+        self.goal_policy = _resolve_hook(goal_policy)  # the goal protocol's policy class (None: seeded OU noise)
         self.criterion = self._describe_criterion()
         self.goal_state: np.ndarray | None = None
         self._state: np.ndarray | None = None

@@ -168,3 +168,44 @@ def test_gymnasium_mujoco_examples_end_to_end(tmp_path, env_name):
     plan = run_command("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0",
                                 f"out_dir={tmp_path / 'plan'}"])
     assert plan["episodes"] == 2 and plan["privileged_inputs"] == []
+
+
+class AutoResetQuirk(QuirkEnv):
+    """Resets itself on reaching its target (as vectorized/auto-reset envs do): the step after is a new episode."""
+
+    def step(self, action):
+        obs, r, terminated, truncated, info = super().step(action)
+        if terminated:
+            self.pos = self.np_random.uniform(-1, 1, 2)
+        return obs, r, terminated, truncated, info
+
+
+gym.register("quirks/AutoReset-v0", entry_point=AutoResetQuirk, max_episode_steps=None)
+
+
+class StayPolicy:
+    """A goal policy given by import string: the goal is the start (zero actions)."""
+
+    def __init__(self, env, rng):
+        self.shape = env.action_space.shape
+
+    def reset(self, state):
+        pass
+
+    def __call__(self, state):
+        return np.zeros(self.shape)
+
+
+def test_auto_resetting_env_stops_at_termination():
+    env = envs.make("quirks/AutoReset-v0", resolution=32, success="terminated", goal_option="target",
+                    goal_dims=[0, 1])
+    goal = protocol.make_goal(env, seed=4, goal_offset=5)
+    out = protocol.run_episode(env, goal, reach(env, goal.state), budget=40)
+    assert out["success"] and out["steps"] < 40  # ended at the terminating step, before the env moved on
+
+
+def test_goal_policy_by_import_string():
+    env = make(goal_policy="test_env_quirks:StayPolicy")
+    _, info = env.reset(seed=2)
+    goal = protocol.make_goal(env, seed=2, goal_offset=8)
+    assert np.allclose(goal.state, info["state"])  # zero actions for 8 steps: the goal is the start

@@ -83,3 +83,16 @@ def test_early_stopping_keeps_the_weights_of_the_best_validation_epoch():
                                          val=(tokens[va], y[va]))
     final = mean_r2(last, mu, sd, tokens[va], y[va])
     assert none["val_r2"] is None and final < restored - 0.05  # the over-fit last epoch scores worse
+
+
+def test_constant_state_dims_never_enter_a_probe():
+    """A state dim that never changes (a fixed target, a wall) has nothing to predict: R^2 0, left out."""
+    import torch
+
+    from worldmodel.probes.linear import RidgeProbe
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 4, 8, generator=g)
+    y = torch.stack([x[:, 0, 0] * 2, torch.full((200,), 3.0), x[:, 1, 1]], 1)  # dim 1 constant
+    probe = RidgeProbe(x, y, min_r2=0.5)
+    assert probe.r2[1] == 0.0 and 1 not in probe.dims.tolist() and probe.r2[0] > 0.9

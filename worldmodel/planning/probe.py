@@ -212,7 +212,7 @@ def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, m
     z, states_t = frames.z, frames.states  # (n, N, D), (n, S)
     probe = RidgeProbe(z, states_t, seed=seed)
     r2 = probe.r2.tolist()
-    dims = [k for k, v in enumerate(r2) if v >= min_r2] or [int(np.argmax(r2))]
+    dims = [k for k, v in enumerate(r2) if v >= min_r2] or [int(np.argmax(r2))]  # constant dims have R^2 0
     perm = torch.randperm(len(z), generator=torch.Generator().manual_seed(seed))
     scale = token_distance(z[:, None], z[perm], metric).mean().item()  # (n, 1) -> scalar
     out = LatentProbe(weight=probe.w[:, dims].contiguous(), x_mean=probe.x_mean, y_mean=probe.y_mean[dims],

@@ -37,6 +37,7 @@ class RidgeProbe:
             if best is None or err < best[0]:
                 best = (err, lam, w.float(), 1 - res.pow(2).mean(0) / yc[va].double().var(0).clamp_min(1e-12))
         self.val_error, self.lam, self.w, r2 = best
+        r2[y.std(0) < 1e-6] = 0.0  # a constant dim has nothing to predict: R^2 0, never among the probe's dims
         self.r2 = r2.float()  # (S,) held-out R^2 per state dim
         dims = (self.r2 >= min_r2).nonzero().flatten()
         self.dims = dims if len(dims) else torch.arange(len(self.r2))  # dims probe_error averages over
