@@ -1,6 +1,7 @@
 """Adapter that makes any gymnasium env speak the worldmodel env contract.
 
-- Frames: ``render()`` of the wrapped env (created with ``render_mode="rgb_array"``), resized to
+- Frames: ``render()`` of the wrapped env (created with ``render_mode="rgb_array"``; for envs that ignore it,
+  ``render_method`` names the env method returning a frame and ``render_kwargs`` its arguments), resized to
   ``resolution x resolution`` with PIL (box filter when shrinking, bilinear when growing) if it renders
   another size; always uint8 (H, W, 3).
 - State: ``info["state"]`` float32 (S,) from, in order of precedence, ``state_hook`` (a callable
@@ -36,7 +37,7 @@ from PIL import Image
 
 ADAPTER_KEYS = ("state_key", "state_hook", "state_dims", "proprio_dims", "success_threshold", "goal_offset",
                 "budget", "success", "success_conditions", "ignore_terminated", "goal_option", "goal_dims",
-                "goal_policy")
+                "goal_policy", "render_method", "render_kwargs")
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -94,12 +95,15 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         goal_option: str | None = None,
         goal_dims: Sequence[int] | None = None,
         goal_policy: str | None = None,
+        render_method: str = "render",
+        render_kwargs: dict | None = None,
     ):
         gym.utils.RecordConstructorArgs.__init__(
             self, resolution=resolution, state_key=state_key, state_hook=state_hook, state_dims=state_dims,
             proprio_dims=proprio_dims, success_threshold=success_threshold, goal_offset=goal_offset, budget=budget,
             success=success, success_conditions=success_conditions, ignore_terminated=ignore_terminated,
-            goal_option=goal_option, goal_dims=goal_dims, goal_policy=goal_policy)
+            goal_option=goal_option, goal_dims=goal_dims, goal_policy=goal_policy, render_method=render_method,
+            render_kwargs=render_kwargs)
         gym.Wrapper.__init__(self, env)
         self.name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         if not isinstance(env.action_space, gym.spaces.Box):
@@ -121,6 +125,9 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self.success_fn = _resolve_hook(self.success_mode)
         self.ignore_terminated, self.goal_option = bool(ignore_terminated), goal_option
         self.goal_dims = None if goal_dims is None else [int(d) for d in goal_dims]
+        self.render_method, self.render_kwargs = str(render_method), dict(render_kwargs or {})
+        if not callable(getattr(env.unwrapped, self.render_method, None)):
+            raise ValueError(f"env.id={self.name!r}: render_method {self.render_method!r} is not a method of the env")
         self.goal_policy = _resolve_hook(goal_policy)  # the goal protocol's policy class (None: seeded OU noise)
         self.criterion = self._describe_criterion()
         self.goal_state: np.ndarray | None = None
@@ -228,7 +235,10 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, info
 
     def render(self) -> np.ndarray:
-        frame = self.env.render()
+        if self.render_method == "render" and not self.render_kwargs:
+            frame = self.env.render()
+        else:  # envs that ignore render_mode: call their own frame method with its arguments
+            frame = getattr(self.env.unwrapped, self.render_method)(**self.render_kwargs)
         if frame is None:
             raise ValueError(f"env {self.name!r}: render() returned None; it must render rgb_array frames (set "
                              f"env.kwargs.render_mode, or the env's own render option)")

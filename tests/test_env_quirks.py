@@ -50,7 +50,14 @@ class QuirkEnv(gym.Env):
         reached = bool(np.linalg.norm(self.pos - self.target) < self.radius)
         return self._obs(), -float(np.linalg.norm(self.pos - self.target)), reached, False, {"is_success": reached}
 
+    def draw(self, scale=1):
+        """A frame method of the env's own that ignores render_mode (as some envs do)."""
+        return np.repeat(np.repeat(self.render_frame(), scale, 0), scale, 1)
+
     def render(self):
+        return self.render_frame()
+
+    def render_frame(self):
         if self.no_frame:
             return None
         frame = np.zeros((48, 40, 3), np.uint8)
@@ -78,6 +85,14 @@ def test_tensor_observations_and_a_render_of_another_size():
     assert info["state"].dtype == np.float32 and info["state"].shape == (2,)
     assert env.render().shape == (32, 32, 3)  # 48 x 40 resized to the model's resolution
     env.close()
+
+
+def test_render_method_for_envs_that_ignore_render_mode():
+    env = make(render_method="draw", render_kwargs={"scale": 2})
+    env.reset(seed=0)
+    assert env.render().shape == (32, 32, 3)  # 96 x 80 from the env's own method, resized
+    with pytest.raises(ValueError, match="render_method 'paint'"):
+        make(render_method="paint")
 
 
 def test_dict_observation_picks_a_key_and_proprio():
