@@ -74,3 +74,34 @@ def proprio_keys(spec: str, default: list[str]) -> list[str]:
     if spec == "none":
         return []
     return [k for k in spec.split(",") if k] if spec else default
+
+
+def choose_keys(keys: KeyMap, images: list[str], names, action_default: str, proprio_default: list[str],
+                where, kind: str) -> tuple[str, str, list[str]]:
+    """(image key, action key, proprio keys) from the key map, checked against the stored ``names``; ``images``: the
+    keys holding frames; ``kind``: how the layout calls its keys (for the message)."""
+    image = keys.image or (images[0] if images else "")
+    if image not in names:
+        raise ValueError(f"{where}: no camera {image!r}; its image {kind}s are {images} (set dataset_keys.image)")
+    action = keys.action or action_default
+    if action not in names:
+        raise ValueError(f"{where}: no action {kind} {action!r} ({kind}s: {sorted(names)}; set dataset_keys.action)")
+    proprio = proprio_keys(keys.proprio, [k for k in proprio_default if k in names])
+    for k in proprio:
+        if k not in names:
+            raise ValueError(f"{where}: no proprio {kind} {k!r} ({kind}s: {sorted(names)})")
+    return image, action, proprio
+
+
+def action_scan(episodes) -> tuple[list[int], list, list, list[str]]:
+    """(lengths, per-episode action minima, maxima, problems) over (index, episode) pairs read without frames."""
+    lengths, lows, highs, problems = [], [], [], []
+    for i, ep in episodes:
+        lengths.append(len(ep["actions"]))
+        if len(ep["actions"]):
+            lows.append(ep["actions"].min(0))
+            highs.append(ep["actions"].max(0))
+        if not np.isfinite(ep["actions"]).all():
+            problems.append(f"episode {i}: non-finite actions")
+    return lengths, lows, highs, problems
+

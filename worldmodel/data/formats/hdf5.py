@@ -16,7 +16,15 @@ from typing import Iterator
 import h5py
 import numpy as np
 
-from worldmodel.data.formats.common import KeyMap, SourceInfo, pad_per_frame, proprio_keys, split_per_frame
+from worldmodel.data.formats.common import (
+    KeyMap,
+    SourceInfo,
+    action_scan,
+    choose_keys,
+    pad_per_frame,
+    proprio_keys,
+    split_per_frame,
+)
 
 SUFFIXES = (".h5", ".hdf5")
 DEFAULT_FPS = 10.0  # when a file does not say
@@ -47,16 +55,11 @@ def _open(path: Path) -> h5py.File:
 def _robomimic_keys(group: h5py.Group, keys: KeyMap, where: str) -> tuple[str, str, list[str]]:
     obs = group["obs"]
     images = [k for k, d in obs.items() if d.ndim == 4 and d.dtype == np.uint8]
-    image = keys.image or (images[0] if images else "")
-    if image not in obs:
-        raise ValueError(f"{where}: no camera obs/{image!r}; image obs are {images} (set dataset_keys.image)")
-    action = keys.action or "actions"
-    if action not in group:
-        raise ValueError(f"{where}: no {action!r} dataset (set dataset_keys.action)")
-    proprio = proprio_keys(keys.proprio, ["proprio"] if "proprio" in obs else [])
-    for k in proprio:
-        if k not in obs:
-            raise ValueError(f"{where}: no proprio obs/{k!r} (obs keys: {sorted(obs)})")
+    names = set(obs) | {k for k in group if k != "obs"}  # cameras and proprio under obs/, actions beside it
+    image, action, proprio = choose_keys(keys, images, names, "actions", ["proprio"], where, "dataset")
+    if image not in obs or action in obs or any(k not in obs for k in proprio):
+        raise ValueError(f"{where}: cameras and proprio are read from obs/, actions beside obs/ (image {image!r}, "
+                         f"action {action!r}, proprio {proprio})")
     return image, action, proprio
 
 
@@ -118,14 +121,7 @@ def inspect(path: Path, keys: KeyMap) -> SourceInfo:
     """Lengths, keys, shapes, dtypes and action ranges from the datasets (frames are not read)."""
     robo = path.is_file()
     reader = read_robomimic if robo else read_episode_files
-    lengths, lows, highs, problems = [], [], [], []
-    for i, ep in reader(path, keys, frames=False):
-        lengths.append(len(ep["actions"]))
-        if len(ep["actions"]):
-            lows.append(ep["actions"].min(0))
-            highs.append(ep["actions"].max(0))
-        if not np.isfinite(ep["actions"]).all():
-            problems.append(f"episode {i}: non-finite actions")
+    lengths, lows, highs, problems = action_scan(reader(path, keys, frames=False))
     first = path if robo else episode_files(path)[0]
     with _open(first) as f:
         g = f["data"][_demos(f)[0]] if robo else f

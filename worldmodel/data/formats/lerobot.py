@@ -24,7 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from worldmodel.data.episodes import read_video, write_video
-from worldmodel.data.formats.common import KeyMap, SourceInfo, pad_per_frame, proprio_keys, split_per_frame
+from worldmodel.data.formats.common import (
+    KeyMap,
+    SourceInfo,
+    action_scan,
+    choose_keys,
+    pad_per_frame,
+    split_per_frame,
+)
 from worldmodel.utils.atomic import write_json, write_text
 
 V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
@@ -59,17 +66,7 @@ def resolve_keys(info: dict, keys: KeyMap, where: Path) -> tuple[str, str, list[
     """(image key, action key, proprio keys) from the key map and the features."""
     feats = info["features"]
     images = [k for k, f in feats.items() if f.get("dtype") in ("video", "image")]
-    image = keys.image or (images[0] if images else "")
-    if image not in feats:
-        raise ValueError(f"{where}: no camera {image!r}; its image features are {images} (set dataset_keys.image)")
-    action = keys.action or "action"
-    if action not in feats:
-        raise ValueError(f"{where}: no action feature {action!r} (features: {sorted(feats)})")
-    proprio = proprio_keys(keys.proprio, ["observation.state"] if "observation.state" in feats else [])
-    for k in proprio:
-        if k not in feats:
-            raise ValueError(f"{where}: no proprio feature {k!r} (features: {sorted(feats)})")
-    return image, action, proprio
+    return choose_keys(keys, images, feats, "action", ["observation.state"], where, "feature")
 
 
 def _table(path: Path):
@@ -165,14 +162,7 @@ def inspect(root: Path, keys: KeyMap) -> SourceInfo:
     """Episodes, lengths, keys, shapes and action ranges from meta/ and the parquet columns (no video decoding)."""
     info = read_info(root)
     image, action, proprio = resolve_keys(info, keys, root)
-    lengths, lows, highs, problems = [], [], [], []
-    for i, ep in read_episodes(root, keys, frames=False):
-        lengths.append(len(ep["actions"]))
-        if len(ep["actions"]):
-            lows.append(ep["actions"].min(0))
-            highs.append(ep["actions"].max(0))
-        if not np.isfinite(ep["actions"]).all():
-            problems.append(f"episode {i}: non-finite actions")
+    lengths, lows, highs, problems = action_scan(read_episodes(root, keys, frames=False))
     if "wm_action_bounds" in info:  # the action space's bounds, recorded by our writer
         lows, highs = [np.asarray(info["wm_action_bounds"]["low"])], [np.asarray(info["wm_action_bounds"]["high"])]
     feats = info["features"]
