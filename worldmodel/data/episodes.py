@@ -109,6 +109,7 @@ DECORD_BAD_WIDTHS = (8, 12, 16, 24, 48, 72)  # widths decord 0.6 cannot decode (
 
 
 def video_length(path: str | Path) -> int:
+    """Frame count of a video (decord; no decoding)."""
     import decord
 
     return len(decord.VideoReader(str(path), num_threads=1))

@@ -48,10 +48,12 @@ register_schema("data", DataConfig)
 
 
 def keys_of(cfg) -> KeyMap:
+    """The key map of the config (``dataset_keys``)."""
     return KeyMap(**OmegaConf.to_container(cfg.dataset_keys, resolve=True))
 
 
 def run(cfg) -> dict:
+    """Inspect, preview or convert ``cfg.dataset``; returns the summary (the dataset's metadata and what was done)."""
     if cfg.action not in ACTIONS:
         raise ValueError(f"wm data {cfg.action!r}: expected one of {list(ACTIONS)}")
     if not cfg.dataset:
@@ -75,6 +77,7 @@ def run(cfg) -> dict:
 
 
 def print_info(info) -> None:
+    """Print a dataset's metadata (``wm data inspect``)."""
     lengths = np.asarray(info.lengths)
     print(f"[wm data] {info.path}: {info.format}, {info.episodes} episodes, {lengths.sum()} steps "
           f"(per episode {lengths.min() if len(lengths) else 0}..{lengths.max() if len(lengths) else 0}, "

@@ -197,6 +197,7 @@ def landscape(window_energy, recorded: np.ndarray, planned: np.ndarray, lo, hi, 
 
 
 def report(out: Path, s: dict) -> dict:
+    """report.html/md of an offline evaluation summary (the pipeline report's style)."""
     doc = Doc(out)
     doc.heading("worldmodel — offline evaluation", 1)
     doc.para(f"{s['checkpoint']} on {s['dataset']}: {s['windows']} held-out windows, goal {s['goal_steps']} "

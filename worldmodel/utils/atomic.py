@@ -38,6 +38,7 @@ def remove_stale_temps(path: Path) -> None:
 
 
 def glob_escape(text: str) -> str:
+    """``text`` with glob metacharacters made literal."""
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 

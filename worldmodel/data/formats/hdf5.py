@@ -31,6 +31,7 @@ DEFAULT_FPS = 10.0  # when a file does not say
 
 
 def is_robomimic(path: Path) -> bool:
+    """Whether ``path`` is an HDF5 file with robomimic's data/demo_<i> groups."""
     if not (path.is_file() and path.suffix in SUFFIXES):
         return False
     with h5py.File(path, "r") as f:
@@ -38,6 +39,7 @@ def is_robomimic(path: Path) -> bool:
 
 
 def episode_files(path: Path) -> list[Path]:
+    """The HDF5 files of a one-file-per-episode folder, sorted ([] for anything else)."""
     return sorted(p for p in path.iterdir() if p.suffix in SUFFIXES) if path.is_dir() else []
 
 
@@ -69,6 +71,7 @@ def _flat(d) -> np.ndarray:
 
 
 def read_robomimic(path: Path, keys: KeyMap, frames: bool = True) -> Iterator[tuple[int, dict]]:
+    """(index, episode dict) of a robomimic file, demos in numeric order."""
     with _open(path) as f:
         padded = bool(f["data"].attrs.get("wm_padded_last_action", False))
         for i, name in enumerate(_demos(f)):
@@ -95,6 +98,7 @@ def read_robomimic(path: Path, keys: KeyMap, frames: bool = True) -> Iterator[tu
 
 
 def read_episode_files(path: Path, keys: KeyMap, frames: bool = True) -> Iterator[tuple[int, dict]]:
+    """(index, episode dict) of a folder of per-episode HDF5 files, in file-name order."""
     image, action = keys.image or "pixels", keys.action or "action"
     for i, file in enumerate(episode_files(path)):
         with _open(file) as f:

@@ -43,10 +43,12 @@ DEFAULT_IMAGE = "observation.image"
 
 
 def is_lerobot(path: Path) -> bool:
+    """Whether ``path`` is a LeRobot dataset folder (it has meta/info.json)."""
     return (path / "meta" / "info.json").is_file()
 
 
 def read_info(root: Path) -> dict:
+    """meta/info.json, checked for the fields the reader needs."""
     path = root / "meta" / "info.json"
     try:
         info = json.loads(path.read_text())
@@ -59,6 +61,7 @@ def read_info(root: Path) -> dict:
 
 
 def version(info: dict) -> int:
+    """The layout's major version: 2 (v2.x) or 3 (v3.0)."""
     return 3 if str(info.get("codebase_version", "v2.1")).startswith("v3") else 2
 
 

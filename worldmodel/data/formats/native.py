@@ -18,10 +18,12 @@ from worldmodel.data.reader import EpisodeReader
 
 
 def is_native(path: Path) -> bool:
+    """Whether ``path`` is one of our episode folders."""
     return (path / "manifest.json").is_file() and (path / "episodes").is_dir()
 
 
 def read_native(path: Path, keys: KeyMap, frames: bool = True) -> Iterator[tuple[int, dict]]:
+    """(id, episode dict) of our folder, proprioception as ``proprio`` (corrupt episodes skipped and counted)."""
     reader = EpisodeReader(path)
     dims = [int(d) for d in reader.manifest.get("proprio_dims") or []]
     for i, ep in reader.episodes(video="decode" if frames else "skip"):
@@ -33,6 +35,7 @@ def read_native(path: Path, keys: KeyMap, frames: bool = True) -> Iterator[tuple
 
 
 def inspect_native(path: Path, keys: KeyMap) -> SourceInfo:
+    """Metadata of our folder from its manifest alone."""
     m = read_manifest(path)
     lengths = [int(e["steps"]) for e in m["episode_list"]]
     dims = [int(d) for d in m.get("proprio_dims") or []]
