@@ -126,8 +126,12 @@ def as_native(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None) -
     marker = out / "source.json"
     if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fp:
         return out
-    convert(path, out, "worldmodel", fmt, keys)
-    write_json(marker, {"path": str(path), "fingerprint": fp})
+    try:
+        convert(path, out, "worldmodel", fmt, keys)
+        write_json(marker, {"path": str(path), "fingerprint": fp})
+    except PermissionError as e:
+        raise ValueError(f"dataset {path}: cannot write its converted copy {out} ({e.strerror}); convert it where you "
+                         f"can write: wm data convert dataset={path} to=worldmodel output=PATH") from e
     return out
 
 
