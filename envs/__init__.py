@@ -24,6 +24,7 @@ import gymnasium as gym  # noqa: E402
 from envs.adapter import ADAPTER_KEYS, GymAdapter  # noqa: E402
 from envs.policies import make_policy, scripted_controller, task_controller  # noqa: E402
 
+RESERVED = ("resolution", "render")  # make()'s own keywords; an env's kwargs of these names go as env_<name>
 MAX_EPISODE_STEPS = 200  # TimeLimit of the registered tasks (>= every budget); collection overrides it
 
 TASKS = {
@@ -48,6 +49,7 @@ def make(env_id: str, resolution: int = 64, render: bool = True, **kwargs) -> gy
         render: False builds the env without a renderer (no GL context), e.g. for state-only checks.
         kwargs: ``max_episode_steps`` and env kwargs for ``gymnasium.make``; for foreign envs also the
             adapter keys (``ADAPTER_KEYS``); ``imports``: modules to import first (packages registering envs);
+            ``env_resolution`` / ``env_render``: the env's own ``resolution`` / ``render`` keyword arguments;
             ``render_mode``: when the env renders rgb frames under another mode name.
     """
     kwargs = dict(kwargs)
@@ -62,7 +64,17 @@ def make(env_id: str, resolution: int = 64, render: bool = True, **kwargs) -> gy
         if env_id in TASKS:
             return gym.make(env_id, render_mode=render_mode, resolution=int(resolution), **kwargs)
         adapter_kwargs = {k: kwargs.pop(k) for k in ADAPTER_KEYS if k in kwargs}
-        env = gym.make(env_id, render_mode=render_mode, **kwargs)
+        for name in RESERVED:  # the env's own kwargs named like ours: env_resolution reaches it as resolution
+            if f"env_{name}" in kwargs:
+                kwargs[name] = kwargs.pop(f"env_{name}")
+        try:
+            env = gym.make(env_id, render_mode=render_mode, **kwargs)
+        except gym.error.Error:
+            raise
+        except Exception:  # an env that only accepts its rgb render mode: build it rendering, even for a probe
+            if render_mode is not None:
+                raise
+            env = gym.make(env_id, render_mode="rgb_array", **kwargs)
     except gym.error.Error as e:  # unknown id / namespace / version: a user's input, not a crash
         raise ValueError(f"env.id={env_id!r}: {e} (worldmodel tasks: {', '.join(TASKS)}; a package's env: "
                          f"env.id=<module>:<id> imports <module> first)") from e

@@ -198,6 +198,41 @@ class AutoResetQuirk(QuirkEnv):
 gym.register("quirks/AutoReset-v0", entry_point=AutoResetQuirk, max_episode_steps=None)
 
 
+class RgbOnlyQuirk(QuirkEnv):
+    """Refuses to be built without its rgb render mode (render_mode=None raises)."""
+
+    def __init__(self, render_mode=None, **kw):
+        if render_mode != "rgb_array":
+            raise ValueError(f"render_mode must be 'rgb_array', got {render_mode!r}")
+        super().__init__(render_mode, **kw)
+
+
+gym.register("quirks/RgbOnly-v0", entry_point=RgbOnlyQuirk, max_episode_steps=None)
+
+
+class SizedQuirk(QuirkEnv):
+    """Takes a ``resolution`` keyword of its own (the name make() uses for frame size)."""
+
+    def __init__(self, render_mode=None, resolution=10):
+        super().__init__(render_mode)
+        self.own_resolution = resolution
+
+
+gym.register("quirks/Sized-v0", entry_point=SizedQuirk, max_episode_steps=None)
+
+
+def test_env_kwargs_named_like_ours_reach_the_env():
+    env = envs.make("quirks/Sized-v0", resolution=32, env_resolution=7)
+    assert env.unwrapped.own_resolution == 7 and env.resolution == 32
+
+
+def test_env_that_only_renders_rgb_array_collects(tmp_path):
+    """Collection's probe env (built without a renderer) falls back to the rgb mode such an env insists on."""
+    s = run_command("collect", ["preset=smoke", "env.id=quirks/RgbOnly-v0", "policy=ou", "resolution=32",
+                                f"out_dir={tmp_path}"])
+    assert s["episodes"] == 4
+
+
 class StayPolicy:
     """A goal policy given by import string: the goal is the start (zero actions)."""
 
