@@ -69,10 +69,8 @@ def make(env_id: str, resolution: int = 64, render: bool = True, **kwargs) -> gy
                 kwargs[name] = kwargs.pop(f"env_{name}")
         try:
             env = gym.make(env_id, render_mode=render_mode, **kwargs)
-        except gym.error.Error:
-            raise
-        except Exception:  # an env that only accepts its rgb render mode: build it rendering, even for a probe
-            if render_mode is not None:
+        except Exception as e:  # an env that only accepts its rgb render mode: build it rendering, even for a probe
+            if render_mode is not None or isinstance(e, gym.error.Error):
                 raise
             env = gym.make(env_id, render_mode="rgb_array", **kwargs)
     except gym.error.Error as e:  # unknown id / namespace / version: a user's input, not a crash

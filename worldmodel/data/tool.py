@@ -18,7 +18,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from worldmodel.config import register_schema, require  # noqa: E402
@@ -47,18 +46,13 @@ class DataConfig:
 register_schema("data", DataConfig)
 
 
-def keys_of(cfg) -> KeyMap:
-    """The key map of the config (``dataset_keys``)."""
-    return KeyMap(**OmegaConf.to_container(cfg.dataset_keys, resolve=True))
-
-
 def run(cfg) -> dict:
     """Inspect, preview or convert ``cfg.dataset``; returns the summary (the dataset's metadata and what was done)."""
     if cfg.action not in ACTIONS:
         raise ValueError(f"wm data {cfg.action!r}: expected one of {list(ACTIONS)}")
     if not cfg.dataset:
         raise ValueError("wm data needs dataset=PATH")
-    keys = keys_of(cfg)
+    keys = KeyMap.of(cfg.dataset_keys)
     info = formats.inspect(cfg.dataset, cfg.dataset_format, keys)
     summary = {"action": cfg.action, **asdict(info), "steps": int(sum(info.lengths)),
                "length_min": min(info.lengths, default=0), "length_max": max(info.lengths, default=0)}

@@ -67,19 +67,18 @@ class OfflineConfig:
 register_schema("eval_offline", OfflineConfig)
 
 
-def load_windows(model, dataset: Path, ids: list[int], k: int, fs: int, n: int) -> dict:
-    """Frames at t and t + k*fs, the state at t, and the k*fs recorded env actions, for ``n`` evenly spread starts."""
-    reader = EpisodeReader(dataset)
+def load_windows(model, reader: EpisodeReader, ids: list[int], k: int, fs: int, n: int) -> dict:
+    """Frames at t and t + k*fs, the state at t, and the k*fs recorded env actions, for ``n`` evenly spread starts
+    (the starts from the episodes' arrays; only the picked episodes' videos are decoded)."""
     span = k * fs
-    starts, eps = [], {}
-    for i, ep in reader.episodes(ids):
-        if len(ep["actions"]) >= span:
-            eps[i] = ep
-            starts += [(i, t) for t in range(len(ep["actions"]) - span + 1)]
+    starts = []
+    for i, ep in reader.episodes(ids, video="skip"):
+        starts += [(i, t) for t in range(len(ep["actions"]) - span + 1)]
     if not starts:
-        raise ValueError(f"{dataset}: no held-out episode has {span} steps (goal_steps={k} x frame_skip={fs})")
+        raise ValueError(f"{reader.root}: no held-out episode has {span} steps (goal_steps={k} x frame_skip={fs})")
     pick = np.linspace(0, len(starts) - 1, min(n, len(starts))).round().astype(int)
     sel = [starts[j] for j in pick]
+    eps = dict(reader.episodes(sorted({i for i, _ in sel})))
     dims = model.state_dims
     return {"start": np.stack([eps[i]["frames"][t] for i, t in sel]),
             "goal": np.stack([eps[i]["frames"][t + span] for i, t in sel]),
@@ -96,10 +95,10 @@ def run(cfg) -> dict:
         require(name, cfg[name], low)
     device = resolve_device(cfg.device)
     model, kind = load_world_model(cfg.checkpoint, device)
-    resolved = load_checkpoint(cfg.checkpoint)["config"].get("resolved", {})
-    keys = KeyMap(**OmegaConf.to_container(cfg.dataset_keys, resolve=True))
-    dataset = as_native(cfg.dataset, cfg.dataset_format, keys) if cfg.dataset else Path(dataset_of(cfg.checkpoint))
-    ids = [int(i) for i in resolved.get("val_episodes") or []] if not cfg.dataset else []
+    ckpt_cfg = load_checkpoint(cfg.checkpoint)["config"]
+    dataset = as_native(cfg.dataset, cfg.dataset_format, KeyMap.of(cfg.dataset_keys)) if cfg.dataset \
+        else Path(dataset_of(config=ckpt_cfg))
+    ids = [int(i) for i in ckpt_cfg.get("resolved", {}).get("val_episodes") or []] if not cfg.dataset else []
     reader = EpisodeReader(dataset)
     check_dataset_compatible(model, reader.manifest, dataset, cfg.checkpoint)
     ids = ids or reader.ids
@@ -108,7 +107,7 @@ def run(cfg) -> dict:
                              "state_weight": 0.0})
     k, fs = int(cfg.goal_steps or planner.horizon), model.frame_skip
     planner.horizon = k
-    w = load_windows(model, dataset, ids, k, fs, int(cfg.windows))
+    w = load_windows(model, reader, ids, k, fs, int(cfg.windows))
     E = len(w["where"])
     low, high = model.action_low.to(device), model.action_high.to(device)  # (A,)
     half = (high - low).cpu().numpy() / 2

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from worldmodel.models.timm_encoder import TimmFrameEncoder
-from worldmodel.models.video_vit import VideoViT, VideoViTConfig, encoder_weights
+from worldmodel.models.video_vit import build_encoder, encoder_weights
 from worldmodel.models.vjepa2 import load_vjepa2
 from worldmodel.utils.checkpoint import load_weights
 
@@ -91,12 +91,9 @@ def build_frame_encoder(config: dict, state: dict, source, device="cpu"):
     if kind == "timm":
         enc = TimmFrameEncoder(config["name"], int(config["img_size"]))
         load_weights(enc, state, source, "encoder")
-    else:
-        model_cfg = config.get("model", config)  # a bare VideoViT config: checkpoints written before the kinds
-        known = VideoViTConfig.__dataclass_fields__
-        enc = VideoViT(VideoViTConfig(**{k: v for k, v in model_cfg.items() if k in known}))
-        load_weights(enc, state, source, "encoder")
-    return enc.to(device).eval().requires_grad_(False)
+        return enc.to(device).eval().requires_grad_(False)
+    # VideoViT (ours or converted); a bare VideoViT config: checkpoints written before the kinds
+    return build_encoder(config.get("model", config), state, source, device)
 
 
 def describe(config: dict) -> str:

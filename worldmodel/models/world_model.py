@@ -23,11 +23,6 @@ from worldmodel.models.protocol import Rollout
 from worldmodel.utils.checkpoint import content_digest, load_checkpoint, load_weights
 
 
-def encoder_grid(encoder, height: int, width: int) -> tuple[int, int]:
-    """(h, w) patch grid of one encoded frame of height x width pixels."""
-    return encoder.patch_grid(height, width)
-
-
 @torch.no_grad()
 def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
     """uint8 frames (B, H, W, 3) -> pooled, layer-normed latents (B, N, D) (the convention above); ``encoder``
@@ -158,7 +153,7 @@ class LatentWorldModel(PredictorWorldModel):
 
     def pool_fine(self, z_fine: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Unpooled latents (B, h*w, D) of height x width frames -> the model's latents (B, N, D) (= ``encode``)."""
-        gh, gw = encoder_grid(self.encoder, height, width)
+        gh, gw = self.encoder.patch_grid(height, width)
         return pool_latents(z_fine, gh, gw, self.pool)
 
     @classmethod

@@ -93,9 +93,9 @@ register_schema("plan", PlanConfig)
 ZERO_WARN = 0.2  # a zero-action success rate above this makes the goals too easy to measure anything
 
 
-def model_split(checkpoint: str) -> list[int]:
-    """The held-out episode ids a world-model checkpoint records ([] when none)."""
-    return list(load_checkpoint(checkpoint).get("config", {}).get("resolved", {}).get("val_episodes") or [])
+def model_split(ckpt_cfg: dict) -> list[int]:
+    """The held-out episode ids a world-model checkpoint's config records ([] when none)."""
+    return [int(i) for i in ckpt_cfg.get("resolved", {}).get("val_episodes") or []]
 
 
 def run(cfg) -> dict:
@@ -112,6 +112,7 @@ def run(cfg) -> dict:
                       ("planner.iterations", 1)):
         require(name, OmegaConf.select(cfg, name), low)
     model, kind = load_world_model(checkpoint, device, cfg.model_kind)
+    ckpt_cfg = load_checkpoint(checkpoint).get("config", {})  # its dataset and split (probe, protocol=dataset)
     manifest = model.manifest
     env_id = cfg.env.id or manifest.get("env_id")
     if not env_id:
@@ -130,7 +131,7 @@ def run(cfg) -> dict:
     privileged = privileged_inputs(cfg.mode, model.state_dims, proprio, energy, subgoals)
     probe, probe_info, graph = None, None, None  # fitted before any env exists (MuJoCo's EGL + late imports crash)
     if uses_probe(energy) or subgoals.enabled:
-        dataset = cfg.probe_dataset or dataset_of(checkpoint)
+        dataset = cfg.probe_dataset or dataset_of(config=ckpt_cfg)
         fine = energy.goal_fine and (energy.state_weight > 0 or subgoals.enabled)
         labels = proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
         picked, source = stored_frames(dataset, Path(checkpoint).parent / "planner_data", energy.probe_episodes,
@@ -147,8 +148,8 @@ def run(cfg) -> dict:
             probe_info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
     E = int(cfg.episodes)
     if cfg.protocol == "dataset":
-        data = cfg.protocol_dataset or dataset_of(checkpoint)
-        held_out = [] if cfg.protocol_dataset else [int(i) for i in model_split(checkpoint)]
+        data = cfg.protocol_dataset or dataset_of(config=ckpt_cfg)
+        held_out = [] if cfg.protocol_dataset else model_split(ckpt_cfg)
         ids = held_out or EpisodeReader(data).ids
         eps = make_dataset_goal_episodes(env_id, env_kwargs, resolution, data, ids, E, cfg.seed, cfg.goal_offset,
                                          cfg.budget)

@@ -107,10 +107,10 @@ class LatentProbe:
         return d.mean(-1)  # (B, H)
 
 
-def dataset_of(checkpoint: str) -> str:
-    """The training dataset recorded in a world-model checkpoint's config ('' if none)."""
-
-    cfg = load_checkpoint(checkpoint).get("config", {})
+def dataset_of(checkpoint: str = "", config: dict | None = None) -> str:
+    """The training dataset recorded in a world-model checkpoint's config ('' if none); ``config``: that config,
+    when already loaded."""
+    cfg = load_checkpoint(checkpoint).get("config", {}) if config is None else config
     return str(cfg.get("resolved", {}).get("dataset") or cfg.get("dataset") or "")
 
 
@@ -155,17 +155,24 @@ def pick_frames(dataset: str | Path, episodes: int = 40, stride: int = 4, seed: 
 def stored_frames(dataset: str | Path, store: str | Path, episodes: int, stride: int, seed: int = 0,
                   state_dims: list[int] | None = None, max_bad_fraction: float = 0.1) -> tuple[PickedFrames, str]:
     """``pick_frames`` with a copy kept in the folder ``store`` (beside the model's checkpoint), so planning needs
-    no training data: read from ``dataset`` while it exists (refreshing the copy), else from the copy.
+    no training data: read from ``dataset`` while it exists, else from the copy. The copy is written when missing
+    or made from another version of the dataset (its manifest's digest is stored with it).
 
     Returns (frames, where they came from)."""
     key = json.dumps({"dataset": str(Path(dataset).resolve()), "episodes": int(episodes), "stride": int(stride),
                       "seed": int(seed), "state_dims": state_dims}, sort_keys=True)
     path = Path(store) / f"probe_frames_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
-    if (Path(dataset) / "manifest.json").is_file():
+    manifest = Path(dataset) / "manifest.json"
+    if manifest.is_file():
         picked = pick_frames(dataset, episodes, stride, seed, state_dims, max_bad_fraction)
+        source = hashlib.sha1(manifest.read_bytes()).hexdigest()
+        if path.is_file():
+            with np.load(path) as z:
+                if "source" in z.files and str(z["source"]) == source:
+                    return picked, str(dataset)  # the copy is of this dataset already
         try:
             with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                np.savez_compressed(f, key=np.array(key), **vars(picked))
+                np.savez_compressed(f, key=np.array(key), source=np.array(source), **vars(picked))
         except OSError as e:  # a read-only model folder: plan on, without the copy
             log.warning("cannot store the planner's probe frames at %s (%s)", path, e)
         return picked, str(dataset)

@@ -37,7 +37,6 @@ from worldmodel.data.formats import KeyMap, as_native
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_from_spec, parse_spec
-from worldmodel.models.world_model import encoder_grid
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 from worldmodel.train.latent_cache import load_latents
 from worldmodel.utils.checkpoint import content_digest, plain_copy
@@ -90,7 +89,7 @@ def resolve_inputs(cfg) -> tuple[EncoderSpec, Path]:
 
 def native_dataset(cfg) -> Path:
     """``cfg.dataset`` as a folder of this project's layout (other layouts are converted once, beside the source)."""
-    return as_native(cfg.dataset, cfg.dataset_format, KeyMap(**to_dict(cfg.dataset_keys)))
+    return as_native(cfg.dataset, cfg.dataset_format, KeyMap.of(cfg.dataset_keys))
 
 
 def prepare_latents(cfg, enc: str | Path, data: Path, device, pool: int, is_main: bool = True,
@@ -113,7 +112,7 @@ def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
     """Fill the predictor fields that come from the encoder (width, grid) and the dataset (action, state)."""
 
     m = ACPredictorConfig(**to_dict(cfg.model))
-    gh, gw = encoder_grid(encoder, *manifest["resolution"])
+    gh, gw = encoder.patch_grid(*manifest["resolution"])
     if gh % m.pool or gw % m.pool:
         raise ValueError(f"model.pool={m.pool} does not divide the encoder's {gh}x{gw} patch grid")
     return dataclasses.replace(

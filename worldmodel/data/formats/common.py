@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from omegaconf import OmegaConf
 
 
 @dataclass
@@ -20,6 +21,11 @@ class KeyMap:
     image: str = ""  # camera / image key (LeRobot feature, robomimic obs key, HDF5 dataset)
     action: str = ""  # action key
     proprio: str = ""  # proprioception key(s), comma-separated to concatenate; "none" for no proprioception
+
+    @classmethod
+    def of(cls, node) -> "KeyMap":
+        """A KeyMap from a config node (``dataset_keys`` of a command's config) or a plain dict."""
+        return cls(**(OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)))
 
 
 @dataclass
