@@ -58,8 +58,9 @@ def build_world_model(preset: str, device, action_dim: int = 2, state_dim: int =
     return wm.to(device).eval(), enc_cfg.img_size
 
 
-def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -> float:
-    """Median seconds of one batched replanning step for ``plan_cfg.episodes`` episodes."""
+def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -> tuple[float, torch.dtype | None]:
+    """Median seconds of one batched replanning step for ``plan_cfg.episodes`` episodes, and the rollouts' autocast
+    dtype (None: float32)."""
     E = int(plan_cfg.episodes)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (E, img_size, img_size, 3), dtype=np.uint8)  # (E, H, W, 3)
@@ -74,11 +75,11 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
     ctrl = PlannerController(model, frames[::-1].copy(), list(range(E)), -np.ones(A, np.float32),
                              np.ones(A, np.float32), PlannerConfig(**to_dict(plan_cfg.planner)), energy,
                              execute_steps=int(plan_cfg.execute_steps), max_batch=int(plan_cfg.max_batch),
-                             probe=probe)
+                             probe=probe, precision=str(plan_cfg.precision))
     active = np.arange(E)
     for _ in range(warmup + repeats):
         ctrl(active, frames, states)
-    return statistics.median(t for t, _ in ctrl.plan_seconds[warmup:])
+    return statistics.median(t for t, _ in ctrl.plan_seconds[warmup:]), ctrl.dtype
 
 
 def run(cfg) -> dict:
@@ -91,11 +92,12 @@ def run(cfg) -> dict:
     model, img_size = build_world_model(cfg.command_preset, device)
     res = {}
     for name, wm in (("cached", model), ("recompute", FullRecompute(model))):
-        res[name] = time_replanning(wm, plan_cfg, img_size, cfg.repeats, cfg.warmup)
+        res[name], dtype = time_replanning(wm, plan_cfg, img_size, cfg.repeats, cfg.warmup)
     ratio = res["recompute"] / res["cached"]
     p = plan_cfg.planner
     print(f"[bench plan] {plan_cfg.episodes} episodes x {p.samples} samples x {p.iterations} iterations, "
-          f"horizon {p.horizon}, {model.tokens_per_frame} tokens/frame, device {device}, "
+          f"horizon {p.horizon}, {model.tokens_per_frame} tokens/frame, max_batch {plan_cfg.max_batch}, "
+          f"rollouts in {str(dtype or torch.float32).replace('torch.', '')}, device {device}, "
           f"{torch.get_num_threads()} threads")
     print(f"  cached:    {res['cached']:.3f} s per replanning step")
     print(f"  recompute: {res['recompute']:.3f} s per replanning step")

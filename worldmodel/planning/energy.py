@@ -86,6 +86,7 @@ def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=No
     if cfg.steps == "last":
         z = z[:, -1:]  # only the last step is scored
         states = None if states is None else states[:, -1:]
+    z = z.float()  # (B, H', N, D): bf16 rollouts are scored in float32
     d = token_distance(z, goal, cfg.metric)  # (B, H')
     if uses_probe(cfg):
         if probe is None:

@@ -76,6 +76,7 @@ class PlanConfig:
     budget: int = 0  # env steps allowed per episode (0: the env's default; protocol=dataset 50)
     execute_steps: int = 1  # planned predictor steps executed before replanning
     max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
+    precision: str = "fp32"  # rollouts: fp32 | bf16 (autocast) | auto (bf16 on CUDA and CPUs with native bf16)
     probe_dataset: str = ""  # dataset fitting the energy's latent probe (energy.probe_weight > 0; "": the model's)
     max_bad_fraction: float = 0.1  # corrupt probe episodes are skipped and counted; the run stops past this share
     baselines: bool = True  # also run random and zero actions on the same seeds and goals
@@ -163,7 +164,7 @@ def run(cfg) -> dict:
         probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
     controller = PlannerController(model, eps.goal_frames, eps.seeds, eps.low, eps.high, planner, energy,
                                    execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch), probe=probe,
-                                   graph=graph)
+                                   graph=graph, precision=cfg.precision)
     t0 = time.perf_counter()
     stats = eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))), observed_dims=model.state_dims)
     summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E,
@@ -192,6 +193,7 @@ def run(cfg) -> dict:
     summary["protocol"] = {
         **eps.settings, "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution,
         "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
+        "precision": cfg.precision, "rollout_dtype": str(controller.dtype or torch.float32).replace("torch.", ""),
         "action_repeat": action_repeat, "horizon_env_steps": planner.horizon * action_repeat, "seeds": eps.seeds,
         "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "subgoals": asdict(subgoals), "energy_probe": probe_info,
         "baseline_random": "uniform, held action_repeat", "success": "envs.protocol.is_success at any env step",

@@ -26,6 +26,8 @@ from worldmodel.models.protocol import FineLatents, WorldModel
 from worldmodel.planning.energy import EnergyConfig, goal_energy
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
 
+PRECISIONS = ("fp32", "bf16", "auto")
+
 # controller(active episode ids (E',), frames (E', H, W, 3) uint8, observed state dims (E', S')) -> actions (E', k, A)
 Controller = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -40,6 +42,20 @@ class EpisodeStats:
     frames: dict = field(default_factory=dict)  # episode id -> list of uint8 frames (recorded episodes only)
 
 
+def rollout_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the planner's rollouts: None (float32) or bfloat16.
+
+    ``auto`` picks bf16 on CUDA and on CPUs whose oneDNN has native bf16 matmuls (AVX512-BF16 / AMX), where it
+    is the faster path, else float32. Energies are always computed in float32 from the rollout's outputs."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}; expected one of {PRECISIONS}")
+    if precision == "auto":
+        native = device.type == "cuda" or (device.type == "cpu" and torch.backends.mkldnn.is_available()
+                                           and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        precision = "bf16" if native else "fp32"
+    return torch.bfloat16 if precision == "bf16" else None
+
+
 def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray | None) -> torch.Tensor:
     """Encode frames (B, H, W, 3) uint8 (and observed state dims (B, S') or None) with the model's convention ->
     (B, N, D)."""
@@ -50,7 +66,7 @@ def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray | None)
 
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
                    action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0, probe=None,
-                   goal_state: Optional[torch.Tensor] = None):
+                   goal_state: Optional[torch.Tensor] = None, dtype: torch.dtype | None = None):
     """Energy over action sequences for E episodes, for the optimizers.
 
     z0 (E, N, D) current latents, state0 (E, S) | None, goal (E, N, D). Returns energy_fn(actions (E, S, H, A))
@@ -58,7 +74,8 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
     for ``action_repeat`` env steps (stacked to (H, action_repeat * A)), and scored against the goal latent.
     ``max_batch`` > 0 splits the E * S rollouts into chunks of at most that many (memory). ``probe``: the
     learned metric of ``energy.probe_weight`` (``worldmodel.planning.probe``); ``goal_state`` (E, K): the
-    standardized goal states of ``energy.state_weight`` when read from the goal frames beforehand.
+    standardized goal states of ``energy.state_weight`` when read from the goal frames beforehand. ``dtype``:
+    autocast dtype of the rollouts (``rollout_dtype``; None: float32).
     """
     def energy_fn(actions: torch.Tensor) -> torch.Tensor:
         E, S, H, A = actions.shape
@@ -71,9 +88,10 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
         out = []
         for i in range(0, E * S, chunk):
             sl = slice(i, i + chunk)
-            pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # latents (b, H, N, D), states (b, H, S)
-            states = pred.states if energy_cfg.state_weight > 0 else None
-            out.append(goal_energy(pred.latents.float(), g[sl].float(), energy_cfg, probe, states,
+            with torch.autocast(z.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # latents (b, H, N, D), states (b, H, S)
+            states = pred.states.float() if energy_cfg.state_weight > 0 and pred.states is not None else None
+            out.append(goal_energy(pred.latents, g[sl].float(), energy_cfg, probe, states,
                                    None if gs is None else gs[sl]))  # (b,)
         return torch.cat(out).reshape(E, S)
 
@@ -90,13 +108,14 @@ class PlannerController:
     def __init__(self, model: WorldModel, goal_frames: np.ndarray, seeds: list[int],
                  low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
                  execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None,
-                 goal_observations: np.ndarray | None = None):
+                 goal_observations: np.ndarray | None = None, precision: str = "fp32"):
         self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
         self.graph = graph  # SubgoalGraph (planning/subgoals.py) or None: always aim at the goal itself
         if graph is not None and probe is None:
             raise ValueError("subgoals need the probe that reads states from frames (planning.probe.fit_probe)")
         self.execute_steps, self.max_batch = execute_steps, max_batch
         self.device = model.device
+        self.dtype = rollout_dtype(precision, self.device)  # None: float32 rollouts
         self.action_repeat = model.frame_skip
         self.low = torch.as_tensor(low, dtype=torch.float32, device=self.device)  # (A,)
         self.high = torch.as_tensor(high, dtype=torch.float32, device=self.device)  # (A,)
@@ -152,7 +171,7 @@ class PlannerController:
                 self.subgoal_plans += int(use.sum())
             self.episode_plans += len(active)
             fn = make_energy_fn(self.model, z0, s0, goal, self.action_repeat, self.energy, self.max_batch,
-                                self.probe, goal_state)
+                                self.probe, goal_state, self.dtype)
             res = plan(fn, self.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
                        mean=self.mean[idx])
         k = min(self.execute_steps, self.planner.horizon)
