@@ -14,7 +14,10 @@ import envs
 from envs import protocol
 from worldmodel.commands import run_command
 from worldmodel.data.episodes import episode_paths, read_manifest
+from worldmodel.planning.energy import EnergyConfig
 from worldmodel.planning.mpc import PlannerController
+from worldmodel.planning.privilege import privileged_inputs
+from worldmodel.planning.subgoals import SubgoalConfig
 
 PUSHER = [0, 1, 6, 7]
 
@@ -126,3 +129,15 @@ def test_pure_mode_refuses_privileged_settings(pushblock_model, tmp_path):
     with pytest.raises(ValueError, match="criterion_weight"):
         run_command("plan", ["preset=smoke", f"checkpoint={ckpt}", "energy.criterion_weight=3",
                              f"out_dir={tmp_path}"])
+
+
+def test_oracle_rows_list_what_they_used():
+    full, proprio = [0, 1, 2, 3], [0, 1]
+    state_graph = privileged_inputs("oracle", proprio, proprio, EnergyConfig(state_weight=1.0),
+                                    SubgoalConfig(enabled=True))
+    assert any("roadmap at the full simulator states" in line for line in state_graph)
+    latent_graph = privileged_inputs("oracle", full, proprio, EnergyConfig(state_weight=0.0),
+                                     SubgoalConfig(enabled=True, space="latent"))
+    assert len(latent_graph) == 1 and latent_graph[0].startswith("state token reads simulator state dims [2, 3]")
+    assert privileged_inputs("pure", proprio, proprio, EnergyConfig(state_weight=1.0),
+                             SubgoalConfig(enabled=True, space="latent")) == []

@@ -43,8 +43,10 @@ def privileged_inputs(mode: str, state_dims: list[int], proprio: list[int], ener
     if mode == "oracle":
         if energy.probe_weight > 0 or energy.state_weight > 0:
             out.append("energy probes fit on the full simulator state of training frames")
-        if subgoals.enabled:
+        if subgoals.enabled and subgoals.space != "latent":
             out.append("subgoal roadmap at the full simulator states of training frames")
+        elif subgoals.enabled and energy.state_weight > 0:
+            out.append("latent roadmap's subgoals carry the full simulator states of training frames (state term)")
         if energy.criterion_weight != 1.0:
             out.append(f"success-criterion dims weighted x{energy.criterion_weight} in the energy")
     elif energy.criterion_weight != 1.0:
