@@ -198,6 +198,10 @@ def c_negative_budget(base, tmp):
     return _plan(base, tmp, "budget=-3"), "budget"
 
 
+def c_unknown_precision(base, tmp):
+    return _plan(base, tmp, "precision=half"), "precision='half'"
+
+
 def c_plan_other_env(base, tmp):
     return _plan(base, tmp, "env=armreach"), "ArmReach"
 

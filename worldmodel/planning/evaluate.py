@@ -46,7 +46,7 @@ from worldmodel.planning.goals import (
     stats_summary,
     timing_summary,
 )
-from worldmodel.planning.mpc import PlannerController, random_controller, zero_controller
+from worldmodel.planning.mpc import PlannerController, random_controller, rollout_dtype, zero_controller
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe, stored_frames
@@ -112,6 +112,7 @@ def run(cfg) -> dict:
                       ("planner.horizon", 1), ("planner.samples", 1), ("planner.elites", 1),
                       ("planner.iterations", 1)):
         require(name, OmegaConf.select(cfg, name), low)
+    rollout_dtype(cfg.precision, device)  # refuses an unknown precision before anything is built
     model, kind = load_world_model(checkpoint, device, cfg.model_kind)
     ckpt_cfg = load_checkpoint(checkpoint).get("config", {})  # its dataset and split (probe, protocol=dataset)
     manifest = model.manifest
