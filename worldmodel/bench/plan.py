@@ -58,9 +58,8 @@ def build_world_model(preset: str, device, action_dim: int = 2, state_dim: int =
     return wm.to(device).eval(), enc_cfg.img_size
 
 
-def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -> tuple[float, torch.dtype | None]:
-    """Median seconds of one batched replanning step for ``plan_cfg.episodes`` episodes, and the rollouts' autocast
-    dtype (None: float32)."""
+def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -> tuple[float, str]:
+    """Median seconds of one batched replanning step for ``plan_cfg.episodes`` episodes, and the rollouts' dtype."""
     E = int(plan_cfg.episodes)
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (E, img_size, img_size, 3), dtype=np.uint8)  # (E, H, W, 3)
@@ -79,7 +78,7 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
     active = np.arange(E)
     for _ in range(warmup + repeats):
         ctrl(active, frames, states)
-    return statistics.median(t for t, _ in ctrl.plan_seconds[warmup:]), ctrl.dtype
+    return statistics.median(t for t, _ in ctrl.plan_seconds[warmup:]), ctrl.rollout_dtype_name
 
 
 def run(cfg) -> dict:
@@ -97,7 +96,7 @@ def run(cfg) -> dict:
     p = plan_cfg.planner
     print(f"[bench plan] {plan_cfg.episodes} episodes x {p.samples} samples x {p.iterations} iterations, "
           f"horizon {p.horizon}, {model.tokens_per_frame} tokens/frame, max_batch {plan_cfg.max_batch}, "
-          f"rollouts in {str(dtype or torch.float32).replace('torch.', '')}, device {device}, "
+          f"rollouts in {dtype}, device {device}, "
           f"{torch.get_num_threads()} threads")
     print(f"  cached:    {res['cached']:.3f} s per replanning step")
     print(f"  recompute: {res['recompute']:.3f} s per replanning step")

@@ -194,7 +194,7 @@ def run(cfg) -> dict:
     summary["protocol"] = {
         **eps.settings, "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution,
         "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
-        "precision": cfg.precision, "rollout_dtype": str(controller.dtype or torch.float32).replace("torch.", ""),
+        "precision": cfg.precision, "rollout_dtype": controller.rollout_dtype_name,
         "action_repeat": action_repeat, "horizon_env_steps": planner.horizon * action_repeat, "seeds": eps.seeds,
         "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "subgoals": asdict(subgoals), "energy_probe": probe_info,
         "baseline_random": "uniform, held action_repeat", "success": "envs.protocol.is_success at any env step",

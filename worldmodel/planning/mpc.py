@@ -133,6 +133,11 @@ class PlannerController:
         self.mean = torch.zeros(E, H, A, device=self.device).clamp(self.low, self.high)  # (E, H, A) warm starts
         self.plan_seconds: list[tuple[float, int]] = []
 
+    @property
+    def rollout_dtype_name(self) -> str:
+        """The rollouts' dtype as summaries record it: float32 | bfloat16."""
+        return str(self.dtype or torch.float32).removeprefix("torch.")
+
     @torch.no_grad()
     def observe(self, frames: np.ndarray, states: np.ndarray | None,
                 read: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
