@@ -117,3 +117,16 @@ def test_rng_state_round_trips_and_keeps_only_the_model_devices_accelerator():
     set_rng_state({**state, "cuda": [torch.zeros(8, dtype=torch.uint8)]}, "cpu")
     set_rng_state({**state, "device": {"type": "mps", "rng": torch.zeros(8, dtype=torch.uint8)}}, "cpu")
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_lr_scales_apply_to_named_prefixes(tmp_path):
+    """A prefix's lr_scale multiplies the schedule's learning rate for those parameters only, at every step."""
+    model = nn.ModuleDict({"encoder": nn.Linear(3, 4), "head": nn.Linear(4, 1)})
+    trainer = Trainer(_cfg(steps=2), tmp_path, model=model, config={}, kind="toy", lr_scales={"encoder.": 0.1})
+    enc = {id(p) for p in model["encoder"].parameters()}
+    for step in trainer.steps():
+        lr = trainer.lr_at(step)
+        for group in trainer.optimizer.param_groups:
+            scaled = {id(p) for p in group["params"]} <= enc
+            assert group["lr"] == pytest.approx(lr * (0.1 if scaled else 1.0))
+    assert sum(len(g["params"]) for g in trainer.optimizer.param_groups) == 4

@@ -37,7 +37,7 @@ from worldmodel.data.episodes import read_manifest, split_episodes
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.protocol import PixelSpace
 from worldmodel.models.registry import load_world_model, short_name
-from worldmodel.models.world_model import LatentWorldModel
+from worldmodel.models.world_model import LatentWorldModel, encoder_identity
 from worldmodel.planning.compat import check_dataset_compatible
 from worldmodel.probes.linear import RidgeProbe
 from worldmodel.train.core import resolve_device
@@ -187,7 +187,8 @@ def run(cfg) -> dict:
     device = resolve_device(cfg.device)
     wm = LatentWorldModel.load(ckpt_path, device)
 
-    ac_cfg = load_checkpoint(ckpt_path)["config"]
+    ac_ckpt = load_checkpoint(ckpt_path)
+    ac_cfg = ac_ckpt["config"]
     dataset = Path(cfg.dataset or ac_cfg["resolved"]["dataset"])
     manifest = read_manifest(dataset)
     check_dataset_compatible(wm, manifest, dataset, ckpt_path)
@@ -197,9 +198,9 @@ def run(cfg) -> dict:
         val_ids = train_ids
     if cfg.max_episodes > 0:
         val_ids = val_ids[: cfg.max_episodes]
-    eps = load_latents(dataset, ac_cfg["resolved"]["encoder_checkpoint"], wm.pool, device, encoder=wm.encoder,
-                       max_bad_fraction=cfg.max_bad_fraction,
-                       encoder_digest=(ac_cfg["resolved"].get("encoder") or {}).get("digest"))
+    enc_file, enc_digest = encoder_identity(ac_ckpt, ckpt_path)
+    eps = load_latents(dataset, enc_file, wm.pool, device, encoder=wm.encoder, max_bad_fraction=cfg.max_bad_fraction,
+                       encoder_digest=enc_digest)
 
     # probe: ground-truth latents of training episodes -> states
     train_eps, val_eps = eps.subset(train_ids), eps.subset(val_ids)

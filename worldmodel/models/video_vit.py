@@ -272,8 +272,12 @@ class VideoViT(nn.Module):
 
     @torch.no_grad()
     def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, H, W, 3) -> (B, h*w, D), without gradients (see ``images_to_tokens``)."""
+        return self.images_to_tokens(frames)
+
+    def images_to_tokens(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, H, W, 3) -> (B, h*w, D): ImageNet-normalized, resized to ``input_size`` when set, each
-        frame encoded on its own (``encode_frames``)."""
+        frame encoded on its own (``encode_frames``); differentiable (train-ac's encoder fine-tuning)."""
         dev = next(self.parameters()).device
         x = normalize_frames(frames.to(dev))  # (B, 3, H, W)
         if self.cfg.input_size and tuple(x.shape[-2:]) != (self.cfg.input_size,) * 2:

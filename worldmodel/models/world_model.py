@@ -19,6 +19,7 @@ from torch import nn
 
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 from worldmodel.models.encoders import EncoderSpec, build_frame_encoder, read_encoder
+from worldmodel.models.finetune import split_state
 from worldmodel.models.protocol import Rollout
 from worldmodel.utils.checkpoint import content_digest, load_checkpoint, load_weights
 
@@ -37,6 +38,8 @@ def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device
     else the file its encoder spec names, refused when those weights' digest differs from the one recorded."""
     resolved = ckpt["config"]["resolved"]
     info = resolved.get("encoder") or {}
+    if info.get("finetuned"):  # trained with the predictor: its weights are the model's encoder.* entries
+        return build_frame_encoder(info["config"], split_state(ckpt["model"])[0], checkpoint, device)
     if "encoder" in (ckpt.get("extra") or {}):
         return build_frame_encoder(info["config"], ckpt["extra"]["encoder"], checkpoint, device)
     spec = info.get("spec") or {"kind": "worldmodel", "target": resolved["encoder_checkpoint"]}
@@ -50,6 +53,17 @@ def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device
         raise ValueError(f"checkpoint {checkpoint}: the encoder {spec.label} it was trained on changed "
                          f"(weights digest {digest[:12]}, recorded {info['digest'][:12]}); retrain or restore it")
     return build_frame_encoder(config, state, spec.label, device)
+
+
+def encoder_identity(ckpt: dict, checkpoint: str | Path) -> tuple[str, str | None]:
+    """(file, digest) naming the encoder a train-ac checkpoint encodes frames with, the key of its latent cache:
+    the pretrained encoder's file and recorded weights digest, or, for an encoder fine-tuned with the predictor,
+    the checkpoint itself and the digest of the fine-tuned weights it holds."""
+    resolved = ckpt["config"]["resolved"]
+    info = resolved.get("encoder") or {}
+    if info.get("finetuned"):
+        return str(checkpoint), content_digest([info["config"], split_state(ckpt["model"])[0]])
+    return resolved["encoder_checkpoint"], info.get("digest")
 
 
 class PredictorWorldModel(nn.Module):
@@ -166,7 +180,8 @@ class LatentWorldModel(PredictorWorldModel):
         device = torch.device(device)
         encoder = load_frozen_encoder(ckpt, checkpoint, device)
         predictor = ACPredictor(ACPredictorConfig(**cfg["resolved"]["model"]))
-        load_weights(predictor, ckpt["model"], checkpoint, "predictor")
+        finetuned = (cfg["resolved"].get("encoder") or {}).get("finetuned")
+        load_weights(predictor, split_state(ckpt["model"])[1] if finetuned else ckpt["model"], checkpoint, "predictor")
         predictor.to(device).eval().requires_grad_(False)
         manifest = cfg["resolved"]["manifest"]
         wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],

@@ -3,7 +3,8 @@
 Data: every frame of the episode dataset is encoded once (``worldmodel.train.latent_cache``; single-frame
 tubelet, layer-normed, pooled ``model.pool``) and windows of ``num_steps + 1`` frames, ``frame_skip`` env
 steps apart, are sampled from the training split (``split_episodes(manifest, val_fraction, split_seed)``;
-the held-out split is what ``wm drift`` evaluates on).
+the held-out split is what ``wm drift`` evaluates on). With ``finetune.blocks`` set, the encoder's last blocks
+train too, from frames, with SIGReg against collapse (``worldmodel.train.ac_finetune``).
 
 Loss per window (L1 on latents, + ``state_weight`` x L1 on standardized states when the state head is on)::
 
@@ -37,8 +38,10 @@ from worldmodel.data.formats import KeyMap, as_native
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_from_spec, parse_spec
+from worldmodel.models.finetune import EncoderPredictor
+from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses, frame_episodes, start_latent_stats
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
-from worldmodel.train.latent_cache import load_latents
+from worldmodel.train.latent_cache import latent_stats, load_latents
 from worldmodel.utils.checkpoint import content_digest, plain_copy
 
 
@@ -71,6 +74,7 @@ class TrainACConfig:
     max_bad_fraction: float = 0.1  # corrupt episodes are skipped and counted; the run stops past this share
     embed_encoder: bool = True  # carry the frozen encoder's weights in checkpoint.pt (false: pin them by digest)
     val_windows: int = 256  # held-out windows for the final validation losses
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # train the encoder too (off by default)
     model: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # predictor architecture
     train: TrainConfig = field(default_factory=TrainConfig)  # steps, batch, optimizer, devices, checkpoints
 
@@ -122,22 +126,42 @@ def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
         max_steps=max(m.max_steps, cfg.num_steps + 1))
 
 
+COLLAPSE_MONITORS = ("latent_std",)  # parts of a batch's losses that only watch the encoder (fine-tuning)
 LATENT_LOSSES = {"l1": lambda d: d.abs().mean(), "l2": lambda d: d.pow(2).mean()}
+
+
+def prediction_losses(z, preds, s, rollout_steps: int, norm_states, loss: str = "l1") -> dict:
+    """Teacher-forcing, rollout (and state) losses of predictions ``preds`` = (z_tf, s_tf, z_roll, s_roll)
+    (:meth:`ACPredictor.forward`) against the window's latents z (B, T+1, N, D) and states s (B, T+1, S)."""
+    z_tf, s_tf, z_ro, s_ro = preds
+    latent_loss = LATENT_LOSSES[loss]
+    out = {"tf": latent_loss(z_tf - z[:, 1:]), "rollout": latent_loss(z_ro - z[:, 1 : rollout_steps + 1])}
+    if norm_states is not None:
+        out["state_tf"] = (norm_states(s_tf) - norm_states(s[:, 1:])).abs().mean()
+        out["state_rollout"] = (norm_states(s_ro) - norm_states(s[:, 1 : rollout_steps + 1])).abs().mean()
+    out["copy_last"] = latent_loss(z[:, :-1] - z[:, 1:]).detach()  # reference: predict z[t+1] = z[t]
+    return out
 
 
 def ac_losses(model, batch: dict, rollout_steps: int, norm_states, loss: str = "l1") -> dict:
     """Teacher-forcing and rollout losses of one batch (tensors on the model's device)."""
     z, a, s = batch["z"], batch["actions"], batch["states"]  # (B, T+1, N, D), (B, T, A), (B, T+1, S)
     T = a.shape[1]
-    use_s = norm_states is not None
-    latent_loss = LATENT_LOSSES[loss]
-    z_tf, s_tf, z_ro, s_ro = model(z[:, :T], a, s[:, :T] if use_s else None, rollout_steps=rollout_steps)
-    out = {"tf": latent_loss(z_tf - z[:, 1:]), "rollout": latent_loss(z_ro - z[:, 1 : rollout_steps + 1])}
-    if use_s:
-        out["state_tf"] = (norm_states(s_tf) - norm_states(s[:, 1:])).abs().mean()
-        out["state_rollout"] = (norm_states(s_ro) - norm_states(s[:, 1 : rollout_steps + 1])).abs().mean()
-    out["copy_last"] = latent_loss(z[:, :-1] - z[:, 1:]).detach()  # reference: predict z[t+1] = z[t]
-    return out
+    preds = model(z[:, :T], a, s[:, :T] if norm_states is not None else None, rollout_steps=rollout_steps)
+    return prediction_losses(z, preds, s, rollout_steps, norm_states, loss)
+
+
+def metric_name(part: str) -> str:
+    """Logged name of a loss part: ``loss/<part>``, or ``collapse/<part>`` for a monitor (not a loss term)."""
+    return f"collapse/{part}" if part in COLLAPSE_MONITORS else f"loss/{part}"
+
+
+def batch_losses(model, batch: dict, cfg, norm_states, generator=None) -> dict:
+    """The losses of one batch for this run: on cached latents, or through the encoder when it is fine-tuned."""
+    if isinstance(model.module if hasattr(model, "module") else model, EncoderPredictor):
+        return finetune_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss, cfg.finetune, generator,
+                               prediction_losses)
+    return ac_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss)
 
 
 def run(cfg) -> dict:
@@ -148,6 +172,10 @@ def run(cfg) -> dict:
         raise ValueError(f"loss={cfg.loss!r}; expected one of {sorted(LATENT_LOSSES)}")
     if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:
         raise ValueError(f"rollout_steps={cfg.rollout_steps} must be in 1..num_steps={cfg.num_steps}")
+    ft = cfg.finetune
+    if ft.blocks < -1 or ft.lr_scale < 0 or ft.sigreg_weight < 0:
+        raise ValueError(f"finetune: blocks={ft.blocks}, lr_scale={ft.lr_scale}, sigreg_weight={ft.sigreg_weight}; "
+                         f"expected blocks >= -1 (0: frozen encoder, -1: all of it) and non-negative weights")
     spec, data = resolve_inputs(cfg)
     seed_everything(cfg.train.seed)
     manifest = read_manifest(data)
@@ -158,25 +186,35 @@ def run(cfg) -> dict:
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
+    finetune = cfg.finetune.blocks != 0
     config["resolved"] = {"encoder_checkpoint": spec.file, "dataset": str(data), "state_dims": dims,
                           "encoder": {"spec": dataclasses.asdict(spec), "config": plain_copy(enc_cfg),
                                       "digest": content_digest([enc_cfg, enc_state]), "describe": describe(enc_cfg),
-                                      "embedded": bool(cfg.embed_encoder)},
+                                      "embedded": bool(cfg.embed_encoder or finetune), "finetuned": finetune},
                           "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
-    carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
-    trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
-    eps = prepare_latents(cfg, spec.file, data, device, mcfg.pool, trainer.is_main,
-                          config["resolved"]["encoder"]["digest"], encoder).with_state_dims(dims)
-    del encoder
+    if finetune:  # one module, one optimizer: the encoder's trainable blocks at lr x finetune.lr_scale
+        model = EncoderPredictor(encoder, predictor, mcfg.pool, cfg.finetune.blocks)
+        trainer = Trainer(cfg.train, cfg.out_dir, model=model, config=config, kind="train_ac",
+                          lr_scales={"encoder.": cfg.finetune.lr_scale})
+        eps = frame_episodes(data, cfg.max_bad_fraction, trainer.is_main and cfg.train.progress).with_state_dims(dims)
+        predictor = trainer.raw_model.predictor
+    else:
+        carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
+        trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
+        eps = prepare_latents(cfg, spec.file, data, device, mcfg.pool, trainer.is_main,
+                              config["resolved"]["encoder"]["digest"], encoder).with_state_dims(dims)
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
     if trainer.start_step == 0:  # normalization from the training split (restored with the weights on resume)
-        set_data_normalization(trainer.raw_model, manifest, cfg.frame_skip, train_eps, latent_stats(train_eps.latents))
-    raw = trainer.raw_model
-    norm_states = raw.norm_states if mcfg.state_dim > 0 else None
+        stats = (start_latent_stats(encoder, train_eps, mcfg.pool, cfg.finetune.stats_frames) if finetune
+                 else latent_stats(train_eps.latents))
+        set_data_normalization(predictor, manifest, cfg.frame_skip, train_eps, stats)
+    del encoder
+    norm_states = predictor.norm_states if mcfg.state_dim > 0 else None
     losses = train_predictor(trainer, windows, cfg, norm_states)
     ckpt = trainer.save_checkpoint()
+    raw = trainer.raw_model
     val = validate(raw, eps.subset(list(val_ids)) if len(val_ids) else train_eps, cfg, norm_states, trainer.device)
     trainer.close()
     return {
@@ -186,12 +224,13 @@ def run(cfg) -> dict:
         "checkpoint": str(ckpt),
         "encoder_checkpoint": spec.file,
         "encoder": spec.label, "encoder_describe": describe(enc_cfg),
+        "encoder_finetuned_blocks": raw.blocks if finetune else 0,
         "dataset": str(data),
         "latent_cache": eps.path,
-        "latent_cache_hit": not eps.encoded,
+        "latent_cache_hit": not eps.encoded and not finetune,
         "episodes_skipped": len(eps.skipped), "skipped_episodes": {str(k): v for k, v in eps.skipped.items()},
         "tokens_per_frame": mcfg.grid_h * mcfg.grid_w,
-        "parameters": sum(p.numel() for p in raw.parameters()),
+        "parameters": sum(p.numel() for p in raw.parameters() if p.requires_grad),
         "seconds": round(time.time() - t_start, 2),
     }
 
@@ -215,12 +254,15 @@ def train_predictor(trainer: Trainer, windows, cfg, norm_states) -> dict:
         batch = {k: v.to(trainer.device, non_blocking=True)
                  for k, v in windows.sample(cfg.train.batch_size, trainer.generator_for(step)).items()}
         with trainer.autocast():
-            parts = ac_losses(trainer.model, batch, cfg.rollout_steps, norm_states, cfg.loss)
+            directions = torch.Generator().manual_seed(cfg.train.seed * 1_000_003 + step)  # same on every rank
+            parts = batch_losses(trainer.model, batch, cfg, norm_states, directions)
             loss = parts["tf"] + cfg.rollout_weight * parts["rollout"]
             if norm_states is not None:
                 loss = loss + cfg.state_weight * (parts["state_tf"] + cfg.rollout_weight * parts["state_rollout"])
+            if "sigreg" in parts:
+                loss = loss + cfg.finetune.sigreg_weight * parts["sigreg"]
         trainer.backward_step(loss)
-        trainer.log(step, {"loss/total": loss.item(), **{f"loss/{k}": v.item() for k, v in parts.items()}})
+        trainer.log(step, {"loss/total": loss.item(), **{metric_name(k): v.item() for k, v in parts.items()}})
         trainer.maybe_checkpoint(step)
     first = cfg.train.steps - max(1, min(50, cfg.train.steps // 10))
     recent = [r for r in trainer.history if r["step"] >= first] or trainer.history[-1:]
@@ -230,19 +272,10 @@ def train_predictor(trainer: Trainer, windows, cfg, norm_states) -> dict:
             "loss_copy_last": mean.get("loss/copy_last", math.nan)}
 
 
-def latent_stats(latents: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per (token, channel) mean and std (N, D) over every frame of the given episodes (float64 sums)."""
-    n, s1, s2 = 0, 0.0, 0.0
-    for z in latents:
-        z = z.double()
-        n, s1, s2 = n + z.shape[0], s1 + z.sum(0), s2 + z.pow(2).sum(0)
-    mean = s1 / n
-    return mean.float(), (s2 / n - mean.pow(2)).clamp_min(0).sqrt().float()
-
-
 @torch.no_grad()
 def validate(model, eps, cfg, norm_states, device) -> dict:
-    """Teacher-forcing, rollout and copy-last losses (``cfg.loss``) on (up to ``val_windows``) held-out windows."""
+    """Teacher-forcing, rollout and copy-last losses (``cfg.loss``) on (up to ``val_windows``) held-out windows
+    (with a fine-tuned encoder, its latents and its SIGReg term too)."""
     try:
         windows = eps.windows(cfg.num_steps, cfg.frame_skip)
     except ValueError:
@@ -250,6 +283,6 @@ def validate(model, eps, cfg, norm_states, device) -> dict:
     idx = torch.linspace(0, len(windows) - 1, min(cfg.val_windows, len(windows))).long()
     model.eval()
     batch = {k: v.to(device) for k, v in windows.gather(idx).items()}
-    parts = ac_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss)
+    parts = batch_losses(model, batch, cfg, norm_states, torch.Generator().manual_seed(0))
     model.train()
-    return {f"val_loss_{k}": round(v.item(), 6) for k, v in parts.items()}
+    return {"val_" + metric_name(k).replace("/", "_"): round(v.item(), 6) for k, v in parts.items()}

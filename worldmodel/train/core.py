@@ -117,20 +117,28 @@ def lr_at(step: int, total: int, cfg: OptimConfig) -> float:
     raise ValueError(f"train.optim.schedule is {cfg.schedule!r}; expected cosine, wsd or constant")
 
 
-def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices (``p.dim() >= 2``) only, not on norms, biases or tokens of dim < 2."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]
-    no_decay = [p for p in params if p.dim() < 2]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused or None)
+def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False,
+                    lr_scales: dict[str, float] | None = None) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (``p.dim() >= 2``) only, not on norms, biases or tokens of dim < 2.
+    ``lr_scales`` maps a parameter-name prefix (``"encoder."``) to a factor on the schedule's learning rate for
+    those parameters (each group carries its ``lr_scale``; the trainer applies it at every step)."""
+    scales = dict(lr_scales or {})
+    groups: dict[tuple[float, bool], list] = {}
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            scale = next((f for prefix, f in scales.items() if name.startswith(prefix)), 1.0)
+            groups.setdefault((scale, p.dim() >= 2), []).append(p)
+    param_groups = [{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0, "lr_scale": scale}
+                    for (scale, decay), ps in sorted(groups.items(), key=lambda kv: (-kv[0][0], not kv[0][1]))]
+    return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=tuple(cfg.betas), fused=fused or None)
 
 
 class Trainer:
     """Shared training machinery; see the module docstring for the loop it serves."""
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, model: nn.Module, config: dict, kind: str,
-                 extra: dict[str, nn.Module] | None = None, find_unused_parameters: bool = False):
+                 extra: dict[str, nn.Module] | None = None, find_unused_parameters: bool = False,
+                 lr_scales: dict[str, float] | None = None):
         self.cfg, self.kind, self.config = cfg, kind, config
         for name, low in (("steps", 0), ("batch_size", 1)):  # steps=0 saves the initial weights (random init)
             if getattr(cfg, name) < low:
@@ -149,7 +157,8 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(
                 self.raw_model, device_ids=ids, find_unused_parameters=find_unused_parameters)
-        self.optimizer = build_optimizer(self.raw_model, cfg.optim, fused=self.device.type == "cuda")
+        self.optimizer = build_optimizer(self.raw_model, cfg.optim, fused=self.device.type == "cuda",
+                                         lr_scales=lr_scales)
         self.start_step = 0
         self.history: list[dict] = []  # logged metric rows (with those of the run resumed from)
         self._step = 0
@@ -178,7 +187,7 @@ class Trainer:
             self._step = step
             lr = self.lr_at(step)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             yield step
         bar.close()
 

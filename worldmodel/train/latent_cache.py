@@ -123,11 +123,22 @@ class LatentWindows:
         frames = t0[:, None] + self.fs * torch.arange(self.num_steps + 1)  # (B, T+1)
         acts = frames[:, :-1, None] + torch.arange(self.fs)  # (B, T, fs)
         B, T = acts.shape[:2]
-        return {"z": self.z[frames].float(), "states": self.s[frames],
+        z = self.z[frames]  # latents (B, T+1, N, D), or frames (B, T+1, H, W, 3) uint8 when fine-tuning
+        return {"z": z.float() if z.is_floating_point() else z, "states": self.s[frames],
                 "actions": self.a[acts].reshape(B, T, -1)}
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict:
         return self.gather(torch.randint(len(self), (batch_size,), generator=generator))
+
+
+def latent_stats(latents: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per (token, channel) mean and std (N, D) over every frame of the given episodes (float64 sums)."""
+    n, s1, s2 = 0, 0.0, 0.0
+    for z in latents:
+        z = z.double()
+        n, s1, s2 = n + z.shape[0], s1 + z.sum(0), s2 + z.pow(2).sum(0)
+    mean = s1 / n
+    return mean.float(), (s2 / n - mean.pow(2)).clamp_min(0).sqrt().float()
 
 
 def load_latents(dataset: str | Path, encoder_checkpoint: str | Path, pool: int, device="cpu",

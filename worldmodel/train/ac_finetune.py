@@ -1,0 +1,71 @@
+"""Encoder fine-tuning in ``wm train-ac`` (``finetune.blocks=K``; design in :mod:`worldmodel.models.finetune`).
+
+Windows hold frames instead of cached latents: every frame of the dataset stays in memory as uint8 (a 64 x 64
+frame is 12 KB) and the latents of each batch are computed by the partly trainable encoder. Loss per window::
+
+    the frozen-encoder train-ac loss on those latents (teacher forcing + rollout, + states)
+    + sigreg_weight * SIGReg(latent tokens of every frame of the batch)   (anti-collapse; no stop-gradient)
+
+The predictor's input statistics (per token and channel) are those of the starting encoder's latents.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm import tqdm
+
+from worldmodel.data.reader import EpisodeReader
+from worldmodel.losses import sigreg
+from worldmodel.models.finetune import EncoderPredictor
+from worldmodel.models.world_model import encode_observations
+from worldmodel.train.latent_cache import LatentEpisodes, latent_stats
+
+
+@dataclass
+class FinetuneConfig:
+    blocks: int = 0  # 0: frozen encoder (default); K: its last K blocks + final norm train with the predictor; -1: all
+    lr_scale: float = 0.1  # the encoder's learning rate as a fraction of train.optim.lr
+    sigreg_weight: float = 0.1  # weight of SIGReg on the latent tokens (LeWorldModel: 0.1); 0 risks collapse
+    sigreg_slices: int = 256  # random 1-D projections of SIGReg per step
+    stats_frames: int = 2048  # training frames encoded to set the predictor's input statistics
+
+
+def frame_episodes(dataset, max_bad_fraction: float = 0.1, progress: bool = True) -> LatentEpisodes:
+    """Every episode of ``dataset`` with its frames (T+1, H, W, 3) uint8 in place of latents; corrupt episodes
+    are skipped and counted as in the latent cache."""
+    reader = EpisodeReader(dataset, max_bad_fraction)
+    frames, actions, states, ids = [], [], [], []
+    for i, ep in tqdm(reader.episodes(), total=len(reader.ids), desc="read frames", disable=not progress,
+                      dynamic_ncols=True):
+        ids.append(i)
+        frames.append(torch.as_tensor(ep["frames"]))
+        actions.append(torch.as_tensor(ep["actions"], dtype=torch.float32))
+        states.append(torch.as_tensor(ep["states"], dtype=torch.float32))
+    return LatentEpisodes(frames, actions, states, ids, skipped=dict(reader.skipped))
+
+
+@torch.no_grad()
+def start_latent_stats(encoder, eps: LatentEpisodes, pool: int, frames: int, batch: int = 256):
+    """Per (token, channel) mean and std (N, D) of the starting encoder's latents on up to ``frames`` frames
+    spread evenly over ``eps`` (frame episodes)."""
+    every = torch.cat(eps.latents)  # (F, H, W, 3)
+    pick = every[torch.linspace(0, len(every) - 1, min(frames, len(every))).long()]
+    z = [encode_observations(encoder, pick[i : i + batch], pool).cpu() for i in range(0, len(pick), batch)]
+    return latent_stats([torch.cat(z)])
+
+
+def finetune_losses(model: EncoderPredictor, batch: dict, rollout_steps: int, norm_states, loss: str,
+                    fcfg: FinetuneConfig, generator: torch.Generator | None, prediction_losses) -> dict:
+    """The train-ac losses on latents computed from ``batch["z"]`` (frames, (B, T+1, H, W, 3) uint8) by the
+    trainable encoder, plus ``sigreg`` on their tokens and ``latent_std`` (mean per-channel std of the tokens
+    over the batch: a collapse monitor, 0 when collapsed)."""
+    a, s = batch["actions"], batch["states"]  # (B, T, A), (B, T+1, S)
+    T = a.shape[1]
+    z, *preds = model(batch["z"], a, s[:, :T] if norm_states is not None else None, rollout_steps)
+    out = prediction_losses(z, preds, s, rollout_steps, norm_states, loss)
+    tokens = z.flatten(0, 2)  # (B*(T+1)*N, D)
+    out["sigreg"] = sigreg(tokens, fcfg.sigreg_slices, generator=generator) if fcfg.sigreg_weight > 0 \
+        else tokens.new_zeros(())
+    out["latent_std"] = tokens.detach().float().std(0).mean()
+    return out
