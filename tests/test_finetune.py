@@ -78,3 +78,22 @@ def test_drift_encodes_with_the_finetuned_encoder(finetuned, tmp_path):
     caches = sorted(Path(first["dataset"], "latent_cache").glob("latents_*.pt"))
     assert len(caches) == 2, caches  # the pretrained encoder's latents and the fine-tuned one's, side by side
     assert Path(out["plot"]).is_file()
+
+
+def test_sigreg_term_and_monitor_flag_collapsed_latents():
+    """Equal frames (what a collapsed encoder would produce) score far above varied ones, and the monitor is 0."""
+    from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses
+    from worldmodel.train.ac import prediction_losses
+
+    model = _tiny(blocks=1)
+    torch.manual_seed(1)
+    varied = torch.randint(0, 256, (16, 3, 32, 32, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        z = model.encode(varied).flatten(0, 1)
+    model.predictor.set_normalization(-torch.ones(2), torch.ones(2), latent_mean=z.mean(0), latent_std=z.std(0))
+    batch = {"z": varied, "actions": torch.zeros(16, 2, 2), "states": torch.zeros(16, 3, 0)}
+    same = {**batch, "z": varied[:1, :1].expand(16, 3, -1, -1, -1)}
+    g = torch.Generator().manual_seed(0)
+    parts = [finetune_losses(model, b, 1, None, "l2", FinetuneConfig(), g, prediction_losses) for b in (batch, same)]
+    assert parts[1]["sigreg"] > 10 * parts[0]["sigreg"]
+    assert parts[1]["latent_std"] == 0 and parts[0]["latent_std"] > 0
