@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from worldmodel.pipeline import task_overrides
+from worldmodel.pipeline import pixel_shared, task_overrides
 from worldmodel.stages import fingerprint
 
 
@@ -20,6 +20,8 @@ def test_task_overrides_and_fingerprint_masking(tmp_path):
     assert fingerprint("train-ac", cfg(a), {"up": "1"}, a) == fingerprint("train-ac", cfg(b), {"up": "1"}, b)
     assert fingerprint("train-ac", cfg(a), {"up": "1"}, a) != fingerprint("train-ac", cfg(a), {"up": "2"}, a)
     assert fingerprint("train-ac", {**cfg(a), "steps": 4}, {}, a) != fingerprint("train-ac", cfg(a), {}, a)
+    # the pixel baseline shares train-ac's budget but not its encoder fine-tuning
+    assert pixel_shared(["train.steps=5", "finetune.blocks=2", "+finetune.lr_scale=0.1"]) == ["train.steps=5"]
 
 
 @pytest.fixture(scope="module")

@@ -100,6 +100,11 @@ def flat_overrides(settings: dict, prefix: str = "") -> list[str]:
     return out
 
 
+def pixel_shared(train_ac_overrides: list[str]) -> list[str]:
+    """The train-ac overrides train-pixel shares: all but the encoder's (the pixel model has none to fine-tune)."""
+    return [o for o in train_ac_overrides if not o.lstrip("+~").startswith("finetune.")]
+
+
 def stage_overrides(stage: DictConfig, task: str | None) -> list[str]:
     """A stage's overrides for one task: ``overrides`` (plain and matching ``Task:key=value``), then ``set``,
     then ``tasks.<Task>``."""
@@ -178,7 +183,7 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
             f"encoder_checkpoint={q(encoder)}", f"dataset={q(data)}", "train.resume=true"],
             inputs=["pretrain", f"collect_{t}"], task=t, model="latent"))
         if cfg.pixel:
-            shared = stage_overrides(cfg.train_ac, t)  # train-ac's budget applies to both models
+            shared = pixel_shared(stage_overrides(cfg.train_ac, t))  # train-ac's budget applies to both models
             own = sc("train_pixel", t)  # [preset=..., *train_pixel.overrides]
             stages.append(Stage(f"train_pixel_{t}", "train_pixel", "train-pixel", own[:1] + shared + own[1:] + [
                 f"dataset={q(data)}", f"latent_checkpoint={q(latent)}", "train.resume=true"],
