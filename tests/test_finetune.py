@@ -8,9 +8,9 @@ import torch
 
 from worldmodel.commands import run_command
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
-from worldmodel.models.finetune import EncoderPredictor, split_state
+from worldmodel.models.finetune import EncoderPredictor
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig, encoder_weights
-from worldmodel.models.world_model import LatentWorldModel, encode_observations
+from worldmodel.models.world_model import LatentWorldModel, encode_observations, split_state
 from worldmodel.utils.checkpoint import load_checkpoint
 
 
@@ -83,7 +83,6 @@ def test_drift_encodes_with_the_finetuned_encoder(finetuned, tmp_path):
 def test_sigreg_term_and_monitor_flag_collapsed_latents():
     """Equal frames (what a collapsed encoder would produce) score far above varied ones, and the monitor is 0."""
     from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses
-    from worldmodel.train.ac import prediction_losses
 
     model = _tiny(blocks=1)
     torch.manual_seed(1)
@@ -94,6 +93,6 @@ def test_sigreg_term_and_monitor_flag_collapsed_latents():
     batch = {"z": varied, "actions": torch.zeros(16, 2, 2), "states": torch.zeros(16, 3, 0)}
     same = {**batch, "z": varied[:1, :1].expand(16, 3, -1, -1, -1)}
     g = torch.Generator().manual_seed(0)
-    parts = [finetune_losses(model, b, 1, None, "l2", FinetuneConfig(), g, prediction_losses) for b in (batch, same)]
+    parts = [finetune_losses(model, b, 1, None, "l2", FinetuneConfig(), g) for b in (batch, same)]
     assert parts[1]["sigreg"] > 10 * parts[0]["sigreg"]
     assert parts[1]["latent_std"] == 0 and parts[0]["latent_std"] > 0

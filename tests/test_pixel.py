@@ -120,7 +120,7 @@ def _level_windows(n: int, T: int, gen: torch.Generator) -> dict:
 
 
 def test_tiny_training_beats_copy_last_on_pixels():
-    from worldmodel.train.ac import ac_losses
+    from worldmodel.train.ac_losses import ac_losses
 
     torch.manual_seed(0)
     base = ACPredictorConfig(pred_dim=64, depth=2, num_heads=2, mlp_ratio=2.0, max_steps=8)

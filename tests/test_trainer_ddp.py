@@ -42,7 +42,6 @@ def _finetune_worker(rank: int, world: int, port: int, out_dir: str, result_dir:
     from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
     from worldmodel.models.finetune import EncoderPredictor
     from worldmodel.models.video_vit import VideoViT, VideoViTConfig
-    from worldmodel.train.ac import prediction_losses
     from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
@@ -61,7 +60,7 @@ def _finetune_worker(rank: int, world: int, port: int, out_dir: str, result_dir:
         batch = {"z": torch.randint(0, 256, (4, 3, 32, 32, 3), dtype=torch.uint8, generator=g),
                  "actions": torch.randn(4, 2, 2, generator=g), "states": torch.zeros(4, 3, 0)}
         parts = finetune_losses(trainer.model, batch, 1, None, "l2", FinetuneConfig(),
-                                torch.Generator().manual_seed(step), prediction_losses)
+                                torch.Generator().manual_seed(step))
         trainer.backward_step(parts["tf"] + parts["rollout"] + 0.1 * parts["sigreg"])
     torch.save(trainer.raw_model.state_dict(), os.path.join(result_dir, f"ft_rank{rank}.pt"))
     trainer.close()

@@ -9,23 +9,16 @@ teacher-forcing and rollout losses flow into both, and SIGReg on the latents kee
 predictor is what drift and planning encode with.
 
 Checkpoint layout: the trainer's model is this module, so ``checkpoint["model"]`` holds ``encoder.*`` (a complete
-encoder state, frozen blocks included) and ``predictor.*``; :func:`split_state` separates them.
+encoder state, frozen blocks included) and ``predictor.*``; :func:`worldmodel.models.world_model.split_state`
+separates them.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from worldmodel.models.ac_predictor import ACPredictor, pool_latents
-
-ENCODER_PREFIX, PREDICTOR_PREFIX = "encoder.", "predictor."
-
-
-def split_state(state: dict) -> tuple[dict, dict]:
-    """A fine-tuned train-ac checkpoint's ``model`` state -> (encoder state, predictor state)."""
-    enc = {k[len(ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
-    pred = {k[len(PREDICTOR_PREFIX):]: v for k, v in state.items() if k.startswith(PREDICTOR_PREFIX)}
-    return enc, pred
+from worldmodel.models.ac_predictor import ACPredictor
+from worldmodel.models.world_model import pool_tokens
 
 
 def trainable_blocks(encoder: nn.Module, blocks: int) -> int:
@@ -63,9 +56,7 @@ class EncoderPredictor(nn.Module):
         """uint8 frames (B, T, H, W, 3) -> latents (B, T, N, D) with gradients (the observation convention)."""
         B, T = frames.shape[:2]
         flat = frames.reshape(B * T, *frames.shape[2:])  # (B*T, H, W, 3)
-        z = self.encoder.images_to_tokens(flat)  # (B*T, h*w, D)
-        gh, gw = self.encoder.patch_grid(flat.shape[1], flat.shape[2])
-        z = pool_latents(z.float(), gh, gw, self.pool)  # (B*T, N, D)
+        z = pool_tokens(self.encoder, self.encoder.images_to_tokens(flat), *flat.shape[1:3], self.pool)  # (B*T, N, D)
         return z.reshape(B, T, *z.shape[1:])
 
     def forward(self, frames: torch.Tensor, actions: torch.Tensor, states: torch.Tensor | None,

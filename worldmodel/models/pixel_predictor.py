@@ -6,7 +6,7 @@ model's working resolution) and cut into non-overlapping ``p x p`` patches, each
 token of size ``D_pix = 3 p^2``: (img/p)^2 tokens per frame. These tokens take the place of the encoder
 latents: the predictor is the very same :class:`~worldmodel.models.ac_predictor.ACPredictor` (block-causal,
 3D RoPE, action and state tokens, key/value-cached rollout) built from the same config, so architecture,
-losses (``worldmodel.train.ac.ac_losses``) and rollout code are shared.
+losses (``worldmodel.train.ac_losses.ac_losses``) and rollout code are shared.
 
 Fairness (decided): the token grid is the latent model's (pooled) grid, and the working resolution is the
 largest one, up to the dataset's, whose patch tokens are no wider than the latent tokens

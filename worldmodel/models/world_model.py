@@ -19,18 +19,36 @@ from torch import nn
 
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 from worldmodel.models.encoders import EncoderSpec, build_frame_encoder, read_encoder
-from worldmodel.models.finetune import split_state
 from worldmodel.models.protocol import Rollout
 from worldmodel.utils.checkpoint import content_digest, load_checkpoint, load_weights
+
+
+def pool_tokens(encoder, tokens: torch.Tensor, height: int, width: int, pool: int) -> torch.Tensor:
+    """Encoder tokens (B, h*w, D) of height x width frames -> the model's latents (B, N, D) (the convention above)."""
+    gh, gw = encoder.patch_grid(height, width)
+    return pool_latents(tokens.float(), gh, gw, pool)
 
 
 @torch.no_grad()
 def encode_observations(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
     """uint8 frames (B, H, W, 3) -> pooled, layer-normed latents (B, N, D) (the convention above); ``encoder``
     follows the frame-encoder interface of :mod:`worldmodel.models.encoders`."""
-    z = encoder.encode_images(frames)  # (B, h*w, D)
-    gh, gw = encoder.patch_grid(frames.shape[1], frames.shape[2])
-    return pool_latents(z.float(), gh, gw, pool)  # (B, N, D)
+    return pool_tokens(encoder, encoder.encode_images(frames), frames.shape[1], frames.shape[2], pool)
+
+
+ENCODER_PREFIX, PREDICTOR_PREFIX = "encoder.", "predictor."
+
+
+def split_state(state: dict) -> tuple[dict, dict]:
+    """A fine-tuned train-ac checkpoint's ``model`` state -> (encoder state, predictor state)."""
+    enc = {k[len(ENCODER_PREFIX):]: v for k, v in state.items() if k.startswith(ENCODER_PREFIX)}
+    pred = {k[len(PREDICTOR_PREFIX):]: v for k, v in state.items() if k.startswith(PREDICTOR_PREFIX)}
+    return enc, pred
+
+
+def is_finetuned(ckpt: dict) -> bool:
+    """Whether a train-ac checkpoint's encoder was trained with its predictor (``finetune.blocks``)."""
+    return bool((ckpt["config"]["resolved"].get("encoder") or {}).get("finetuned"))
 
 
 def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device):
@@ -38,7 +56,7 @@ def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device
     else the file its encoder spec names, refused when those weights' digest differs from the one recorded."""
     resolved = ckpt["config"]["resolved"]
     info = resolved.get("encoder") or {}
-    if info.get("finetuned"):  # trained with the predictor: its weights are the model's encoder.* entries
+    if is_finetuned(ckpt):  # trained with the predictor: its weights are the model's encoder.* entries
         return build_frame_encoder(info["config"], split_state(ckpt["model"])[0], checkpoint, device)
     if "encoder" in (ckpt.get("extra") or {}):
         return build_frame_encoder(info["config"], ckpt["extra"]["encoder"], checkpoint, device)
@@ -61,7 +79,7 @@ def encoder_identity(ckpt: dict, checkpoint: str | Path) -> tuple[str, str | Non
     the checkpoint itself and the digest of the fine-tuned weights it holds."""
     resolved = ckpt["config"]["resolved"]
     info = resolved.get("encoder") or {}
-    if info.get("finetuned"):
+    if is_finetuned(ckpt):
         return str(checkpoint), content_digest([info["config"], split_state(ckpt["model"])[0]])
     return resolved["encoder_checkpoint"], info.get("digest")
 
@@ -167,8 +185,7 @@ class LatentWorldModel(PredictorWorldModel):
 
     def pool_fine(self, z_fine: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """Unpooled latents (B, h*w, D) of height x width frames -> the model's latents (B, N, D) (= ``encode``)."""
-        gh, gw = self.encoder.patch_grid(height, width)
-        return pool_latents(z_fine, gh, gw, self.pool)
+        return pool_tokens(self.encoder, z_fine, height, width, self.pool)
 
     @classmethod
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "LatentWorldModel":
@@ -180,8 +197,8 @@ class LatentWorldModel(PredictorWorldModel):
         device = torch.device(device)
         encoder = load_frozen_encoder(ckpt, checkpoint, device)
         predictor = ACPredictor(ACPredictorConfig(**cfg["resolved"]["model"]))
-        finetuned = (cfg["resolved"].get("encoder") or {}).get("finetuned")
-        load_weights(predictor, split_state(ckpt["model"])[1] if finetuned else ckpt["model"], checkpoint, "predictor")
+        load_weights(predictor, split_state(ckpt["model"])[1] if is_finetuned(ckpt) else ckpt["model"], checkpoint,
+                     "predictor")
         predictor.to(device).eval().requires_grad_(False)
         manifest = cfg["resolved"]["manifest"]
         wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],

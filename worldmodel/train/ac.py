@@ -40,6 +40,7 @@ from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_from_spec, parse_spec
 from worldmodel.models.finetune import EncoderPredictor
 from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses, frame_episodes, start_latent_stats
+from worldmodel.train.ac_losses import LATENT_LOSSES, ac_losses
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 from worldmodel.train.latent_cache import latent_stats, load_latents
 from worldmodel.utils.checkpoint import content_digest, plain_copy
@@ -127,28 +128,6 @@ def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
 
 
 COLLAPSE_MONITORS = ("latent_std",)  # parts of a batch's losses that only watch the encoder (fine-tuning)
-LATENT_LOSSES = {"l1": lambda d: d.abs().mean(), "l2": lambda d: d.pow(2).mean()}
-
-
-def prediction_losses(z, preds, s, rollout_steps: int, norm_states, loss: str = "l1") -> dict:
-    """Teacher-forcing, rollout (and state) losses of predictions ``preds`` = (z_tf, s_tf, z_roll, s_roll)
-    (:meth:`ACPredictor.forward`) against the window's latents z (B, T+1, N, D) and states s (B, T+1, S)."""
-    z_tf, s_tf, z_ro, s_ro = preds
-    latent_loss = LATENT_LOSSES[loss]
-    out = {"tf": latent_loss(z_tf - z[:, 1:]), "rollout": latent_loss(z_ro - z[:, 1 : rollout_steps + 1])}
-    if norm_states is not None:
-        out["state_tf"] = (norm_states(s_tf) - norm_states(s[:, 1:])).abs().mean()
-        out["state_rollout"] = (norm_states(s_ro) - norm_states(s[:, 1 : rollout_steps + 1])).abs().mean()
-    out["copy_last"] = latent_loss(z[:, :-1] - z[:, 1:]).detach()  # reference: predict z[t+1] = z[t]
-    return out
-
-
-def ac_losses(model, batch: dict, rollout_steps: int, norm_states, loss: str = "l1") -> dict:
-    """Teacher-forcing and rollout losses of one batch (tensors on the model's device)."""
-    z, a, s = batch["z"], batch["actions"], batch["states"]  # (B, T+1, N, D), (B, T, A), (B, T+1, S)
-    T = a.shape[1]
-    preds = model(z[:, :T], a, s[:, :T] if norm_states is not None else None, rollout_steps=rollout_steps)
-    return prediction_losses(z, preds, s, rollout_steps, norm_states, loss)
 
 
 def metric_name(part: str) -> str:
@@ -159,8 +138,7 @@ def metric_name(part: str) -> str:
 def batch_losses(model, batch: dict, cfg, norm_states, generator=None) -> dict:
     """The losses of one batch for this run: on cached latents, or through the encoder when it is fine-tuned."""
     if isinstance(model.module if hasattr(model, "module") else model, EncoderPredictor):
-        return finetune_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss, cfg.finetune, generator,
-                               prediction_losses)
+        return finetune_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss, cfg.finetune, generator)
     return ac_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss)
 
 
@@ -186,7 +164,7 @@ def run(cfg) -> dict:
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
-    finetune = cfg.finetune.blocks != 0
+    finetune = ft.blocks != 0
     config["resolved"] = {"encoder_checkpoint": spec.file, "dataset": str(data), "state_dims": dims,
                           "encoder": {"spec": dataclasses.asdict(spec), "config": plain_copy(enc_cfg),
                                       "digest": content_digest([enc_cfg, enc_state]), "describe": describe(enc_cfg),
@@ -194,11 +172,10 @@ def run(cfg) -> dict:
                           "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
                           "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
     if finetune:  # one module, one optimizer: the encoder's trainable blocks at lr x finetune.lr_scale
-        model = EncoderPredictor(encoder, predictor, mcfg.pool, cfg.finetune.blocks)
+        model = EncoderPredictor(encoder, predictor, mcfg.pool, ft.blocks)
         trainer = Trainer(cfg.train, cfg.out_dir, model=model, config=config, kind="train_ac",
-                          lr_scales={"encoder.": cfg.finetune.lr_scale})
+                          lr_scales={"encoder.": ft.lr_scale})
         eps = frame_episodes(data, cfg.max_bad_fraction, trainer.is_main and cfg.train.progress).with_state_dims(dims)
-        predictor = trainer.raw_model.predictor
     else:
         carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
         trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
@@ -207,7 +184,7 @@ def run(cfg) -> dict:
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
     if trainer.start_step == 0:  # normalization from the training split (restored with the weights on resume)
-        stats = (start_latent_stats(encoder, train_eps, mcfg.pool, cfg.finetune.stats_frames) if finetune
+        stats = (start_latent_stats(encoder, windows.z, mcfg.pool, ft.stats_frames) if finetune
                  else latent_stats(train_eps.latents))
         set_data_normalization(predictor, manifest, cfg.frame_skip, train_eps, stats)
     del encoder

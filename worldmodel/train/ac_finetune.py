@@ -29,6 +29,7 @@ from worldmodel.data.reader import EpisodeReader
 from worldmodel.losses import sigreg
 from worldmodel.models.finetune import EncoderPredictor
 from worldmodel.models.world_model import encode_observations
+from worldmodel.train.ac_losses import prediction_losses
 from worldmodel.train.latent_cache import LatentEpisodes, latent_stats
 
 
@@ -56,17 +57,16 @@ def frame_episodes(dataset, max_bad_fraction: float = 0.1, progress: bool = True
 
 
 @torch.no_grad()
-def start_latent_stats(encoder, eps: LatentEpisodes, pool: int, frames: int, batch: int = 256):
-    """Per (token, channel) mean and std (N, D) of the starting encoder's latents on up to ``frames`` frames
-    spread evenly over ``eps`` (frame episodes)."""
-    every = torch.cat(eps.latents)  # (F, H, W, 3)
+def start_latent_stats(encoder, every: torch.Tensor, pool: int, frames: int, batch: int = 256):
+    """Per (token, channel) mean and std (N, D) of the starting encoder's latents on up to ``frames`` of the
+    uint8 frames ``every`` (F, H, W, 3), spread evenly over them."""
     pick = every[torch.linspace(0, len(every) - 1, min(frames, len(every))).long()]
     z = [encode_observations(encoder, pick[i : i + batch], pool).cpu() for i in range(0, len(pick), batch)]
     return latent_stats([torch.cat(z)])
 
 
 def finetune_losses(model: EncoderPredictor, batch: dict, rollout_steps: int, norm_states, loss: str,
-                    fcfg: FinetuneConfig, generator: torch.Generator | None, prediction_losses) -> dict:
+                    fcfg: FinetuneConfig, generator: torch.Generator | None) -> dict:
     """The train-ac losses on latents computed from ``batch["z"]`` (frames, (B, T+1, H, W, 3) uint8) by the
     trainable encoder, plus ``sigreg`` on the standardized frame embeddings and ``latent_std`` (the spread of
     each (token, channel) over the batch's frames, averaged: a collapse monitor, 0 when collapsed)."""

@@ -8,7 +8,7 @@ Same data, same losses, same budget, same trainer core as train-ac (see :mod:`wo
 - data: every frame of the episode dataset, kept as uint8 in memory and turned into normalized pixel-patch
   tokens per batch; windows drawn by train-ac's window sampler with the same per-step generator (same seed ->
   same windows) from the same training split;
-- loss: ``worldmodel.train.ac.ac_losses`` unchanged (teacher forcing + rollout with gradients through it, + the
+- loss: ``worldmodel.train.ac_losses.ac_losses`` unchanged (teacher forcing + rollout with gradients through it, + the
   state loss), with the same per-(token, channel) input standardization (``latent_stats``) on pixel tokens;
 - model: the predictor config of train-ac (``predictor@model``) on pixel tokens.
 
@@ -41,14 +41,13 @@ from worldmodel.models.pixel_predictor import (
 )
 from worldmodel.train.ac import (
     TrainACConfig,
-    latent_stats,
     native_dataset,
     set_data_normalization,
     train_predictor,
     validate,
 )
 from worldmodel.train.core import Trainer, seed_everything
-from worldmodel.train.latent_cache import LatentEpisodes, LatentWindows
+from worldmodel.train.latent_cache import LatentEpisodes, LatentWindows, latent_stats
 from worldmodel.utils.checkpoint import load_checkpoint, plain_copy
 
 
