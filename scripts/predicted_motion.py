@@ -23,12 +23,15 @@ from worldmodel.utils.checkpoint import load_checkpoint
 
 
 def encode_episodes(model, reader, ids):
-    """(latents (T+1, N, D), states (T+1, S), actions (T, A)) per episode."""
+    """(latents (T+1, N, D), states (T+1, S), actions (T, A), state-token inputs (T+1, S') | None) per episode."""
     out = []
     for _, ep in reader.episodes(ids):
-        f = torch.as_tensor(ep["frames"])
-        z = torch.cat([model.encode(f[j:j + 64]) for j in range(0, len(f), 64)])
-        out.append((z, torch.as_tensor(ep["states"]), torch.as_tensor(ep["actions"])))
+        f, s = torch.as_tensor(ep["frames"]), torch.as_tensor(ep["states"])
+        with torch.no_grad():
+            z = torch.cat([model.encode(f[j:j + 64]) for j in range(0, len(f), 64)])
+            x = torch.cat([model.state_input(f[j:j + 64], s[j:j + 64, model.state_dims])
+                           for j in range(0, len(f), 64)]) if model.uses_state else None
+        out.append((z, s, torch.as_tensor(ep["actions"]), x))
     return out
 
 
@@ -46,15 +49,15 @@ def main() -> None:
     reader = EpisodeReader(cfg["dataset"])
     fs, H = model.frame_skip, args.horizon
     train = encode_episodes(model, reader, resolved["train_episodes"][:60])
-    probe = RidgeProbe(torch.cat([z[::2] for z, _, _ in train]), torch.cat([s[::2][:, dims] for _, s, _ in train]))
-    z0, s0, sh, acts = [], [], [], []
-    for z, s, a in encode_episodes(model, reader, resolved["val_episodes"]):
+    probe = RidgeProbe(torch.cat([z[::2] for z, *_ in train]), torch.cat([s[::2][:, dims] for _, s, *_ in train]))
+    z0, s0, x0, sh, acts = [], [], [], [], []
+    for z, s, a, x in encode_episodes(model, reader, resolved["val_episodes"]):
         for t in range(0, len(z) - H * fs, 5):
-            z0.append(z[t]), s0.append(s[t]), sh.append(s[t + H * fs])
+            z0.append(z[t]), s0.append(s[t]), sh.append(s[t + H * fs]), x0.append(s[t] if x is None else x[t])
             acts.append(a[t:t + H * fs].reshape(H, fs * a.shape[1]))
-    z0, s0, sh, acts = map(torch.stack, (z0, s0, sh, acts))  # (W, N, D), (W, S), (W, S), (W, H, fs*A)
+    z0, s0, x0, sh, acts = map(torch.stack, (z0, s0, x0, sh, acts))  # (W, N, D), (W, S), (W, S'), (W, S), (W, H, fs*A)
     with torch.no_grad():
-        pred = model.rollout(z0, s0[:, model.state_dims] if model.uses_state else None, acts).latents[:, -1]
+        pred = model.rollout(z0, x0 if model.uses_state else None, acts).latents[:, -1]
     p0, ph = probe.predict(z0).numpy(), probe.predict(pred).numpy()  # (W, len(dims))
     truth0, truth = s0[:, dims].numpy(), sh[:, dims].numpy()
     for name, body in bodies.items():

@@ -76,8 +76,8 @@ def _errors(pred: torch.Tensor, true: torch.Tensor, var: float) -> tuple[np.ndar
 
 @torch.no_grad()
 def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: RidgeProbe, frames=None,
-                 targets=None, encode_for_probe=None, batch_size: int = 256, var: float | None = None
-                 ) -> dict[str, np.ndarray]:
+                 targets=None, encode_for_probe=None, batch_size: int = 256, var: float | None = None,
+                 state0: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """Open-loop drift of one world-model-protocol object.
 
     Args:
@@ -89,6 +89,8 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
         targets: (W, H+1, ...) ground truth already in the model's space (skips ``model.encode``).
         encode_for_probe: uint8 frames (B, Hi, Wi, 3) -> encoder latents (B, N, D); used with ``decode``.
         var: latent variance for rel_error (default: of ``targets``, in the model's own space).
+        state0: (W, S) the state token's input at the first frame (default: ``states``' ``state_dims`` there;
+            models with scene keypoints need theirs, ``scene_state0``).
     Returns:
         (H,) arrays: l1, rel_error, probe_error, and l1_copy_last, rel_error_copy_last, probe_error_copy_last;
         plus state_head_error when the model predicts states.
@@ -102,6 +104,7 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
     for i in range(0, W, batch_size):
         sl = slice(i, i + batch_size)
         s0 = states[sl, 0][:, model.state_dims] if model.uses_state else None  # the state token's dims only
+        s0 = s0 if state0 is None else state0[sl]
         out = model.rollout(targets[sl, 0], s0, actions[sl])
         preds.append(out.latents.float().cpu())  # (b, H, ...)
         s_preds.append(None if out.states is None else out.states.float().cpu())
@@ -151,6 +154,16 @@ def gather_windows(eps, windows, horizon: int, frame_skip: int) -> dict:
     s = torch.stack([eps.states[i][t0 + k] for i, t0 in windows])
     a = torch.stack([eps.actions[i][t0 : t0 + horizon * frame_skip].reshape(horizon, -1) for i, t0 in windows])
     return {"z": z, "states": s, "actions": a}
+
+
+def scene_state0(wm, dataset, enc_file, enc_digest, val_ids, windows, states0, device, max_bad_fraction):
+    """The state token's input (W, S) at the windows' first frames for a model with scene keypoints: the observed
+    state dims ``states0`` (W, len(state_dims)) and the keypoints its module reads from those frames' unpooled
+    latents (cached like the pooled ones)."""
+    fine = load_latents(dataset, enc_file, 1, device, encoder=wm.encoder, max_bad_fraction=max_bad_fraction,
+                        encoder_digest=enc_digest).subset(val_ids)
+    z = torch.stack([fine.latents[i][t0] for i, t0 in windows]).to(device)  # (W, N0, D)
+    return torch.cat((states0.to(device), wm.keypoints(z)), 1)
 
 
 def plot_drift(horizons, panels: dict[str, dict[str, np.ndarray]], path: str | Path) -> str:
@@ -212,8 +225,11 @@ def run(cfg) -> dict:
     windows = held_out_windows(val_eps, cfg.horizon, wm.frame_skip, cfg.windows_per_episode)
     w = gather_windows(val_eps, windows, cfg.horizon, wm.frame_skip)
     var = z_tr[sel].float().flatten(1).var(0).mean().item()  # per-channel variance of training latents
+    s0 = None if wm.keypoints is None else scene_state0(wm, dataset, enc_file, enc_digest, val_ids, windows,
+                                                       w["states"][:, 0][:, wm.state_dims], device,
+                                                       cfg.max_bad_fraction)
     curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size,
-                                     var=var)}
+                                     var=var, state0=s0)}
     if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
         k = torch.arange(cfg.horizon + 1) * wm.frame_skip
         reader = EpisodeReader(dataset, 1.0, manifest)  # the windows' episodes were read fine above

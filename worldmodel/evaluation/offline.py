@@ -35,7 +35,7 @@ from worldmodel.evaluation.report import Doc  # noqa: E402
 from worldmodel.models.registry import load_world_model  # noqa: E402
 from worldmodel.planning.compat import check_dataset_compatible  # noqa: E402
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402
-from worldmodel.planning.mpc import encode_obs, make_energy_fn  # noqa: E402
+from worldmodel.planning.mpc import encode_obs, make_energy_fn, state_input  # noqa: E402
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan  # noqa: E402
 from worldmodel.planning.probe import dataset_of  # noqa: E402
 from worldmodel.train.core import resolve_device  # noqa: E402
@@ -114,7 +114,7 @@ def run(cfg) -> dict:
     with torch.no_grad():
         z0 = encode_obs(model, w["start"], w["state"])
         goal = encode_obs(model, w["goal"], None)
-    s0 = None if w["state"] is None else torch.as_tensor(w["state"], dtype=torch.float32, device=device)
+        s0 = None if w["state"] is None else state_input(model, w["start"], w["state"])
     energy_fn = make_energy_fn(model, z0, s0, goal, fs, energy)
     with torch.no_grad():
         res = plan(energy_fn, planner, low, high, E, episode_generators([cfg.seed + i for i in range(E)], device))

@@ -19,6 +19,7 @@ from torch import nn
 
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 from worldmodel.models.encoders import EncoderSpec, build_frame_encoder, read_encoder
+from worldmodel.models.keypoints import SceneKeypoints, load_keypoints
 from worldmodel.models.protocol import Rollout
 from worldmodel.utils.checkpoint import content_digest, load_checkpoint, load_weights
 
@@ -90,16 +91,18 @@ class PredictorWorldModel(nn.Module):
     :mod:`worldmodel.models.protocol`). Subclasses say what a latent is (``encode``)."""
 
     def __init__(self, predictor: ACPredictor, frame_skip: int, action_low, action_high, manifest: dict | None = None,
-                 state_dims: list[int] | None = None):
+                 state_dims: list[int] | None = None, scene_dim: int = 0):
         super().__init__()
         self.predictor = predictor
         self.frame_skip = int(frame_skip)
         self.manifest = dict(manifest or {})
+        self.scene_dim = int(scene_dim)  # state-token values read from the frame itself (scene keypoints)
         # env state dims the state token carries (proprioception unless trained as an oracle)
-        self.state_dims = list(range(predictor.cfg.state_dim)) if state_dims is None else [int(d) for d in state_dims]
-        if len(self.state_dims) != predictor.cfg.state_dim:
-            raise ValueError(f"state_dims {self.state_dims} do not match the predictor's state_dim "
-                             f"{predictor.cfg.state_dim}")
+        n_env = predictor.cfg.state_dim - self.scene_dim
+        self.state_dims = list(range(n_env)) if state_dims is None else [int(d) for d in state_dims]
+        if len(self.state_dims) != n_env:
+            raise ValueError(f"state_dims {self.state_dims} and {self.scene_dim} scene values do not match the "
+                             f"predictor's state_dim {predictor.cfg.state_dim}")
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32).flatten())
         self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32).flatten())
         self.env_id = self.manifest.get("env_id")
@@ -134,6 +137,14 @@ class PredictorWorldModel(nn.Module):
         """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""
         raise NotImplementedError
 
+    def state_input(self, frames: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor | None:
+        """The state token's input for observed frames (B, H, W, 3) and their ``state_dims`` (B, len(state_dims)):
+        those states (plus, for a model with scene keypoints, the keypoints read from the frames); None when the
+        model has no state token."""
+        if not self.uses_state:
+            return None
+        return torch.as_tensor(states, dtype=torch.float32, device=self.device)
+
     def encode_observation(self, frames: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor:
         """Latents of observed frames (B, H, W, 3) -> (B, N, D); learned models read the frames only."""
         return self.encode(frames)
@@ -144,10 +155,11 @@ class PredictorWorldModel(nn.Module):
 
         Args:
             z0: (B, N, D) latent of the current frame.
-            state0: (B, S) current state, None when the model has no state token.
+            state0: (B, S) the state token's input (``state_input``), None when the model has no state token.
             actions: (B, H, action_dim_step) actions, each the stack of ``frame_skip`` env actions.
         Returns:
-            Rollout(latents (B, H, N, D), states (B, H, S) or None).
+            Rollout(latents (B, H, N, D), states (B, H, len(state_dims)) or None: the predicted env state dims,
+            without the model's own scene values).
         Gradients flow to ``actions`` if they require grad (weights are frozen after ``load``).
         """
         if z0.dim() != 3:
@@ -159,7 +171,7 @@ class PredictorWorldModel(nn.Module):
             s = state0.to(self.device, torch.float32)[:, None]  # (B, 1, S)
         actions = actions.to(self.device, torch.float32)
         z_pred, s_pred = self.predictor.rollout(z0[:, None].to(self.device), actions, s, use_cache=use_cache)
-        return Rollout(z_pred, s_pred)
+        return Rollout(z_pred, None if s_pred is None else s_pred[..., :len(self.state_dims)])
 
 
 class LatentWorldModel(PredictorWorldModel):
@@ -171,9 +183,18 @@ class LatentWorldModel(PredictorWorldModel):
     """
 
     def __init__(self, encoder: nn.Module, predictor: ACPredictor, pool: int, frame_skip: int,
-                 action_low, action_high, manifest: dict | None = None, state_dims: list[int] | None = None):
-        super().__init__(predictor, frame_skip, action_low, action_high, manifest, state_dims)
-        self.encoder, self.pool = encoder, int(pool)
+                 action_low, action_high, manifest: dict | None = None, state_dims: list[int] | None = None,
+                 keypoints: SceneKeypoints | None = None):
+        super().__init__(predictor, frame_skip, action_low, action_high, manifest, state_dims,
+                         2 * keypoints.num if keypoints is not None else 0)
+        self.encoder, self.pool, self.keypoints = encoder, int(pool), keypoints
+
+    def state_input(self, frames: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor | None:
+        """Observed state dims (B, len(state_dims)), plus the scene keypoints (B, 2K) of frames (B, H, W, 3)."""
+        s = super().state_input(frames, states)
+        if self.keypoints is None or s is None:
+            return s
+        return torch.cat((s, self.keypoints(self.encode_fine(frames))), 1)  # (B, len(state_dims) + 2K)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""
@@ -201,7 +222,9 @@ class LatentWorldModel(PredictorWorldModel):
                      "predictor")
         predictor.to(device).eval().requires_grad_(False)
         manifest = cfg["resolved"]["manifest"]
+        kp = cfg["resolved"].get("keypoints")
+        kp = load_keypoints({"config": kp, "state": ckpt["extra"]["keypoints"]}) if kp else None
         wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],
                  action_low=manifest["action_low"], action_high=manifest["action_high"], manifest=manifest,
-                 state_dims=cfg["resolved"].get("state_dims"))
+                 state_dims=cfg["resolved"].get("state_dims"), keypoints=kp)
         return wm.to(device).eval()

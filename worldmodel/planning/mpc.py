@@ -64,6 +64,14 @@ def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray | None)
     return model.encode_observation(f, s)
 
 
+def state_input(model: WorldModel, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
+    """The state token's input (B, S) for observed frames (B, H, W, 3) uint8 and state dims (B, S'): the model's
+    ``state_input`` (proprioception, plus keypoints it reads from the frames) where it has one, else the states."""
+    if hasattr(model, "state_input"):
+        return model.state_input(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device), states)
+    return torch.as_tensor(states, dtype=torch.float32, device=model.device)
+
+
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
                    action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0, probe=None,
                    goal_state: Optional[torch.Tensor] = None, dtype: torch.dtype | None = None):
@@ -160,7 +168,7 @@ class PlannerController:
         with torch.no_grad():  # the grad optimizer re-enables autograd for its refinement only
             read = self.graph is not None and self.graph.project is None  # a latent-space roadmap reads no state
             z0, current = self.observe(frames, states, read)  # (E', N, D), (E', K) | None
-            s0 = torch.as_tensor(states, dtype=torch.float32, device=self.device) if self.uses_state else None
+            s0 = state_input(self.model, frames, states) if self.uses_state else None
             goal = self.goal[idx]  # (E', N, D)
             goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
             if self.graph is not None:

@@ -39,6 +39,7 @@ from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_from_spec, parse_spec
 from worldmodel.models.finetune import EncoderPredictor
+from worldmodel.models.keypoints import KeypointConfig, SceneKeypoints, fit_keypoints, keypoints_of
 from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses, frame_episodes, start_latent_stats
 from worldmodel.train.ac_losses import LATENT_LOSSES, ac_losses
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
@@ -76,6 +77,7 @@ class TrainACConfig:
     embed_encoder: bool = True  # carry the frozen encoder's weights in checkpoint.pt (false: pin them by digest)
     val_windows: int = 256  # held-out windows for the final validation losses
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)  # train the encoder too (off by default)
+    keypoints: KeypointConfig = field(default_factory=KeypointConfig)  # label-free scene keypoints in the state token
     model: ACPredictorConfig = field(default_factory=ACPredictorConfig)  # predictor architecture
     train: TrainConfig = field(default_factory=TrainConfig)  # steps, batch, optimizer, devices, checkpoints
 
@@ -123,7 +125,7 @@ def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
     return dataclasses.replace(
         m, embed_dim=encoder.embed_dim, grid_h=gh // m.pool, grid_w=gw // m.pool,
         action_dim=cfg.frame_skip * int(manifest["action_dim"]),
-        state_dim=len(state_token_dims(manifest, cfg.state_dims)) if cfg.use_state else 0,
+        state_dim=len(state_token_dims(manifest, cfg.state_dims)) + 2 * cfg.keypoints.num if cfg.use_state else 0,
         max_steps=max(m.max_steps, cfg.num_steps + 1))
 
 
@@ -154,6 +156,9 @@ def run(cfg) -> dict:
     if ft.blocks < -1 or ft.lr_scale < 0 or ft.sigreg_weight < 0:
         raise ValueError(f"finetune: blocks={ft.blocks}, lr_scale={ft.lr_scale}, sigreg_weight={ft.sigreg_weight}; "
                          f"expected blocks >= -1 (0: frozen encoder, -1: all of it) and non-negative weights")
+    if cfg.keypoints.num < 0 or cfg.keypoints.num > 0 and (ft.blocks != 0 or not cfg.use_state):
+        raise ValueError(f"keypoints.num={cfg.keypoints.num}: expected >= 0, and > 0 only with a frozen encoder "
+                         f"(finetune.blocks=0) and a state token (use_state=true)")
     spec, data = resolve_inputs(cfg)
     seed_everything(cfg.train.seed)
     manifest = read_manifest(data)
@@ -164,7 +169,7 @@ def run(cfg) -> dict:
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
-    finetune = ft.blocks != 0
+    finetune, kp_fit_loss = ft.blocks != 0, None
     config["resolved"] = {"encoder_checkpoint": spec.file, "dataset": str(data), "state_dims": dims,
                           "encoder": {"spec": dataclasses.asdict(spec), "config": plain_copy(enc_cfg),
                                       "digest": content_digest([enc_cfg, enc_state]), "describe": describe(enc_cfg),
@@ -178,9 +183,15 @@ def run(cfg) -> dict:
         eps = frame_episodes(data, cfg.max_bad_fraction, trainer.is_main and cfg.train.progress).with_state_dims(dims)
     else:
         carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
+        if cfg.keypoints.num > 0:  # fit below, or restored on resume
+            carried["keypoints"] = SceneKeypoints(*encoder.patch_grid(*manifest["resolution"]), encoder.embed_dim,
+                                                  cfg.keypoints.num, cfg.keypoints.hidden)
+            config["resolved"]["keypoints"] = carried["keypoints"].config()
         trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
         eps = prepare_latents(cfg, spec.file, data, device, mcfg.pool, trainer.is_main,
                               config["resolved"]["encoder"]["digest"], encoder).with_state_dims(dims)
+        if cfg.keypoints.num > 0:
+            eps, kp_fit_loss = with_keypoints(cfg, eps, trainer, spec.file, data, device, encoder, config, train_ids)
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
     if trainer.start_step == 0:  # normalization from the training split (restored with the weights on resume)
@@ -207,9 +218,31 @@ def run(cfg) -> dict:
         "latent_cache_hit": not eps.encoded and not finetune,
         "episodes_skipped": len(eps.skipped), "skipped_episodes": {str(k): v for k, v in eps.skipped.items()},
         "tokens_per_frame": mcfg.grid_h * mcfg.grid_w,
+        "scene_keypoints": cfg.keypoints.num,
+        "keypoints_fit_loss": kp_fit_loss,
         "parameters": sum(p.numel() for p in raw.parameters() if p.requires_grad),
         "seconds": round(time.time() - t_start, 2),
     }
+
+
+def with_keypoints(cfg, eps, trainer, enc_file, data, device, encoder, config, train_ids):
+    """(``eps`` with each frame's scene keypoints appended to its proprioception, the fit's loss or None): the
+    keypoints are fit on the unpooled latents of the training episodes (``worldmodel.models.keypoints``) unless
+    restored on resume."""
+    fine = prepare_latents(cfg, enc_file, data, device, 1, trainer.is_main, config["resolved"]["encoder"]["digest"],
+                           encoder)
+    kp, fit_loss = trainer.extra["keypoints"], None
+    if trainer.start_step == 0:
+        train = eps.subset(list(train_ids))
+        s = torch.cat(train.states)  # (F, P) proprioception of the training frames
+        s = (s - s.mean(0)) / s.std(0).clamp_min(1e-6) if s.shape[1] else None
+        fitted, loss = fit_keypoints(torch.cat(fine.subset(list(train_ids)).latents), s, kp.grid_h, kp.grid_w,
+                                     cfg.keypoints, cfg.train.seed, trainer.is_main and cfg.train.progress)
+        kp.load_state_dict(fitted.state_dict())
+        fit_loss = round(loss, 6)
+    kp.eval().requires_grad_(False)
+    scene = {i: keypoints_of(kp, z) for i, z in zip(fine.ids, fine.latents)}  # episode id -> (T+1, 2K)
+    return dataclasses.replace(eps, states=[torch.cat((s, scene[i]), 1) for i, s in zip(eps.ids, eps.states)]), fit_loss
 
 
 def set_data_normalization(model: ACPredictor, manifest: dict, frame_skip: int, train_eps,
