@@ -65,12 +65,15 @@ def swap_block_in_dataset(src: Path, dst: Path) -> None:
             np.savez(f, **arrays)
 
 
-@pytest.fixture(scope="module")
-def pushblock_model(tmp_path_factory):
+@pytest.fixture(scope="module", params=[0, 2], ids=["plain", "keypoints"])
+def pushblock_model(tmp_path_factory, request):
+    """A PushBlock predictor, plain or with 2 scene keypoints read from the frames (they must find the block from
+    pixels: no block state reaches them either)."""
     root = tmp_path_factory.mktemp("pushblock")
     data = root / "data"
     run_command("collect", ["preset=smoke", "env=pushblock", "resolution=32", "episodes=6", f"out_dir={data}"])
-    s = run_command("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={root / 'ac'}"])
+    s = run_command("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={root / 'ac'}",
+                                 f"keypoints.num={request.param}", "keypoints.steps=20"])
     return root, data, s["checkpoint"]
 
 
@@ -80,7 +83,7 @@ def test_state_token_carries_proprioception_only(pushblock_model):
     _, data, ckpt = pushblock_model
     assert read_manifest(data)["proprio_dims"] == PUSHER
     model, _ = load_world_model(ckpt)
-    assert model.state_dims == PUSHER and model.predictor.cfg.state_dim == len(PUSHER)
+    assert model.state_dims == PUSHER and model.predictor.cfg.state_dim == len(PUSHER) + model.scene_dim
 
 
 def test_plans_ignore_non_proprio_state(pushblock_model, tmp_path, monkeypatch):
