@@ -130,3 +130,13 @@ def test_latent_space_roadmap_needs_no_state_labels():
         p, hops = q, hops + 1
         assert hops < 40, "the subgoals do not converge to the goal"
     assert hops >= 3
+
+
+def test_latent_roadmap_coordinates_are_the_same_every_run():
+    from worldmodel.planning.subgoals import latent_projection
+
+    z = torch.randn(300, 4, 8, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(1)
+    a = latent_projection(z, 5)(z)
+    torch.manual_seed(2)  # whatever the global random state, the same latents span the same roadmap
+    np.testing.assert_array_equal(a, latent_projection(z, 5)(z))

@@ -173,11 +173,13 @@ class SubgoalGraph:
 
 def latent_projection(z: torch.Tensor, components: int):
     """A map latents (B, N, D) -> (B, k) onto the first ``components`` principal components of ``z`` (n, N, D),
-    each scaled to unit variance over ``z``."""
+    each scaled to unit variance over ``z``; the same ``z`` gives the same map in every run."""
     flat = z.flatten(1).double()  # (n, N*D)
     mean = flat.mean(0)
     k = min(components, *flat.shape)
-    _, _, v = torch.pca_lowrank(flat - mean, q=k, center=False)  # v (N*D, k)
+    with torch.random.fork_rng(devices=[]):  # pca_lowrank is randomized: a fixed seed, the same roadmap every run
+        torch.manual_seed(0)
+        _, _, v = torch.pca_lowrank(flat - mean, q=k, center=False)  # v (N*D, k)
     scale = ((flat - mean) @ v).std(0).clamp_min(1e-12)  # (k,)
 
     def project(latents: torch.Tensor) -> np.ndarray:
