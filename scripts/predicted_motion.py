@@ -28,9 +28,10 @@ def encode_episodes(model, reader, ids):
     for _, ep in reader.episodes(ids):
         f, s = torch.as_tensor(ep["frames"]), torch.as_tensor(ep["states"])
         with torch.no_grad():
-            z = torch.cat([model.encode(f[j:j + 64]) for j in range(0, len(f), 64)])
-            x = torch.cat([model.state_input(f[j:j + 64], s[j:j + 64, model.state_dims])
-                           for j in range(0, len(f), 64)]) if model.uses_state else None
+            fine = [model.encode_fine(f[j:j + 64]) for j in range(0, len(f), 64)]  # each frame encoded once
+            z = torch.cat([model.pool_fine(zf, f.shape[1], f.shape[2]) for zf in fine])
+            x = torch.cat([model.state_input(f[j * 64:(j + 1) * 64], s[j * 64:(j + 1) * 64, model.state_dims], zf)
+                           for j, zf in enumerate(fine)]) if model.uses_state else None
         out.append((z, s, torch.as_tensor(ep["actions"]), x))
     return out
 

@@ -90,7 +90,7 @@ def drift_curves(model, states: torch.Tensor, actions: torch.Tensor, probe: Ridg
         encode_for_probe: uint8 frames (B, Hi, Wi, 3) -> encoder latents (B, N, D); used with ``decode``.
         var: latent variance for rel_error (default: of ``targets``, in the model's own space).
         state0: (W, S) the state token's input at the first frame (default: ``states``' ``state_dims`` there;
-            models with scene keypoints need theirs, ``scene_state0``).
+            models with scene keypoints need theirs, ``model.state_input``).
     Returns:
         (H,) arrays: l1, rel_error, probe_error, and l1_copy_last, rel_error_copy_last, probe_error_copy_last;
         plus state_head_error when the model predicts states.
@@ -156,16 +156,6 @@ def gather_windows(eps, windows, horizon: int, frame_skip: int) -> dict:
     return {"z": z, "states": s, "actions": a}
 
 
-def scene_state0(wm, dataset, enc_file, enc_digest, val_ids, windows, states0, device, max_bad_fraction):
-    """The state token's input (W, S) at the windows' first frames for a model with scene keypoints: the observed
-    state dims ``states0`` (W, len(state_dims)) and the keypoints its module reads from those frames' unpooled
-    latents (cached like the pooled ones)."""
-    fine = load_latents(dataset, enc_file, 1, device, encoder=wm.encoder, max_bad_fraction=max_bad_fraction,
-                        encoder_digest=enc_digest).subset(val_ids)
-    z = torch.stack([fine.latents[i][t0] for i, t0 in windows]).to(device)  # (W, N0, D)
-    return torch.cat((states0.to(device), wm.keypoints(z)), 1)
-
-
 def plot_drift(horizons, panels: dict[str, dict[str, np.ndarray]], path: str | Path) -> str:
     """One subplot per panel (title -> {label: (H,) curve}); error vs. horizon. Returns the PNG path."""
     import matplotlib
@@ -225,16 +215,17 @@ def run(cfg) -> dict:
     windows = held_out_windows(val_eps, cfg.horizon, wm.frame_skip, cfg.windows_per_episode)
     w = gather_windows(val_eps, windows, cfg.horizon, wm.frame_skip)
     var = z_tr[sel].float().flatten(1).var(0).mean().item()  # per-channel variance of training latents
-    s0 = None if wm.keypoints is None else scene_state0(wm, dataset, enc_file, enc_digest, val_ids, windows,
-                                                       w["states"][:, 0][:, wm.state_dims], device,
-                                                       cfg.max_bad_fraction)
-    curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size,
-                                     var=var, state0=s0)}
-    if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
+    frames = None  # the windows' frames (W, H+1, Hi, Wi, 3) uint8, read when a model needs them
+    if cfg.compare_checkpoints or wm.scene_dim:
         k = torch.arange(cfg.horizon + 1) * wm.frame_skip
         reader = EpisodeReader(dataset, 1.0, manifest)  # the windows' episodes were read fine above
         episodes = {i: torch.as_tensor(reader.load(val_eps.ids[i])["frames"]) for i in {i for i, _ in windows}}
-        frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])  # (W, H+1, Hi, Wi, 3)
+        frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])
+    # the state token's input at the first frames, as planning builds it (scene keypoints read from the frames)
+    s0 = wm.state_input(frames[:, 0], w["states"][:, 0][:, wm.state_dims]) if wm.scene_dim else None
+    curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size,
+                                     var=var, state0=s0)}
+    if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
         for path in cfg.compare_checkpoints:
             model, kind = load_world_model(path, device)
             name = short_name(kind)

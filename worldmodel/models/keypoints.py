@@ -66,9 +66,12 @@ class SceneKeypoints(nn.Module):
         """Standardized latents (B, N0, D) -> spatial softmax weights (B, N0, K)."""
         return (self.logit(x + self.pos) * self.log_temp.exp()).softmax(1)
 
+    def locate(self, x: torch.Tensor) -> torch.Tensor:
+        """Standardized latents (B, N0, D) -> keypoints (B, 2K)."""
+        return torch.einsum("bnk,nc->bkc", self.weights(x), self.centres).flatten(1)
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        w = self.weights(self.standardize(z))  # (B, N0, K)
-        return torch.einsum("bnk,nc->bkc", w, self.centres).flatten(1)  # (B, 2K)
+        return self.locate(self.standardize(z))  # (B, 2K)
 
 
 class KeypointRenderer(nn.Module):
@@ -119,7 +122,7 @@ def fit_keypoints(latents: torch.Tensor, proprio: torch.Tensor | None, grid_h: i
     for step in tqdm(range(cfg.steps), desc="fit keypoints", disable=not progress, dynamic_ncols=True):
         idx = torch.randint(F_, (cfg.batch_size,), generator=gen)
         x = kp.standardize(latents[idx])  # (b, N0, D)
-        loss = (renderer(None if proprio is None else proprio[idx], kp(latents[idx])) - x).pow(2).mean()
+        loss = (renderer(None if proprio is None else proprio[idx], kp.locate(x)) - x).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

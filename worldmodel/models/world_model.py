@@ -137,10 +137,11 @@ class PredictorWorldModel(nn.Module):
         """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""
         raise NotImplementedError
 
-    def state_input(self, frames: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor | None:
+    def state_input(self, frames: torch.Tensor, states: torch.Tensor | None,
+                    z_fine: torch.Tensor | None = None) -> torch.Tensor | None:
         """The state token's input for observed frames (B, H, W, 3) and their ``state_dims`` (B, len(state_dims)):
-        those states (plus, for a model with scene keypoints, the keypoints read from the frames); None when the
-        model has no state token."""
+        those states (plus, for a model with scene keypoints, the keypoints read from the frames, or from their
+        unpooled latents ``z_fine`` when already encoded); None when the model has no state token."""
         if not self.uses_state:
             return None
         return torch.as_tensor(states, dtype=torch.float32, device=self.device)
@@ -189,12 +190,15 @@ class LatentWorldModel(PredictorWorldModel):
                          2 * keypoints.num if keypoints is not None else 0)
         self.encoder, self.pool, self.keypoints = encoder, int(pool), keypoints
 
-    def state_input(self, frames: torch.Tensor, states: torch.Tensor | None) -> torch.Tensor | None:
-        """Observed state dims (B, len(state_dims)), plus the scene keypoints (B, 2K) of frames (B, H, W, 3)."""
+    def state_input(self, frames: torch.Tensor, states: torch.Tensor | None,
+                    z_fine: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Observed state dims (B, len(state_dims)), plus the scene keypoints (B, 2K) of frames (B, H, W, 3)
+        (read from ``z_fine`` (B, N0, D), the frames' unpooled latents, when given: no second encoding)."""
         s = super().state_input(frames, states)
         if self.keypoints is None or s is None:
             return s
-        return torch.cat((s, self.keypoints(self.encode_fine(frames))), 1)  # (B, len(state_dims) + 2K)
+        z_fine = self.encode_fine(frames) if z_fine is None else z_fine.to(self.device)
+        return torch.cat((s, self.keypoints(z_fine)), 1)  # (B, len(state_dims) + 2K)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, H, W, 3) -> latents (B, N, D), on the model's device."""

@@ -64,11 +64,13 @@ def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray | None)
     return model.encode_observation(f, s)
 
 
-def state_input(model: WorldModel, frames: np.ndarray, states: np.ndarray) -> torch.Tensor:
+def state_input(model: WorldModel, frames: np.ndarray, states: np.ndarray,
+                z_fine: torch.Tensor | None = None) -> torch.Tensor:
     """The state token's input (B, S) for observed frames (B, H, W, 3) uint8 and state dims (B, S'): the model's
-    ``state_input`` (proprioception, plus keypoints it reads from the frames) where it has one, else the states."""
+    ``state_input`` (proprioception, plus keypoints it reads from the frames, or from their unpooled latents
+    ``z_fine`` when already encoded) where it has one, else the states."""
     if hasattr(model, "state_input"):
-        return model.state_input(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device), states)
+        return model.state_input(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device), states, z_fine)
     return torch.as_tensor(states, dtype=torch.float32, device=model.device)
 
 
@@ -131,7 +133,7 @@ class PlannerController:
         # goals once here (not per energy call): latents (E, N, D), standardized goal states (E, K) or None
         read_goal = probe is not None and (energy.state_weight > 0 or graph is not None)
         # the goal is an image; only oracle models (tests) get the goal's observed state dims too
-        self.goal, self.goal_state = self.observe(goal_frames, goal_observations, read_goal)
+        self.goal, self.goal_state, _ = self.observe(goal_frames, goal_observations, read_goal)
         if graph is not None:
             graph.set_goals(self.goal_state, self.goal)
         self.subgoal_plans = 0  # episode-plans aimed at a graph subgoal (not the goal itself)
@@ -148,27 +150,29 @@ class PlannerController:
 
     @torch.no_grad()
     def observe(self, frames: np.ndarray, states: np.ndarray | None,
-                read: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Latents (B, N, D) of frames (B, H, W, 3) uint8 and, with ``read``, the standardized state (B, K) the
-        probe reads from them (else None). With a kernel read-out on unpooled latents the frames are encoded
-        once, unpooled, and pooled here (``pool_fine`` equals ``encode``)."""
+                read: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Latents (B, N, D) of frames (B, H, W, 3) uint8, with ``read`` the standardized state (B, K) the probe
+        reads from them (else None), and their unpooled latents (B, N0, D) when encoded (else None). The frames
+        are encoded once: unpooled and pooled here (``pool_fine`` equals ``encode``) when a kernel read-out or
+        the model's scene keypoints need the unpooled latents."""
+        fine_probe = read and self.probe.goal_probe is not None and isinstance(self.model, FineLatents)
+        if not (fine_probe or getattr(self.model, "keypoints", None) is not None):
+            z = encode_obs(self.model, frames, states)
+            return z, self.probe.goal_state(z) if read else None, None
+        f = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        z_fine = self.model.encode_fine(f)  # (B, N0, D)
+        z = self.model.pool_fine(z_fine, f.shape[1], f.shape[2])  # (B, N, D)
         if not read:
-            return encode_obs(self.model, frames, states), None
-        if self.probe.goal_probe is not None and isinstance(self.model, FineLatents):
-            f = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-            z_fine = self.model.encode_fine(f)  # (B, N0, D)
-            z = self.model.pool_fine(z_fine, f.shape[1], f.shape[2])  # (B, N, D)
-            return z, self.probe.goal_state_fine(z_fine.float())
-        z = encode_obs(self.model, frames, states)
-        return z, self.probe.goal_state(z)
+            return z, None, z_fine
+        return z, self.probe.goal_state_fine(z_fine.float()) if fine_probe else self.probe.goal_state(z), z_fine
 
     def __call__(self, active: np.ndarray, frames: np.ndarray, states: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         idx = torch.as_tensor(active, device=self.device)
         with torch.no_grad():  # the grad optimizer re-enables autograd for its refinement only
             read = self.graph is not None and self.graph.project is None  # a latent-space roadmap reads no state
-            z0, current = self.observe(frames, states, read)  # (E', N, D), (E', K) | None
-            s0 = state_input(self.model, frames, states) if self.uses_state else None
+            z0, current, z_fine = self.observe(frames, states, read)  # (E', N, D), (E', K) | None, (E', N0, D) | None
+            s0 = state_input(self.model, frames, states, z_fine) if self.uses_state else None
             goal = self.goal[idx]  # (E', N, D)
             goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
             if self.graph is not None:
