@@ -5,8 +5,10 @@ Every command composes its config, runs, and writes ``out_dir/summary.json`` (it
 each setting with its one-line description and current value. Also runnable under torchrun:
 ``torchrun --nproc_per_node=2 -m worldmodel.cli pretrain preset=smoke``.
 
-Errors in the user's input (a bad override, a missing file, a wrong value) print one line naming the culprit
-and exit with code 2; ``WM_DEBUG=1`` shows the traceback instead.
+Errors in the user's input (a bad override, a missing file, a wrong value, a setting too large for memory, a
+run folder another run holds) and a full disk print one line naming the culprit and exit with code 2;
+``WM_DEBUG=1`` shows the traceback instead. A run stopped by SIGTERM/SIGUSR1 saves its state, says what it kept
+in one line and exits with code 75 (``worldmodel.utils.preempt.REQUEUE_EXIT``): rerun it to resume.
 """
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from hydra.errors import HydraException  # noqa: E402
 from worldmodel.commands import COMMANDS, compose_config, run_command  # noqa: E402
 from worldmodel.confighelp import describe  # noqa: E402
 from worldmodel.train.core import NonFiniteLossError  # noqa: E402
+from worldmodel.utils.atomic import DiskFullError  # noqa: E402
+from worldmodel.utils.preempt import REQUEUE_EXIT, Preempted  # noqa: E402
 
 USAGE = """usage: wm <command> [key=value ...]
 
@@ -63,11 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wm {command}: bad config: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, NonFiniteLossError) as e:  # bad input: the message names the culprit
+    except (ValueError, FileNotFoundError, NonFiniteLossError, DiskFullError) as e:  # the message names the culprit
         if os.environ.get("WM_DEBUG"):
             raise
         print(f"wm {command}: error: {e}", file=sys.stderr)
         return 2
+    except Preempted as e:  # state saved: a scheduler requeues on this code, the rerun resumes
+        print(f"wm {command}: preempted: {e}; rerun the same command to resume", file=sys.stderr)
+        return REQUEUE_EXIT
     return 0
 
 

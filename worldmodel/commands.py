@@ -2,7 +2,10 @@
 
 Every command composes its config (``worldmodel/configs/<name>.yaml``, schema first, then the preset, then the
 user's overrides), runs ``module.run(cfg)``, and writes ``out_dir/config.yaml`` (the resolved config) and
-``out_dir/summary.json`` (its headline figures), both atomically.
+``out_dir/summary.json`` (its headline figures), both atomically. While it runs, the command holds
+``out_dir/.wm.lock`` (one writer per run folder, :mod:`worldmodel.utils.runlock`) and records SIGTERM/SIGUSR1
+instead of dying (:mod:`worldmodel.utils.preempt`): a run stopped that way leaves ``out_dir/preempted.json``,
+which the next run of the same command resumes from and removes when it finishes.
 
 Smoke bootstrapping lives here, not in the library: a smoke run of train-ac, train-pixel, drift or plan given
 no inputs (``bootstrap=true`` in their smoke presets) first builds them with the upstream commands at
@@ -11,6 +14,7 @@ checkout.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import time
@@ -23,7 +27,9 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.config import CONFIG_DIR
+from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_json, write_text
+from worldmodel.utils.runlock import check_out_dir, run_lock
 
 # command name -> (module defining ``run(cfg) -> dict`` and registering the schema, root config name)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -93,19 +99,26 @@ def run_command(command: str, overrides: list[str]) -> dict:
     """Compose, bootstrap, run and record one command; returns its summary dict."""
     module, _ = load_command(command)
     cfg = compose_config(command, overrides)
-    out_dir = Path(cfg.out_dir)
-    if is_rank_zero():
-        write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
-    bootstrap(command, cfg)
-    start = time.time()
-    threads = torch.get_num_threads()
-    try:
-        summary = module.run(cfg) or {}
-    finally:  # a command's thread setting must not leak into the next one of an in-process pipeline
-        torch.set_num_threads(threads)
-    summary.setdefault("command", command)
-    summary.setdefault("seconds", round(time.time() - start, 2))
-    if is_rank_zero():
-        write_json(out_dir / "summary.json", summary)
-        print(f"[wm {command}] summary: {out_dir / 'summary.json'}")
+    out_dir = check_out_dir(cfg.out_dir)
+    main = is_rank_zero()
+    with (run_lock(out_dir, command) if main else contextlib.nullcontext()), preempt.handling():
+        if main:
+            write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        bootstrap(command, cfg)
+        start = time.time()
+        threads = torch.get_num_threads()
+        try:
+            summary = module.run(cfg) or {}
+        except preempt.Preempted as e:
+            if main:
+                preempt.mark(out_dir, str(e))
+            raise
+        finally:  # a command's thread setting must not leak into the next one of an in-process pipeline
+            torch.set_num_threads(threads)
+        summary.setdefault("command", command)
+        summary.setdefault("seconds", round(time.time() - start, 2))
+        if main:
+            write_json(out_dir / "summary.json", summary)
+            preempt.unmark(out_dir)
+            print(f"[wm {command}] summary: {out_dir / 'summary.json'}")
     return summary

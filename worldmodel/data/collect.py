@@ -6,7 +6,9 @@
 The dataset folder is ``dataset`` (default: ``out_dir``): manifest.json + episodes/ (worldmodel.data.rollouts).
 Episode ``i`` uses seeds derived from (``seed``, i) only, so the data does not depend on the number of workers
 or on interruptions. Re-running the same command resumes: complete episodes are kept, partial files are
-removed, and only missing indices are collected (``episodes`` is the dataset's target size). ``append=true``
+removed, and only missing indices are collected (``episodes`` is the dataset's target size). On SIGTERM/SIGUSR1
+(:mod:`worldmodel.utils.preempt`) the run stops taking episodes, records the finished ones in the manifest and
+raises ``Preempted``: only the episodes in flight (one per worker) are lost. ``append=true``
 adds ``episodes`` new episodes after the existing ones instead. Workers are spawned processes, each with its
 own env and EGL context (nothing GL-related crosses a fork).
 
@@ -29,6 +31,8 @@ import numpy as np
 import envs
 from envs import make_policy, protocol
 from worldmodel.config import register_schema, require
+from worldmodel.utils import preempt
+from worldmodel.utils.runlock import run_lock
 from worldmodel.data.episodes import (
     MANIFEST,
     EpisodeWriter,
@@ -136,6 +140,19 @@ def collect_episode(job: dict) -> dict:
         raise
 
 
+def _until_stopped(results, n: int):
+    """The pool's results as they come, until a stop signal (polled, since a wait on the pool blocks signals)."""
+    for _ in range(n):
+        while True:
+            if preempt.requested():
+                return
+            try:
+                yield results.next(timeout=0.2)
+                break
+            except mp.TimeoutError:
+                continue
+
+
 def coverage(root: Path, entries: list[dict], env_id: str) -> dict:
     """Coverage statistics over the dataset's episodes (reads the npz state arrays)."""
 
@@ -201,15 +218,19 @@ def _check_compatible(old: dict, new: dict, root: Path) -> None:
 
 def run(cfg) -> dict:
     """Collect (or resume / append to) the dataset; returns the summary."""
+    root = Path(cfg.dataset or cfg.out_dir)
+    with run_lock(root, "collect"):  # one writer per dataset too, when it is not out_dir
+        return _collect(cfg, root)
+
+
+def _collect(cfg, root: Path) -> dict:
     from omegaconf import OmegaConf
     from tqdm import tqdm
-
 
     for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1)):
         require(name, cfg[name], low)
     if cfg.policy not in ("random", "ou", "scripted"):
         raise ValueError(f"policy={cfg.policy!r}: expected random, ou or scripted")
-    root = Path(cfg.dataset or cfg.out_dir)
     env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.kwargs is not None else {}
     probe = make_env(cfg.env.id, env_kwargs, cfg.resolution, cfg.steps, render=False)
     _, info = probe.reset(seed=0)
@@ -246,10 +267,10 @@ def run(cfg) -> dict:
     try:
         if cfg.workers <= 1 or len(jobs) <= 1:
             _init_worker(*init)
-            results = map(collect_episode, jobs)
+            results = (collect_episode(job) for job in jobs if not preempt.requested())
         else:
             pool = mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), _init_worker, (*init, True))
-            results = pool.imap_unordered(collect_episode, jobs)
+            results = _until_stopped(pool.imap_unordered(collect_episode, jobs), len(jobs))
         for entry in results:
             entries[entry["id"]] = entry
             new_frames += entry["steps"] + 1
@@ -264,6 +285,7 @@ def run(cfg) -> dict:
         if "env" in _WORKER:
             _WORKER.pop("env").close()
         save()  # whatever completed is recorded, also when interrupted
+    preempt.check(f"collect: {len(entries)} finished episodes kept in {root}")
     seconds = time.time() - t0
     manifest = read_manifest(root)
     summary = {

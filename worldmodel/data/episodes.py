@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worldmodel.utils.atomic import write_json
+from worldmodel.utils.atomic import fsync_path, write_json
 
 EPISODE_DIR = "episodes"
 MANIFEST = "manifest.json"
@@ -147,8 +147,11 @@ class EpisodeWriter:
             np.savez(f, actions=np.asarray(actions, np.float32), states=np.asarray(states, np.float32),
                      rewards=np.asarray(rewards, np.float32), success=np.asarray(success, bool),
                      **{k: np.asarray(v) for k, v in extra.items()})
+        fsync_path(self.tmp_mp4)  # durable before the renames make the episode count as complete
+        fsync_path(self.tmp_npz)
         os.replace(self.tmp_mp4, self.mp4)
         os.replace(self.tmp_npz, self.npz)  # last: the npz marks the episode complete
+        fsync_path(self.npz.parent)
         entry = {"id": self.index, "steps": int(steps)}
         entry.update({k: _scalar(v) for k, v in extra.items() if np.ndim(v) == 0})
         return entry

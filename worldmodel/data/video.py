@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from worldmodel.data import formats
+from worldmodel.utils import preempt
 
 log = logging.getLogger(__name__)
 
@@ -207,4 +208,5 @@ def clip_loader(ds: VideoClipDataset, batch_size: int, start_step: int, steps: i
     """DataLoader yielding one (B, 3, T, S, S) batch per step from ``start_step`` to ``steps``."""
     sampler = StepBatchSampler(ds.weights, batch_size, start_step, steps, seed, rank)
     return torch.utils.data.DataLoader(ds, batch_sampler=sampler, num_workers=num_workers,
-                                       persistent_workers=False, pin_memory=False)
+                                       persistent_workers=False, pin_memory=False,
+                                       worker_init_fn=preempt.ignore_in_worker if num_workers else None)

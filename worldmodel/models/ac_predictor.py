@@ -47,6 +47,8 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
+from worldmodel.utils.memory import F32, transformer_bytes
+
 
 @dataclass
 class ACPredictorConfig:
@@ -67,6 +69,18 @@ class ACPredictorConfig:
     global_head: bool = False  # also decode the whole next latent (N x D) with an MLP (input: global_from_state)
     global_from_state: bool = True  # global head decodes the predicted next state (if any) instead of the cond tokens
     global_hidden: int = 256  # width of the global head's two hidden layers
+
+
+def step_memory_bytes(cfg: ACPredictorConfig, sequences: int, steps: int, backward: bool) -> float:
+    """Rough upper bound of the memory one call needs on ``sequences`` windows of ``steps`` frames: with
+    ``backward`` (training) every block's activations over the whole window; without (a cached rollout) one
+    step's activations and the key/value cache of all steps; plus the latents in and out."""
+    per_step = 1 + (cfg.state_dim > 0) + cfg.grid_h * cfg.grid_w  # action (+ state) and patch tokens
+    latents = 3.0 * sequences * steps * cfg.grid_h * cfg.grid_w * cfg.embed_dim * F32
+    if backward:
+        return latents + transformer_bytes(sequences, steps * per_step, cfg.pred_dim, cfg.depth, cfg.mlp_ratio)
+    cache = 2.0 * cfg.depth * sequences * steps * per_step * cfg.pred_dim * F32
+    return latents + cache + transformer_bytes(sequences, per_step, cfg.pred_dim, cfg.depth, cfg.mlp_ratio, False)
 
 
 def pool_latents(z: torch.Tensor, grid_h: int, grid_w: int, pool: int) -> torch.Tensor:

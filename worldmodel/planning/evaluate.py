@@ -22,6 +22,10 @@ same with ``_random`` and ``_zero`` suffixes, ``seconds_per_plan`` (one batched 
 episodes; ``seconds_per_plan_full_batch`` when all ``episodes`` were active, ``..._per_episode`` divided by
 them), ``subgoal_fraction`` (episode-plans aimed at a subgoal), ``episodes``, ``gifs``, ``per_episode`` rows,
 and ``protocol``: every setting that defines the result.
+
+Preemption: the planner, random and zero phases are each stored as they finish (:mod:`worldmodel.planning.phases`);
+a run stopped by SIGTERM redoes only the phase it was in. Planner settings too large for memory are refused
+before anything is allocated (:mod:`worldmodel.planning.budget`).
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from worldmodel.config import register_schema, require
 from worldmodel.data.collect import EnvConfig
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.registry import load_world_model
+from worldmodel.planning.budget import check_plan_memory
 from worldmodel.planning.compat import check_env_compatible
 from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.goals import (
@@ -48,6 +53,7 @@ from worldmodel.planning.goals import (
 )
 from worldmodel.planning.mpc import PlannerController, random_controller, rollout_dtype, zero_controller
 from worldmodel.planning.optimizers import PlannerConfig
+from worldmodel.planning.phases import PhaseStore, run_key
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe, stored_frames
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
@@ -126,6 +132,7 @@ def run(cfg) -> dict:
     check_env_compatible(model, env_id, env_kwargs, resolution, checkpoint, cfg.allow_other_env)
     planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
     energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
+    check_plan_memory(model, int(cfg.episodes), planner, int(cfg.max_batch))
     action_repeat = model.frame_skip
 
     subgoals = SubgoalConfig(**OmegaConf.to_container(cfg.subgoals, resolve=True))
@@ -166,8 +173,13 @@ def run(cfg) -> dict:
     controller = PlannerController(model, eps.goal_frames, eps.seeds, eps.low, eps.high, planner, energy,
                                    execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch), probe=probe,
                                    graph=graph, precision=cfg.precision)
+    phases = PhaseStore(out_dir, run_key(OmegaConf.to_container(cfg, resolve=True), checkpoint))
     t0 = time.perf_counter()
-    stats = eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))), observed_dims=model.state_dims)
+    stats, counters = phases.run(
+        "planner", lambda: eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))),
+                                   observed_dims=model.state_dims),
+        lambda: {"plan_seconds": controller.plan_seconds, "subgoal_plans": controller.subgoal_plans,
+                 "episode_plans": controller.episode_plans})
     summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E,
                                "mode": cfg.mode, "privileged_inputs": privileged, "proprio_dims": proprio,
                                "observed_state_dims": model.state_dims}
@@ -175,15 +187,15 @@ def run(cfg) -> dict:
     summary.update(stats_summary(stats, ""))
     succ_steps = stats.steps[stats.success]
     summary["env_steps_to_success"] = float(succ_steps.mean()) if len(succ_steps) else None
-    summary.update(timing_summary(controller.plan_seconds, E))
+    summary.update(timing_summary([tuple(t) for t in counters["plan_seconds"]], E))
     if graph is not None:  # share of episode-plans aimed at a subgoal rather than the goal itself
-        summary["subgoal_fraction"] = controller.subgoal_plans / max(controller.episode_plans, 1)
+        summary["subgoal_fraction"] = counters["subgoal_plans"] / max(counters["episode_plans"], 1)
     per_episode = {"seed": eps.seeds, "success": stats.success.tolist(), "steps": stats.steps.tolist(),
                    "final_distance": stats.final_distance.round(4).tolist()}
     if cfg.baselines:
         for name, ctrl in (("random", random_controller(eps.low, eps.high, eps.seeds)),
                            ("zero", zero_controller(eps.low, eps.high))):
-            base = eps.run(ctrl, action_repeat)
+            base, _ = phases.run(name, lambda c=ctrl: eps.run(c, action_repeat))
             summary.update(stats_summary(base, f"_{name}"))
             per_episode[f"success_{name}"] = base.success.tolist()
     if summary.get("success_rate_zero", 0.0) > ZERO_WARN:
@@ -202,6 +214,7 @@ def run(cfg) -> dict:
     }
     summary["per_episode"] = per_episode
     eps.close()
+    phases.clear()
     print(f"[wm plan] {env_id}: success {summary['success_rate']:.2f} "
           f"(random {summary.get('success_rate_random', float('nan')):.2f}, "
           f"zero {summary.get('success_rate_zero', float('nan')):.2f}) over {E} episodes, "

@@ -25,6 +25,7 @@ import torch
 from worldmodel.models.protocol import FineLatents, WorldModel
 from worldmodel.planning.energy import EnergyConfig, goal_energy
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
+from worldmodel.utils import preempt
 
 PRECISIONS = ("fp32", "bf16", "auto")
 
@@ -245,6 +246,7 @@ def run_episodes(envs: list, seeds: list[int], goal_states: np.ndarray, controll
             rec[e].append(frames[e])
         success[e] = done[e] = bool(is_success(env, states[e], goal_states[e]))
     while not done.all():
+        preempt.check("plan")  # between replanning steps: the phase in flight is redone on the rerun
         active = np.flatnonzero(~done)
         observed = np.stack([states[e] if observed_dims is None else states[e][observed_dims] for e in active])
         chunk = controller(active, np.stack([frames[e] for e in active]), observed)  # (E', k, A)

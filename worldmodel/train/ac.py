@@ -36,7 +36,7 @@ from worldmodel.config import register_schema, to_dict
 from worldmodel.data.episodes import state_token_dims
 from worldmodel.data.formats import KeyMap, as_native
 from worldmodel.data.rollouts import read_manifest, split_episodes
-from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
+from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, step_memory_bytes
 from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_from_spec, parse_spec
 from worldmodel.models.finetune import EncoderPredictor
 from worldmodel.models.keypoints import KeypointConfig, SceneKeypoints, fit_keypoints, keypoints_of
@@ -44,7 +44,9 @@ from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses, frame_
 from worldmodel.train.ac_losses import LATENT_LOSSES, ac_losses
 from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 from worldmodel.train.latent_cache import latent_stats, load_latents
+from worldmodel.utils import preempt
 from worldmodel.utils.checkpoint import content_digest, plain_copy
+from worldmodel.utils.memory import check_fits
 
 
 @dataclass
@@ -166,6 +168,7 @@ def run(cfg) -> dict:
     device = resolve_device(cfg.train.device)
     enc_cfg, enc_state, encoder = frozen_encoder_from_spec(spec, device)
     mcfg = resolve_model_config(cfg, encoder, manifest)
+    check_step_memory(mcfg, cfg, device)
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
@@ -202,6 +205,7 @@ def run(cfg) -> dict:
     norm_states = predictor.norm_states if mcfg.state_dim > 0 else None
     losses = train_predictor(trainer, windows, cfg, norm_states)
     ckpt = trainer.save_checkpoint()
+    preempt.check(f"train-ac: trained, checkpoint {ckpt} (validation runs on the rerun)")
     raw = trainer.raw_model
     val = validate(raw, eps.subset(list(val_ids)) if len(val_ids) else train_eps, cfg, norm_states, trainer.device)
     trainer.close()
@@ -253,6 +257,15 @@ def set_data_normalization(model: ACPredictor, manifest: dict, frame_skip: int, 
     a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(frame_skip)
     a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(frame_skip)
     model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0), *token_stats)
+
+
+def check_step_memory(mcfg: ACPredictorConfig, cfg, device) -> None:
+    """Refuse a ``train.batch_size`` whose step cannot fit, before any data is loaded: the teacher-forced pass
+    and the rollout passes over ``num_steps + 1``-frame windows (train-ac and train-pixel)."""
+    steps = int(cfg.num_steps) + 1
+    need = (1 + int(cfg.rollout_steps)) * step_memory_bytes(mcfg, int(cfg.train.batch_size), steps, backward=True)
+    check_fits(f"train.batch_size={cfg.train.batch_size}", need, f"one training step of {steps}-frame windows",
+               device, hint="lower train.batch_size")
 
 
 def train_predictor(trainer: Trainer, windows, cfg, norm_states) -> dict:

@@ -3,8 +3,11 @@
 It owns what is the same for every objective: devices and DDP (gloo on CPU, NCCL on GPU under torchrun),
 AdamW with weight decay on matrices only, warmup + cosine or warmup-stable-decay schedules, gradient clipping,
 bf16 autocast on CUDA, atomic checkpoints with exact resume (step, optimizer, schedule, extra modules such as
-an EMA target, RNG), JSONL metrics (optional TensorBoard), tqdm progress, and a hard stop on a non-finite
-loss that leaves the last good checkpoint in place. The loop itself stays in the objective's module::
+an EMA target, RNG), JSONL metrics (optional TensorBoard), tqdm progress, a hard stop on a non-finite
+loss that leaves the last good checkpoint in place, and preemption: after a SIGTERM/SIGUSR1 (on any rank) every
+rank stops after the step in flight, rank 0 checkpoints it, and :class:`~worldmodel.utils.preempt.Preempted` is
+raised; a run that was preempted, or that torchrun restarted (``--max-restarts``), resumes from its checkpoint
+whatever ``train.resume`` says. The loop itself stays in the objective's module::
 
     trainer = Trainer(cfg.train, out_dir, model=model, config=to_dict(cfg), kind="pretrain")
     for step in trainer.steps():
@@ -33,6 +36,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_text
 from worldmodel.utils.checkpoint import (
     changed_fields,
@@ -75,7 +79,7 @@ class TrainConfig:
     log_every: int = 10  # steps between metric lines (metrics.jsonl, progress bar)
     ckpt_every: int = 200  # steps between atomic checkpoints (0: only the final one)
     seed: int = 0  # base seed; data sampling uses (seed, rank, step) for exact resume
-    resume: bool = False  # continue from out_dir/checkpoint.pt when it exists
+    resume: bool = False  # continue from out_dir/checkpoint.pt when it exists (always after a preemption)
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:1 ...
     amp: bool = True  # bf16 autocast when running on CUDA (ignored on CPU)
     tensorboard: bool = False  # also write TensorBoard scalars to out_dir/tb
@@ -167,7 +171,8 @@ class Trainer:
         self._tb = None
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-        if cfg.resume and self.ckpt_path.is_file():
+        self.forced_resume = not cfg.resume and preempt.resuming(self.out_dir)  # preempted, or restarted by torchrun
+        if (cfg.resume or self.forced_resume) and self.ckpt_path.is_file():
             self._restore(load_checkpoint(self.ckpt_path, map_location=self.device))
         elif self.is_main:
             (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
@@ -184,12 +189,32 @@ class Trainer:
             set_rng_state(self._resume_rng, self.device)
             self._resume_rng = None
         for step in bar:
+            if step == self.start_step and self.stop_requested():  # stopped during set-up: nothing new to save
+                bar.close()
+                raise preempt.Preempted(f"{self.kind}: stopped on {self._signal()} before step {step} "
+                                        f"of {self.cfg.steps}")
             self._step = step
             lr = self.lr_at(step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             yield step
+            if step + 1 < self.cfg.steps and self.stop_requested():  # the step in flight is done: keep it
+                bar.close()
+                path = self.save_checkpoint(step + 1)
+                raise preempt.Preempted(f"{self.kind}: stopped on {self._signal()} after step {step + 1} of "
+                                        f"{self.cfg.steps}; checkpoint {path}")
         bar.close()
+
+    def stop_requested(self) -> bool:
+        """Whether any rank received SIGTERM/SIGUSR1 (all ranks agree, so they stop at the same step)."""
+        if self.world_size == 1:
+            return preempt.requested() is not None
+        flag = torch.tensor([float(preempt.requested() is not None)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _signal(self) -> str:
+        return preempt.requested() or "a stop signal (another rank's)"
 
     def lr_at(self, step: int) -> float:
         return lr_at(step, self.cfg.steps, self.cfg.optim)
@@ -271,8 +296,11 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         if ckpt.get("kind") != self.kind:
             raise ValueError(f"checkpoint {self.ckpt_path}: kind is {ckpt.get('kind')!r}, expected {self.kind!r}")
+        hint = ("the run was preempted and resumes: rerun it with its own settings, or delete "
+                f"{self.out_dir / preempt.MARKER} to start over" if self.forced_resume else
+                "resume continues the same run: use another out_dir, or train.resume=false")
         check_matches(ckpt["config"], self.config, changed_fields(ckpt["config"], self.config, RESUMABLE),
-                      self.ckpt_path, hint="resume continues the same run: use another out_dir, or train.resume=false")
+                      self.ckpt_path, hint=hint)
         self.raw_model.load_state_dict(ckpt["model"])
         for k, m in self.extra.items():
             m.load_state_dict(ckpt["extra"][k])

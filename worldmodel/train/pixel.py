@@ -41,13 +41,15 @@ from worldmodel.models.pixel_predictor import (
 )
 from worldmodel.train.ac import (
     TrainACConfig,
+    check_step_memory,
     native_dataset,
     set_data_normalization,
     train_predictor,
     validate,
 )
-from worldmodel.train.core import Trainer, seed_everything
+from worldmodel.train.core import Trainer, resolve_device, seed_everything
 from worldmodel.train.latent_cache import LatentEpisodes, LatentWindows, latent_stats
+from worldmodel.utils import preempt
 from worldmodel.utils.checkpoint import load_checkpoint, plain_copy
 
 
@@ -180,6 +182,7 @@ def run(cfg) -> dict:
     fs = setup["frame_skip"]
     run_cfg = copy.deepcopy(cfg)  # validate() reads frame_skip: the effective one
     run_cfg.frame_skip = fs
+    check_step_memory(mcfg, run_cfg, resolve_device(cfg.train.device))
     predictor = ACPredictor(mcfg)
     config = to_dict(cfg)
     config["frame_skip"] = fs  # the effective one (copied from the latent model when given)
@@ -201,6 +204,7 @@ def run(cfg) -> dict:
     norm_states = raw.norm_states if mcfg.state_dim > 0 else None
     losses = train_predictor(trainer, windows, cfg, norm_states)
     ckpt = trainer.save_checkpoint()
+    preempt.check(f"train-pixel: trained, checkpoint {ckpt} (validation runs on the rerun)")
     val_eps = eps.subset(setup["val_episodes"]) if setup["val_episodes"] else train_eps
     val = validate(raw, val_eps, run_cfg, norm_states, trainer.device)
     trainer.close()

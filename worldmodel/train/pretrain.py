@@ -45,6 +45,8 @@ from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 from worldmodel.probes.attentive import ProbeConfig, probe_clips, probe_encoder
 from worldmodel.train.core import TrainConfig, Trainer, seed_everything
+from worldmodel.utils import preempt
+from worldmodel.utils.memory import F32, check_fits, transformer_bytes
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +269,19 @@ def train_step(cfg, trainer: Trainer, target: nn.Module, x: torch.Tensor, step: 
     return loss, metrics
 
 
+def check_step_memory(cfg, model_cfg: VideoViTConfig, device) -> None:
+    """Refuse a ``train.batch_size`` whose step cannot fit (before any clip is decoded): the clips and their
+    augmented copies, the context encoder over two views, the target forward, and the predictor."""
+    B, size = int(cfg.train.batch_size), model_cfg.input_size or model_cfg.img_size
+    tokens = (cfg.data.num_frames // model_cfg.tubelet_size) * (size // model_cfg.patch_size) ** 2
+    clips = 4.0 * B * model_cfg.in_chans * cfg.data.num_frames * size ** 2 * F32
+    enc = transformer_bytes(B, tokens, model_cfg.embed_dim, model_cfg.depth, model_cfg.mlp_ratio)
+    target = transformer_bytes(B, tokens, model_cfg.embed_dim, model_cfg.depth, model_cfg.mlp_ratio, backward=False)
+    pred = transformer_bytes(B, tokens, cfg.predictor.embed_dim, cfg.predictor.depth, cfg.predictor.mlp_ratio)
+    check_fits(f"train.batch_size={B}", clips + 2 * enc + target + 2 * pred,
+               f"one pretraining step of {tokens}-token clips", device, hint="lower train.batch_size")
+
+
 def run_probes(cfg, encoder: VideoViT, device) -> dict:
     """Probe the trained encoder and a random-init twin on held-out synthetic clips; summary figures."""
     _, _, probe_dir, probe_gen = synthetic_dirs(cfg)
@@ -310,6 +325,7 @@ def run(cfg) -> dict:
         extra["target"] = copy.deepcopy(jepa.encoder).requires_grad_(False)
     trainer = Trainer(cfg.train, cfg.out_dir, model=jepa, config=to_dict(cfg), kind="pretrain", extra=extra)
     target = extra.get("target", trainer.raw_model.encoder)
+    check_step_memory(cfg, model_cfg, trainer.device)
     ds = prepare_data(cfg, trainer)
     if ds.bad and trainer.is_main:
         print(f"[pretrain] skipped {len(ds.bad)} unusable video(s) of {len(ds.bad) + len(ds)}")
@@ -344,6 +360,7 @@ def run(cfg) -> dict:
     }
     if not trainer.is_main:
         return summary
+    preempt.check(f"pretrain: trained, checkpoint {ckpt} (the probes run on the rerun)")
     if cfg.probe.enabled:
         t_probe = time.time()
         summary.update(run_probes(cfg, target.eval(), trainer.device))

@@ -1,13 +1,23 @@
 """The one atomic writer: every artifact (summaries, configs, checkpoints, plots, GIFs, reports, videos) is
-written to a temp file beside its destination and renamed into place, so a reader — or a kill at any moment —
-sees either the previous complete file or the new complete file, never half of one."""
+written to a temp file beside its destination, flushed to disk (``fsync``), and renamed into place, and the
+rename is made durable by an ``fsync`` of the folder; so a reader — or a kill, or a power loss, at any moment —
+sees either the previous complete file or the new complete file, never half of one. A write that fails for want
+of space (ENOSPC, EDQUOT, EFBIG) removes its temp file, leaves the previous file in place, and raises
+:class:`DiskFullError`, one line naming the file."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class DiskFullError(RuntimeError):
+    """No space left while writing a file; the previous version of the file is intact."""
 
 
 @contextlib.contextmanager
@@ -23,10 +33,29 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
         yield tmp
+        fsync_path(tmp)
         os.replace(tmp, path)
+        fsync_path(path.parent)
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise DiskFullError(f"{path}: no space left on the device ({os.strerror(e.errno)}); the previous "
+                                f"version of the file is kept: free space and rerun the same command") from e
+        raise
     finally:
-        if tmp.exists():
+        if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a written file (or a folder's entries, after a rename) to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError as e:  # some filesystems cannot sync a folder, or a device file
+        if e.errno not in (errno.EINVAL, errno.EBADF, errno.EROFS):
+            raise
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temps(path: Path) -> None:

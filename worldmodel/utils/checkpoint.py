@@ -8,6 +8,7 @@ whole command config that produced it.
 from __future__ import annotations
 
 import hashlib
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -45,9 +46,12 @@ def content_digest(obj) -> str:
 
 def save_checkpoint(path: str | Path, ckpt: dict) -> Path:
     """Write ``ckpt`` to ``path`` via a temp file + rename: a kill mid-write leaves the previous file intact.
-    (Written through a file object, so the archive's inner folder is ``archive``, not the temp file's name.)"""
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(ckpt, f)
+    Serialized in memory first, so a full disk surfaces as the OS's own error (``DiskFullError``), not as an
+    error of torch's zip writer (and the archive's inner folder is ``archive``, not the temp file's name)."""
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(buf.getbuffer())
     return Path(path)
 
 
