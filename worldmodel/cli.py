@@ -15,6 +15,11 @@ from __future__ import annotations
 import os
 import sys
 
+from worldmodel.utils import preempt
+
+if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "wm":  # the wm program itself, not an import
+    preempt.record_from_now()  # before torch's imports: a stop signal during them still ends cleanly
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from hydra.errors import HydraException  # noqa: E402
@@ -23,7 +28,6 @@ from worldmodel.commands import COMMANDS, compose_config, run_command  # noqa: E
 from worldmodel.confighelp import describe  # noqa: E402
 from worldmodel.train.core import NonFiniteLossError  # noqa: E402
 from worldmodel.utils.atomic import DiskFullError  # noqa: E402
-from worldmodel.utils.preempt import REQUEUE_EXIT, Preempted  # noqa: E402
 
 USAGE = """usage: wm <command> [key=value ...]
 
@@ -72,9 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"wm {command}: error: {e}", file=sys.stderr)
         return 2
-    except Preempted as e:  # state saved: a scheduler requeues on this code, the rerun resumes
+    except preempt.Preempted as e:  # state saved: a scheduler requeues on this code, the rerun resumes
         print(f"wm {command}: preempted: {e}; rerun the same command to resume", file=sys.stderr)
-        return REQUEUE_EXIT
+        return preempt.REQUEUE_EXIT
     return 0
 
 

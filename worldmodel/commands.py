@@ -104,6 +104,7 @@ def run_command(command: str, overrides: list[str]) -> dict:
     with (run_lock(out_dir, command) if main else contextlib.nullcontext()), preempt.handling():
         if main:
             write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg))
+        preempt.check(f"{command}: before it started")  # a signal during start-up: nothing to save yet
         bootstrap(command, cfg)
         start = time.time()
         threads = torch.get_num_threads()

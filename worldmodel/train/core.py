@@ -327,8 +327,22 @@ def _init_distributed(device: str) -> tuple[int, int, int]:
         use_cuda = resolve_device(device, local_rank).type == "cuda"
         if use_cuda:
             torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        backend = "nccl" if use_cuda else "gloo"
+        if "TORCHELASTIC_RESTART_COUNT" in os.environ:
+            dist.init_process_group(backend=backend, store=_attempt_store(rank, world), rank=rank, world_size=world)
+        else:
+            dist.init_process_group(backend=backend)
     return rank, world, local_rank
+
+
+def _attempt_store(rank: int, world: int) -> dist.Store:
+    """The rendezvous store of this torchrun attempt, under a prefix of its own: a group restarted by
+    ``--max-restarts`` reuses the agent's store, and without a prefix the new ranks read the dead ranks'
+    addresses and fail to connect (measured: gloo, torch 2.14)."""
+    agent_hosts = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == str(True)  # else rank 0 hosts it
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                          is_master=not agent_hosts and rank == 0, multi_tenant=True)
+    return dist.PrefixStore(f"worldmodel/attempt_{os.environ['TORCHELASTIC_RESTART_COUNT']}", store)
 
 
 def _truncate_metrics(path: Path, start_step: int) -> list[dict]:

@@ -38,30 +38,32 @@ def _record(signum: int, frame) -> None:  # noqa: ARG001 (signal handler signatu
     _received.append(signum)
 
 
+def record_from_now() -> None:
+    """Record stop signals from this moment on, for the rest of the process: the ``wm`` program calls it before
+    its few seconds of imports, so a signal then still ends in a clean stop (exit 75) rather than a kill."""
+    if threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            signal.signal(s, _record)
+
+
 @contextlib.contextmanager
 def handling() -> Iterator[None]:
-    """Record SIGTERM/SIGUSR1 (instead of dying) while the block runs; previous handlers come back after.
-    Outside the main thread (where Python cannot install handlers) this does nothing."""
+    """Record SIGTERM/SIGUSR1 (instead of dying) while the block runs; the previous handlers come back after,
+    and the record is cleared. Re-entrant; outside the main thread (where Python cannot install handlers) it
+    does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    if _depth[0] > 0:
-        _depth[0] += 1
-        try:
-            yield
-        finally:
-            _depth[0] -= 1
-        return
-    previous = {s: signal.signal(s, _record) for s in SIGNALS}
-    _received.clear()
-    _depth[0] = 1
+    previous = {s: signal.signal(s, _record) for s in SIGNALS} if _depth[0] == 0 else {}
+    _depth[0] += 1
     try:
         yield
     finally:
-        _depth[0] = 0
-        for s, h in previous.items():
-            signal.signal(s, h)
-        _received.clear()
+        _depth[0] -= 1
+        if _depth[0] == 0:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            _received.clear()
 
 
 def ignore_in_worker(_worker_id: int = 0) -> None:
