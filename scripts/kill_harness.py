@@ -1,13 +1,20 @@
-"""Kill harness: SIGKILL every stage at random moments, rerun it, and compare with an uninterrupted run.
+"""Kill harness: SIGKILL (or SIGTERM) every stage at random moments, rerun it, and compare with an uninterrupted run.
 
-    python scripts/kill_harness.py --kills 30 --out runs/kill_harness        # ~15 min on 2 cores
+    python scripts/kill_harness.py --kills 30 --out runs/kill_harness                  # ~15 min on 2 cores
+    python scripts/kill_harness.py --kills 30 --signal TERM --out runs/term_harness    # preemption
 
 Stages (smoke preset, each writing to one folder): collect, pretrain, train-ac, train-pixel, plan, pipeline.
 Training stages checkpoint every 2 steps and rerun with ``train.resume=true`` (what the pipeline does), so kills
 land before, between and during checkpoint writes; collection resumes by episode index; plan and pipeline
 rerun the same command. Per stage: one uninterrupted reference run, then ``kills / 6`` rounds of: start the
-command, SIGKILL its process group after a uniform random delay in (0, reference duration), rerun it to
+command, signal its process group after a uniform random delay in (0, reference duration), rerun it to
 completion, compare every file with the reference.
+
+With ``--signal TERM`` (what a scheduler sends before it kills) the training stages checkpoint only at the end
+(``train.ckpt_every=0``), each signalled run must exit with 75 (preempted, state saved), and must have kept
+everything it had finished when the signal came: training steps logged before it are in the checkpoint, episodes
+finished before it are on disk, planning phases and pipeline stages finished before it are stored
+(``lost_done_work`` per round; :func:`work_units`). Under SIGKILL the same figure says what a kill loses.
 
 A file counts as ``identical`` (same bytes), ``same content`` (checkpoints: every tensor equal; npz: every array
 equal; mp4: every decoded frame equal; json/jsonl: equal after dropping wall-clock fields such as ``seconds``,
@@ -40,9 +47,9 @@ TIMING_KEYS = {"seconds", "time", "cpu_seconds", "finished", "frames_per_s", "se
 RUN_KEYS = {"start_step", "new_episodes", "new_frames", "latent_cache_hit", "reused"}
 
 
-def stages(inputs: Path, work: Path) -> dict[str, list[str]]:
+def stages(inputs: Path, work: Path, sig: str = "KILL") -> dict[str, list[str]]:
     """stage -> argv (after ``wm``); outputs go to work/<stage>, fixed inputs come from ``inputs``."""
-    train = ["train.ckpt_every=2", "train.resume=true"]
+    train = [f"train.ckpt_every={2 if sig == 'KILL' else 0}", "train.log_every=1", "train.resume=true"]
     return {
         "collect": ["collect", "preset=smoke", "episodes=8", "workers=2", "resolution=32", f"out_dir={work / 'collect'}"],
         "pretrain": ["pretrain", "preset=smoke", f"data.synthetic_dir={work / 'pretrain' / 'synthetic'}",
@@ -72,16 +79,34 @@ def run_to_end(argv: list[str], log) -> float:
     return time.time() - t0
 
 
-def kill_after(argv: list[str], delay: float, log) -> bool:
-    """Start the command and SIGKILL its whole process group after ``delay`` s; True if it was still running."""
+def kill_after(argv: list[str], delay: float, log, folder: Path, sig: str = "KILL") -> dict | None:
+    """Start the command and send ``sig`` to its whole process group after ``delay`` s. None if it had finished;
+    else its exit code and the work units finished at the signal and kept after the exit."""
     proc = wm(argv, log)
     try:
         proc.wait(timeout=delay)
-        return False
+        return None
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return True
+        done = work_units(folder, kept=False)
+        os.killpg(proc.pid, getattr(signal, f"SIG{sig}"))
+        code = proc.wait()
+        return {"exit": code, "done_at_signal": done, "kept": work_units(folder, kept=True)}
+
+
+def work_units(folder: Path, kept: bool) -> int:
+    """Finished work in a run folder (a stage's, or a pipeline's with its stage folders): training steps (with
+    ``kept``: the checkpoint's step, what survives; else the steps logged in metrics.jsonl, what was done),
+    complete episodes, stored planning phases, and 1000 per finished command (a summary.json)."""
+    units = 0
+    for metrics in folder.rglob("metrics.jsonl"):
+        ckpt = metrics.parent / "checkpoint.pt"
+        if kept:
+            units += int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"]) if ckpt.is_file() else 0
+        else:
+            rows = [ln for ln in metrics.read_text().splitlines() if ln.endswith("}")]
+            units += int(json.loads(rows[-1])["step"]) + 1 if rows else 0
+    units += len(list(folder.rglob("episodes/ep_*.npz"))) + len(list(folder.rglob(".phases/*.npz")))
+    return units + 1000 * len(list(folder.rglob("summary.json")))
 
 
 # ---- comparison --------------------------------------------------------------------------------------------
@@ -217,6 +242,7 @@ def main() -> None:
     ap.add_argument("--out", default="runs/kill_harness", help="working folder (inputs, references, runs, report)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     ap.add_argument("--stages", default="", help="comma-separated subset of stages (default: all)")
+    ap.add_argument("--signal", default="KILL", choices=["KILL", "TERM", "USR1"], help="what to send")
     args = ap.parse_args()
     out = Path(args.out).resolve()
     inputs, work, refs = out / "inputs", out / "work", out / "reference"
@@ -224,10 +250,10 @@ def main() -> None:
     log = open(out / "commands.log", "a")
     build_inputs(inputs, log)
     rng = random.Random(args.seed)
-    plan = stages(inputs, work)
+    plan = stages(inputs, work, args.signal)
     names = [s for s in plan if not args.stages or s in args.stages.split(",")]
     per_stage = [args.kills // len(names) + (i < args.kills % len(names)) for i in range(len(names))]
-    report = {"kills": args.kills, "seed": args.seed, "stages": {}}
+    report = {"kills": args.kills, "signal": args.signal, "seed": args.seed, "stages": {}}
     for name, kills in zip(names, per_stage):
         argv = plan[name]
         shutil.rmtree(work, ignore_errors=True)
@@ -240,22 +266,30 @@ def main() -> None:
             for _ in range(5):  # a run faster than the reference may finish first: draw again, earlier
                 shutil.rmtree(work, ignore_errors=True)
                 delay = rng.uniform(0.0, span)
-                killed = kill_after(argv, delay, log)
-                if killed:
+                stop = kill_after(argv, delay, log, work / name, args.signal)
+                if stop is not None:
                     break
                 span = max(delay, 0.5)
             rerun = run_to_end(argv, log)
             files = compare(refs / name, work / name)
             bad = {f: v for f, v in files.items() if not (v == "identical" or v.startswith("same content"))}
-            rounds.append({"delay_s": round(delay, 2), "killed": killed, "rerun_s": round(rerun, 1),
+            killed = stop is not None
+            lost = max(0, stop["done_at_signal"] - stop["kept"]) if killed else 0
+            if killed and args.signal != "KILL" and stop["exit"] not in (0, 75):  # 0: it finished all the same
+                bad["<exit code>"] = f"{stop['exit']}, expected 75 (preempted)"
+            if lost and args.signal != "KILL":
+                bad["<work lost>"] = f"{lost} units finished before the signal are not kept"
+            rounds.append({"delay_s": round(delay, 2), "killed": killed, **(stop or {}), "lost_done_work": lost,
+                           "rerun_s": round(rerun, 1),
                            "files": len(files), "identical": sum(v == "identical" for v in files.values()),
                            "same_content": sum(v.startswith("same content") for v in files.values()),
                            "not_equal": bad})
             if bad:  # kept for inspection
                 shutil.rmtree(out / "failed" / f"{name}_{k}", ignore_errors=True)
                 shutil.copytree(work / name, out / "failed" / f"{name}_{k}")
-            print(f"{name:12s} kill {k + 1}/{kills} at {delay:5.1f}s of {seconds:5.1f}s "
-                  f"({'killed' if killed else 'had finished'}): {len(files) - len(bad)}/{len(files)} files equal"
+            outcome = f"exit {stop['exit']}, lost {lost}" if killed else "had finished"
+            print(f"{name:12s} {args.signal} {k + 1}/{kills} at {delay:5.1f}s of {seconds:5.1f}s ({outcome}): "
+                  f"{len(files) - len(bad)}/{len(files)} files equal"
                   + (f"; differ: {bad}" if bad else ""), flush=True)
         report["stages"][name] = {"command": "wm " + " ".join(argv), "reference_s": round(seconds, 1),
                                   "rounds": rounds}
@@ -264,8 +298,9 @@ def main() -> None:
     total = sum(len(s["rounds"]) for s in report["stages"].values())
     killed = sum(r["killed"] for s in report["stages"].values() for r in s["rounds"])
     clean = sum(not r["not_equal"] for s in report["stages"].values() for r in s["rounds"])
-    print(f"\n{total} rounds, {killed} killed mid-run, {clean} with every file equal to the reference; "
-          f"report: {out / 'kill_report.json'}")
+    kept = sum(r["killed"] and not r["lost_done_work"] for s in report["stages"].values() for r in s["rounds"])
+    print(f"\n{total} rounds, {killed} signalled mid-run ({args.signal}), {clean} with every file equal to the "
+          f"reference, {kept} of {killed} kept all work finished before the signal; report: {out / 'kill_report.json'}")
 
 
 if __name__ == "__main__":

@@ -114,6 +114,13 @@ def run_command(command: str, overrides: list[str]) -> dict:
             if main:
                 preempt.mark(out_dir, str(e))
             raise
+        except Exception as e:  # a stop signal sent to the whole process group also ends children mid-work
+            if not preempt.requested():
+                raise
+            if main:
+                preempt.mark(out_dir, f"{command}: stopped on {preempt.requested()} ({type(e).__name__})")
+            raise preempt.Preempted(f"{command}: stopped on {preempt.requested()}; a child process it stopped "
+                                    f"failed the step in flight ({type(e).__name__}: {e})") from e
         finally:  # a command's thread setting must not leak into the next one of an in-process pipeline
             torch.set_num_threads(threads)
         summary.setdefault("command", command)
