@@ -48,17 +48,21 @@ RUN_KEYS = {"start_step", "new_episodes", "new_frames", "latent_cache_hit", "reu
 
 
 def stages(inputs: Path, work: Path, sig: str = "KILL") -> dict[str, list[str]]:
-    """stage -> argv (after ``wm``); outputs go to work/<stage>, fixed inputs come from ``inputs``."""
-    train = [f"train.ckpt_every={2 if sig == 'KILL' else 0}", "train.log_every=1", "train.resume=true"]
+    """stage -> argv (after ``wm``); outputs go to work/<stage>, fixed inputs come from ``inputs``. Under a
+    stop signal the training stages run longer (and the collection collects more), so that most signals land
+    in the work rather than in the start-up, and checkpoint only at the end."""
+    kill = sig == "KILL"
+    train = [f"train.ckpt_every={2 if kill else 0}", "train.log_every=1", "train.resume=true"]
+    pre, ac, eps = (8, 12, 8) if kill else (150, 300, 24)
     return {
-        "collect": ["collect", "preset=smoke", "episodes=8", "workers=2", "resolution=32", f"out_dir={work / 'collect'}"],
+        "collect": ["collect", "preset=smoke", f"episodes={eps}", "workers=2", "resolution=32", f"out_dir={work / 'collect'}"],
         "pretrain": ["pretrain", "preset=smoke", f"data.synthetic_dir={work / 'pretrain' / 'synthetic'}",
-                     "train.steps=8", f"out_dir={work / 'pretrain'}", *train],
+                     f"train.steps={pre}", f"out_dir={work / 'pretrain'}", *train],
         "train-ac": ["train-ac", "preset=smoke", "bootstrap=false", f"dataset={inputs / 'data'}",
-                     f"encoder_checkpoint={inputs / 'encoder' / 'checkpoint.pt'}", "train.steps=12",
+                     f"encoder_checkpoint={inputs / 'encoder' / 'checkpoint.pt'}", f"train.steps={ac}",
                      f"latent_cache_dir={work / 'train-ac' / 'cache'}", f"out_dir={work / 'train-ac'}", *train],
         "train-pixel": ["train-pixel", "preset=smoke", f"dataset={inputs / 'data'}",
-                        f"latent_checkpoint={inputs / 'ac' / 'checkpoint.pt'}", "train.steps=12",
+                        f"latent_checkpoint={inputs / 'ac' / 'checkpoint.pt'}", f"train.steps={ac}",
                         f"out_dir={work / 'train-pixel'}", *train],
         "plan": ["plan", "preset=smoke", "bootstrap=false", f"checkpoint={inputs / 'ac' / 'checkpoint.pt'}",
                  "episodes=4", f"out_dir={work / 'plan'}"],
