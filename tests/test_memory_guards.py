@@ -29,6 +29,9 @@ def test_huge_settings_are_refused_in_one_line_and_small(base, tmp_path):
                                                f"data.synthetic_dir={tmp_path / 'syn'}"],
         "train.batch_size=100000 (train-ac)": ["train-ac", f"dataset={data}", f"encoder_checkpoint={enc}",
                                                "train.batch_size=100000"],
+        "episodes=100000": ["plan", f"checkpoint={base / 'checkpoint.pt'}", "episodes=100000"],
+        "workers=100000": ["collect", "workers=100000", "episodes=100000"],
+        "model.embed_dim=100000": ["pretrain", "model.embed_dim=100000", f"data.synthetic_dir={tmp_path / 'syn'}"],
         "train.batch_size=100000000 (train-pixel)": ["train-pixel", f"dataset={data}",
                                                   f"latent_checkpoint={base / 'checkpoint.pt'}",
                                                   "train.batch_size=100000000"],
@@ -51,5 +54,6 @@ def test_huge_settings_are_refused_in_one_line_and_small(base, tmp_path):
 
 def test_settings_that_fit_pass():
     check_fits("x=1", 1e6, "a small thing")  # 1 MB fits anywhere
-    with pytest.raises(MemoryBudgetError, match=r"x=2: a big thing needs about .* available on cpu; lower x"):
+    with pytest.raises(MemoryBudgetError,
+                       match=r"x=2: about .* needed for a big thing \(estimate\), .* available on cpu; lower x"):
         check_fits("x=2", available_bytes() * 2.0, "a big thing", hint="lower x")

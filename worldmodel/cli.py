@@ -50,7 +50,13 @@ Scale with preset=smoke|cpu|gpu; results go to out_dir=PATH (PATH/summary.json).
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``wm`` console script; returns the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        preempt.settle()
+
+
+def _main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -32,6 +32,7 @@ import envs
 from envs import make_policy, protocol
 from worldmodel.config import register_schema, require
 from worldmodel.utils import preempt
+from worldmodel.utils.memory import check_fits
 from worldmodel.utils.runlock import run_lock
 from worldmodel.data.episodes import (
     MANIFEST,
@@ -81,6 +82,7 @@ register_schema("collect", _schema())
 COVERAGE_DIMS = {"worldmodel/PointReach-v0": (0, 1), "worldmodel/TwoRoom-v0": (0, 1),  # by env id, never class name
                  "worldmodel/ArmReach-v0": (4, 5), "worldmodel/PushBlock-v0": (2, 3)}
 GRID = 10  # coverage grid cells per axis over [-1, 1]^2
+WORKER_BYTES = 200e6  # one collection process: Python, MuJoCo, a GL context (measured ~170 MB)
 
 _WORKER: dict = {}
 
@@ -229,6 +231,9 @@ def _collect(cfg, root: Path) -> dict:
 
     for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1)):
         require(name, cfg[name], low)
+    workers = min(int(cfg.workers), int(cfg.episodes))
+    check_fits(f"workers={cfg.workers}", workers * WORKER_BYTES,
+               f"{workers} collection processes (about {WORKER_BYTES / 1e6:.0f} MB each)", hint="lower workers")
     if cfg.policy not in ("random", "ou", "scripted"):
         raise ValueError(f"policy={cfg.policy!r}: expected random, ou or scripted")
     env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.kwargs is not None else {}

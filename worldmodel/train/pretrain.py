@@ -26,6 +26,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -44,7 +45,7 @@ from worldmodel.masks import MaskConfig, sample_masks
 from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 from worldmodel.probes.attentive import ProbeConfig, probe_clips, probe_encoder
-from worldmodel.train.core import TrainConfig, Trainer, seed_everything
+from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
 from worldmodel.utils import preempt
 from worldmodel.utils.memory import F32, check_fits, transformer_bytes
 
@@ -270,14 +271,18 @@ def train_step(cfg, trainer: Trainer, target: nn.Module, x: torch.Tensor, step: 
 
 
 def check_step_memory(cfg, model_cfg: VideoViTConfig, device) -> None:
-    """Refuse a ``train.batch_size`` whose step cannot fit (before any clip is decoded): the clips and their
-    augmented copies, the context encoder over two views, the target forward, and the predictor."""
+    """Refuse settings whose training cannot fit, before the model is built: its weights with their gradients,
+    AdamW moments and the EMA target (``model.embed_dim``), and one step at ``train.batch_size`` — the clips and
+    their augmented copies, the context encoder over two views, the target forward, and the predictor."""
     B, size = int(cfg.train.batch_size), model_cfg.input_size or model_cfg.img_size
     tokens = (cfg.data.num_frames // model_cfg.tubelet_size) * (size // model_cfg.patch_size) ** 2
     clips = 4.0 * B * model_cfg.in_chans * cfg.data.num_frames * size ** 2 * F32
     enc = transformer_bytes(B, tokens, model_cfg.embed_dim, model_cfg.depth, model_cfg.mlp_ratio)
     target = transformer_bytes(B, tokens, model_cfg.embed_dim, model_cfg.depth, model_cfg.mlp_ratio, backward=False)
     pred = transformer_bytes(B, tokens, cfg.predictor.embed_dim, cfg.predictor.depth, cfg.predictor.mlp_ratio)
+    weights = 12.0 * (model_cfg.embed_dim ** 2 * model_cfg.depth + cfg.predictor.embed_dim ** 2 * cfg.predictor.depth)
+    check_fits(f"model.embed_dim={model_cfg.embed_dim}", 5 * weights * F32, "the weights, their gradients, "
+               "AdamW's moments and the EMA target", device, hint="lower model.embed_dim or model.depth")
     check_fits(f"train.batch_size={B}", clips + 2 * enc + target + 2 * pred,
                f"one pretraining step of {tokens}-token clips", device, hint="lower train.batch_size")
 
@@ -319,13 +324,13 @@ def run(cfg) -> dict:
         raise ValueError(f"regularizer.name is {reg.name!r}; expected one of {list(REGULARIZERS)}")
     seed_everything(cfg.train.seed)  # identical init on every rank; the saved RNG state is the run's own
     model_cfg = VideoViTConfig(**to_dict(cfg.model))
+    check_step_memory(cfg, model_cfg, resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0"))))
     jepa = JEPA(model_cfg, PredictorConfig(**to_dict(cfg.predictor)))
     extra = {}
     if reg.name == "ema":
         extra["target"] = copy.deepcopy(jepa.encoder).requires_grad_(False)
     trainer = Trainer(cfg.train, cfg.out_dir, model=jepa, config=to_dict(cfg), kind="pretrain", extra=extra)
     target = extra.get("target", trainer.raw_model.encoder)
-    check_step_memory(cfg, model_cfg, trainer.device)
     ds = prepare_data(cfg, trainer)
     if ds.bad and trainer.is_main:
         print(f"[pretrain] skipped {len(ds.bad)} unusable video(s) of {len(ds.bad) + len(ds)}")

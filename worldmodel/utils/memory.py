@@ -73,7 +73,7 @@ def check_fits(setting: str, need: float, what: str, device: torch.device | str 
     avail = available_bytes(device)
     if need > avail:
         tail = f"; {hint}" if hint else ""
-        raise MemoryBudgetError(f"{setting}: {what} needs about {human(need)} (estimate), "
+        raise MemoryBudgetError(f"{setting}: about {human(need)} needed for {what} (estimate), "
                                 f"{human(avail)} available on {torch.device(device).type}{tail}")
 
 

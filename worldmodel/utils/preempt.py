@@ -26,6 +26,7 @@ REQUEUE_EXIT = 75  # sysexits.h EX_TEMPFAIL: stopped on request, state saved, re
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 MARKER = "preempted.json"  # written in out_dir by the CLI when a run stops on a signal; removed when it finishes
 
+_program = [False]  # record_from_now() was called: this process is the wm program
 _received: list[int] = []  # signal numbers received since the outermost handling() began
 _depth = [0]  # nesting of handling() (a pipeline's stages run commands in its process)
 
@@ -42,8 +43,17 @@ def record_from_now() -> None:
     """Record stop signals from this moment on, for the rest of the process: the ``wm`` program calls it before
     its few seconds of imports, so a signal then still ends in a clean stop (exit 75) rather than a kill."""
     if threading.current_thread() is threading.main_thread():
+        _program[0] = True
         for s in SIGNALS:
             signal.signal(s, _record)
+
+
+def settle() -> None:
+    """Called by the wm program once its command has returned: stop signals from now on are held back (and
+    dropped at exit), since Python's shutdown restores the default handlers and a late signal would turn a
+    finished run into a killed one."""
+    if _program[0] and threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
 
 
 @contextlib.contextmanager
