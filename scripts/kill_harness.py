@@ -93,7 +93,12 @@ def kill_after(argv: list[str], delay: float, log, folder: Path, sig: str = "KIL
     except subprocess.TimeoutExpired:
         done = work_units(folder, kept=False)
         os.killpg(proc.pid, getattr(signal, f"SIG{sig}"))
-        code = proc.wait()
+        try:
+            code = proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:  # it did not stop: reported, then killed
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            code = "hung"
         return {"exit": code, "done_at_signal": done, "kept": work_units(folder, kept=True)}
 
 

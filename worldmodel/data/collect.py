@@ -22,6 +22,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,6 +104,7 @@ def make_env(env_id: str, env_kwargs: dict, resolution: int, steps: int, render:
 def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int, pooled: bool = False) -> None:
     if pooled:  # one llvmpipe thread per worker: K workers already fill the cores (set before GL starts)
         os.environ.setdefault("LP_NUM_THREADS", "1")
+        preempt.ignore_in_worker()  # the main process decides when to stop; the episode in flight finishes
     _WORKER["env"] = make_env(env_id, env_kwargs, resolution, steps)
 
 
@@ -142,17 +146,31 @@ def collect_episode(job: dict) -> dict:
         raise
 
 
-def _until_stopped(results, n: int):
-    """The pool's results as they come, until a stop signal (polled, since a wait on the pool blocks signals)."""
-    for _ in range(n):
-        while True:
-            if preempt.requested():
-                return
+def _pooled(jobs: list[dict], workers: int, init: tuple):
+    """Episodes collected by ``workers`` spawned processes, in order, at most two per worker in flight. After a
+    stop signal no episode starts and those in flight finish (workers leave the signal to this process); an
+    episode that a signal to the whole process group broke (its ffmpeg) is lost, its partial files removed."""
+    pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                               initargs=(*init, True))
+    todo, pending, clean = iter(jobs), deque(), False
+    try:
+        pending.extend(pool.submit(collect_episode, job) for job in islice(todo, 2 * workers))
+        while pending:
             try:
-                yield results.next(timeout=0.2)
-                break
-            except mp.TimeoutError:
+                entry = pending.popleft().result()
+            except Exception:
+                if not preempt.requested():
+                    raise
                 continue
+            if not preempt.requested():
+                pending.extend(pool.submit(collect_episode, job) for job in islice(todo, 1))
+            yield entry
+        clean = True
+    finally:
+        pool.shutdown(wait=clean, cancel_futures=True)
+        if not clean:  # an error: no episode in flight is worth waiting for
+            for child in mp.active_children():
+                child.kill()
 
 
 def coverage(root: Path, entries: list[dict], env_id: str) -> dict:
@@ -268,14 +286,12 @@ def _collect(cfg, root: Path) -> dict:
     bar = tqdm(total=len(jobs), desc=f"collect {cfg.env.id}", disable=not cfg.progress or not jobs,
                dynamic_ncols=True)
     init = (cfg.env.id, env_kwargs, int(cfg.resolution), int(cfg.steps))
-    pool = None
     try:
         if cfg.workers <= 1 or len(jobs) <= 1:
             _init_worker(*init)
             results = (collect_episode(job) for job in jobs if not preempt.requested())
         else:
-            pool = mp.get_context("spawn").Pool(min(cfg.workers, len(jobs)), _init_worker, (*init, True))
-            results = _until_stopped(pool.imap_unordered(collect_episode, jobs), len(jobs))
+            results = _pooled(jobs, min(cfg.workers, len(jobs)), init)
         for entry in results:
             entries[entry["id"]] = entry
             new_frames += entry["steps"] + 1
@@ -285,8 +301,6 @@ def _collect(cfg, root: Path) -> dict:
                 last_save = time.time()
     finally:
         bar.close()
-        if pool is not None:
-            pool.terminate()
         if "env" in _WORKER:
             _WORKER.pop("env").close()
         save()  # whatever completed is recorded, also when interrupted
