@@ -35,6 +35,7 @@ import torch
 from worldmodel.config import register_schema
 from worldmodel.data.episodes import read_manifest, split_episodes
 from worldmodel.data.reader import EpisodeReader
+from worldmodel.models.ac_predictor import step_memory_bytes
 from worldmodel.models.protocol import PixelSpace
 from worldmodel.models.registry import load_world_model, short_name
 from worldmodel.models.world_model import LatentWorldModel, encoder_identity
@@ -44,6 +45,7 @@ from worldmodel.train.core import resolve_device
 from worldmodel.train.latent_cache import load_latents
 from worldmodel.utils.atomic import atomic_path
 from worldmodel.utils.checkpoint import load_checkpoint
+from worldmodel.utils.memory import check_fits
 
 
 @dataclass
@@ -178,6 +180,13 @@ def plot_drift(horizons, panels: dict[str, dict[str, np.ndarray]], path: str | P
     return str(path)
 
 
+def check_rollout_memory(model, cfg, windows: int, device) -> None:
+    """Refuse a ``batch_size`` whose rollouts (at most ``windows`` at once) cannot fit, before rolling out."""
+    batch = min(int(cfg.batch_size), windows)
+    check_fits(f"batch_size={cfg.batch_size}", step_memory_bytes(model.predictor.cfg, batch, cfg.horizon + 1, False),
+               f"{batch} open-loop rollouts of {cfg.horizon} steps", device, hint="lower batch_size")
+
+
 def run(cfg) -> dict:
     """Drift curves of the latent model (and any compared models) on held-out episodes."""
 
@@ -223,11 +232,13 @@ def run(cfg) -> dict:
         frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])
     # the state token's input at the first frames, as planning builds it (scene keypoints read from the frames)
     s0 = wm.state_input(frames[:, 0], w["states"][:, 0][:, wm.state_dims]) if wm.scene_dim else None
+    check_rollout_memory(wm, cfg, len(windows), device)
     curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size,
                                      var=var, state0=s0)}
     if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
         for path in cfg.compare_checkpoints:
             model, kind = load_world_model(path, device)
+            check_rollout_memory(model, cfg, len(windows), device)
             name = short_name(kind)
             curves[name] = drift_curves(model, w["states"], w["actions"], probe, frames=frames,
                                         encode_for_probe=wm.encode, batch_size=cfg.batch_size)

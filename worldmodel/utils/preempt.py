@@ -49,11 +49,12 @@ def record_from_now() -> None:
 
 
 def settle() -> None:
-    """Called by the wm program once its command has returned: stop signals from now on are held back (and
-    dropped at exit), since Python's shutdown restores the default handlers and a late signal would turn a
-    finished run into a killed one."""
+    """Called by the wm program once its command has returned: stop signals from now on are ignored, since
+    Python's shutdown puts back the default action of any signal with a Python handler (not of an ignored one),
+    and a late signal would turn a finished run into a killed one."""
     if _program[0] and threading.current_thread() is threading.main_thread():
-        signal.pthread_sigmask(signal.SIG_BLOCK, set(SIGNALS))
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
