@@ -1,6 +1,7 @@
 """Bring your own data: every layout written by the formats' own libraries (pyarrow, h5py) reads back the same."""
 import io
 import json
+from pathlib import Path
 
 import h5py
 import imageio.v3 as iio
@@ -192,3 +193,87 @@ def test_lerobot_av1_videos_decode(tmp_path, layout):
     for g, w in zip(got, eps):
         assert g["frames"].shape == w["frames"].shape and np.array_equal(g["actions"], w["actions"])
         assert np.abs(g["frames"].astype(int) - w["frames"]).mean() < 8
+
+
+def _lerobot_v3_many_files(root, eps: list[dict], fps: float = 10) -> None:
+    """A LeRobot v3.0 folder laid out as lerobot writes a dataset recorded in two sessions: episodes' metadata in
+    two files (the second begun by the resumed session), data in two parquet files and videos in two files of two
+    chunks, with data and video files breaking at different episodes."""
+    from worldmodel.data.episodes import write_video
+    from worldmodel.data.formats.lerobot import DEFAULT_IMAGE, V3_DATA, V3_EPISODES, V3_VIDEO, _features, _rows
+
+    data_file = {0: (0, 0), 1: (0, 0), 2: (0, 1), 3: (0, 1), 4: (0, 1)}  # episode -> (chunk, file)
+    video_file = {0: (0, 0), 1: (0, 0), 2: (0, 0), 3: (1, 0), 4: (1, 0)}
+    meta_file = {0: (0, 0), 1: (0, 0), 2: (0, 0), 3: (0, 1), 4: (0, 1)}
+    rows, frames, meta, start, vstart = {}, {}, {}, 0, {}
+    for i, ep in enumerate(eps):
+        n = len(ep["frames"])
+        for k, v in _rows(ep, i, start, fps).items():
+            rows.setdefault(data_file[i], {}).setdefault(k, []).extend(v)
+        frames.setdefault(video_file[i], []).append(ep["frames"])
+        offset = vstart.get(video_file[i], 0)
+        vstart[video_file[i]] = offset + n
+        meta.setdefault(meta_file[i], []).append({
+            "episode_index": i, "length": n, "tasks": [""], "dataset_from_index": start, "dataset_to_index": start + n,
+            "data/chunk_index": data_file[i][0], "data/file_index": data_file[i][1],
+            f"videos/{DEFAULT_IMAGE}/chunk_index": video_file[i][0], f"videos/{DEFAULT_IMAGE}/file_index": video_file[i][1],
+            f"videos/{DEFAULT_IMAGE}/from_timestamp": offset / fps, f"videos/{DEFAULT_IMAGE}/to_timestamp": (offset + n) / fps,
+            "meta/episodes/chunk_index": meta_file[i][0], "meta/episodes/file_index": meta_file[i][1]})
+        start += n
+    for (c, f), cols in rows.items():
+        path = root / V3_DATA.format(chunk_index=c, file_index=f)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(cols), path)
+    for (c, f), chunks in frames.items():
+        path = root / V3_VIDEO.format(video_key=DEFAULT_IMAGE, chunk_index=c, file_index=f)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_video(path, np.concatenate(chunks), fps)
+    for (c, f), entries in meta.items():
+        path = root / V3_EPISODES.format(chunk_index=c, file_index=f)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(entries), path)
+    (root / "meta" / "info.json").write_text(json.dumps({
+        "codebase_version": "v3.0", "total_episodes": len(eps), "total_frames": start, "chunks_size": 1000,
+        "fps": fps, "data_path": V3_DATA, "video_path": V3_VIDEO,
+        "features": _features(32, 32, eps[0]["actions"].shape[1], eps[0]["proprio"].shape[1], fps)}))
+
+
+def test_lerobot_v3_dataset_over_several_files_is_read_whole(tmp_path):
+    eps = episodes() + episodes(seed=1)[:2]  # 5 episodes
+    root = tmp_path / "lr"
+    _lerobot_v3_many_files(root, eps)
+    assert_same(read_all(root), eps)  # every episode: frames, actions and proprioception
+    info = formats.inspect(root)
+    assert info.episodes == 5 and info.lengths == [len(e["actions"]) for e in eps] and info.problems == []
+    windows = RolloutDataset(formats.as_native(root), num_frames=3, frame_skip=1)
+    assert len(windows) == sum(len(e["actions"]) - 2 + 1 for e in eps)
+
+
+def test_lerobot_inspect_says_what_is_missing(tmp_path):
+    eps = episodes() + episodes(seed=1)[:2]
+    root = tmp_path / "lr"
+    _lerobot_v3_many_files(root, eps)
+    (root / "videos" / "observation.image" / "chunk-001" / "file-000.mp4").unlink()
+    info_path = root / "meta" / "info.json"
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "total_episodes": 6}))
+    info = formats.inspect(root)
+    assert info.episodes == 5 and len(info.lengths) == 3
+    assert info.problems[0] == "meta/info.json declares 6 episodes, meta/ lists 5"
+    assert [p.split(":")[0] for p in info.problems[1:]] == ["episode 3", "episode 4"]
+    assert "videos/observation.image/chunk-001/file-000.mp4" in info.problems[1]
+
+
+def test_lerobot_v2_dataset_over_several_chunks_is_read_whole(tmp_path):
+    eps = episodes() + episodes(seed=1)[:2]
+    root = tmp_path / "lr"
+    formats.write(root, iter(eps), "lerobot-v2.1", fps=10)
+    for i in range(len(eps)):  # chunks of 2 episodes, as lerobot lays out a dataset with chunks_size 2
+        for old in (root / f"data/chunk-000/episode_{i:06d}.parquet",
+                    root / f"videos/chunk-000/observation.image/episode_{i:06d}.mp4"):
+            new = Path(str(old).replace("chunk-000", f"chunk-{i // 2:03d}"))
+            new.parent.mkdir(parents=True, exist_ok=True)
+            old.rename(new)
+    info_path = root / "meta" / "info.json"
+    info_path.write_text(json.dumps({**json.loads(info_path.read_text()), "chunks_size": 2}))
+    assert_same(read_all(root), eps)
+    assert formats.inspect(root).problems == []

@@ -6,8 +6,9 @@ templates, ``chunks_size``), ``meta/episodes.jsonl``, one parquet file per episo
 episode and camera (``videos/chunk-XXX/<camera>/episode_XXXXXX.mp4``); cameras of dtype ``image`` are stored in the
 parquet itself (encoded image bytes).
 v3.0: many episodes per parquet file (``data/chunk-XXX/file-XXX.parquet``) and per mp4
-(``videos/<camera>/chunk-XXX/file-XXX.mp4``); ``meta/episodes/chunk-XXX/file-XXX.parquet`` says where each episode
-is (``dataset_from_index``/``dataset_to_index`` rows, ``videos/<camera>/from_timestamp``).
+(``videos/<camera>/chunk-XXX/file-XXX.mp4``), new files begun as files fill up or as a recording session resumes;
+``meta/episodes/chunk-XXX/file-XXX.parquet`` (every one of them, read in order) says where each episode is (its
+data and video file, ``dataset_from_index``/``dataset_to_index`` rows, ``videos/<camera>/from_timestamp``).
 Rows are per frame: N frames and N actions per episode (see ``formats.common`` for the time-step convention).
 Written videos are lossless RGB H.264 (``libx264rgb``, crf 0), so a round trip gives back the same frames.
 """
@@ -38,7 +39,7 @@ V2_DATA = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
 V2_VIDEO = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 V3_DATA = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 V3_VIDEO = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
-V3_EPISODES = "meta/episodes/chunk-000/file-000.parquet"
+V3_EPISODES = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
 DEFAULT_IMAGE = "observation.image"
 
 
@@ -88,31 +89,55 @@ def _column(table, key: str) -> np.ndarray:
 
 
 def _episode_index(root: Path, info: dict) -> list[dict]:
-    """[{episode_index, length, ...where}] without reading frames."""
+    """[{episode_index, length, ...where}] of every episode the metadata lists, in order, without reading frames."""
     if version(info) == 3:
-        t = _table(root / V3_EPISODES)
-        return t.to_pylist()
+        files = sorted((root / "meta" / "episodes").glob("chunk-*/file-*.parquet"))
+        if not files:
+            raise FileNotFoundError(f"{root / 'meta' / 'episodes'}: no chunk-*/file-*.parquet (a v3 LeRobot dataset "
+                                    f"lists its episodes there)")
+        return sorted((row for f in files for row in _table(f).to_pylist()), key=lambda r: int(r["episode_index"]))
     path = root / "meta" / "episodes.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing (a v2 LeRobot dataset lists its episodes there)")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def _episode_files(root: Path, info: dict, ep: dict, image: str) -> tuple[Path, Path | None]:
+    """(data parquet, video file or None for image features) of one episode row of the metadata."""
+    i, chunk = int(ep["episode_index"]), int(info.get("chunks_size", 1000))
+    video = info["features"][image]["dtype"] == "video"
+    if version(info) == 3:
+        data = root / info.get("data_path", V3_DATA).format(chunk_index=ep["data/chunk_index"],
+                                                             file_index=ep["data/file_index"])
+        vid = root / info.get("video_path", V3_VIDEO).format(
+            video_key=image, chunk_index=ep[f"videos/{image}/chunk_index"],
+            file_index=ep[f"videos/{image}/file_index"]) if video else None
+        return data, vid
+    data = root / info.get("data_path", V2_DATA).format(episode_chunk=i // chunk, episode_index=i)
+    vid = root / info.get("video_path", V2_VIDEO).format(episode_chunk=i // chunk, video_key=image,
+                                                         episode_index=i) if video else None
+    return data, vid
+
+
 def _decode_images(column: list) -> np.ndarray:
     return np.stack([iio.imread(io.BytesIO(c["bytes"])) if isinstance(c, dict) else np.asarray(c) for c in column])
 
 
-def read_episodes(root: Path, keys: KeyMap, frames: bool = True) -> Iterator[tuple[int, dict]]:
-    """(episode index, episode dict) in order; ``frames=False`` leaves frames out (no decoding)."""
+def read_episodes(root: Path, keys: KeyMap, frames: bool = True,
+                  skip: frozenset[int] = frozenset()) -> Iterator[tuple[int, dict]]:
+    """(episode index, episode dict) in order; ``frames=False`` leaves frames out (no decoding); episodes in
+    ``skip`` are passed over."""
     info = read_info(root)
     image, action, proprio = resolve_keys(info, keys, root)
-    v3, chunk = version(info) == 3, int(info.get("chunks_size", 1000))
+    v3 = version(info) == 3
     tables: dict[str, tuple] = {}  # the current many-episode data file: (table, first index, columns)
     decoded: dict[str, np.ndarray] = {}  # the one whole-file decode kept (videos decord cannot seek, e.g. AV1)
     for ep in _episode_index(root, info):
         i = int(ep["episode_index"])
+        if i in skip:
+            continue
+        where, vid = _episode_files(root, info, ep, image)
         if v3:  # a file of many episodes: its columns converted once, episodes sliced out of them
-            where = root / V3_DATA.format(chunk_index=ep["data/chunk_index"], file_index=ep["data/file_index"])
             if str(where) not in tables:
                 t = _table(where)
                 tables.clear()
@@ -122,29 +147,36 @@ def read_episodes(root: Path, keys: KeyMap, frames: bool = True) -> Iterator[tup
             lo, n = int(ep["dataset_from_index"]) - first, int(ep["dataset_to_index"]) - int(ep["dataset_from_index"])
             table, arrays = full.slice(lo, n), {k: v[lo:lo + n] for k, v in cols.items()}
         else:
-            where = root / info.get("data_path", V2_DATA).format(episode_chunk=i // chunk, episode_index=i)
             table = _table(where)
             arrays = {k: _column(table, k) for k in [action, *proprio]}
         acts = arrays[action]
         prop = np.concatenate([arrays[k] for k in proprio], 1) if proprio else np.zeros((len(acts), 0), np.float32)
         out = {"proprio": prop}
         if frames:
-            if info["features"][image]["dtype"] == "image":
+            if vid is None:
                 out["frames"] = _decode_images(table.column(image).to_pylist())
             elif v3:
-                vid = root / V3_VIDEO.format(video_key=image, chunk_index=ep[f"videos/{image}/chunk_index"],
-                                             file_index=ep[f"videos/{image}/file_index"])
                 start = int(round(float(ep[f"videos/{image}/from_timestamp"]) * float(info["fps"])))
                 out["frames"] = _file_frames(vid, start, len(acts), decoded)
             else:
-                vid = root / info.get("video_path", V2_VIDEO).format(episode_chunk=i // chunk, video_key=image,
-                                                                     episode_index=i)
                 out["frames"] = read_video(vid)
             out["frames"] = np.ascontiguousarray(out["frames"][..., :3]).astype(np.uint8)
             out["actions"] = split_per_frame(out["frames"], acts, False, f"{where} episode {i}")
         else:
             out["actions"] = acts[:-1]
         yield i, out
+
+
+def missing_files(root: Path, keys: KeyMap) -> dict[int, list[str]]:
+    """{episode index: [missing data or video file, ...]} over the episodes the metadata lists."""
+    info = read_info(root)
+    image, _, _ = resolve_keys(info, keys, root)
+    out = {}
+    for ep in _episode_index(root, info):
+        gone = [str(f.relative_to(root)) for f in _episode_files(root, info, ep, image) if f and not f.is_file()]
+        if gone:
+            out[int(ep["episode_index"])] = gone
+    return out
 
 
 def _file_frames(path: Path, start: int, n: int, decoded: dict) -> np.ndarray:
@@ -162,16 +194,22 @@ def _file_frames(path: Path, start: int, n: int, decoded: dict) -> np.ndarray:
 
 
 def inspect(root: Path, keys: KeyMap) -> SourceInfo:
-    """Episodes, lengths, keys, shapes and action ranges from meta/ and the parquet columns (no video decoding)."""
+    """Episodes, lengths, keys, shapes and action ranges from meta/ and the parquet columns (no video decoding);
+    problems name episodes whose files are missing and a count that differs from what meta/info.json declares."""
     info = read_info(root)
     image, action, proprio = resolve_keys(info, keys, root)
-    lengths, lows, highs, problems = action_scan(read_episodes(root, keys, frames=False))
+    missing = missing_files(root, keys)
+    lengths, lows, highs, problems = action_scan(read_episodes(root, keys, frames=False, skip=frozenset(missing)))
+    listed = len(lengths) + len(missing)
+    if "total_episodes" in info and int(info["total_episodes"]) != listed:
+        problems.insert(0, f"meta/info.json declares {info['total_episodes']} episodes, meta/ lists {listed}")
+    problems += [f"episode {i}: missing {', '.join(files)}" for i, files in sorted(missing.items())]
     if "wm_action_bounds" in info:  # the action space's bounds, recorded by our writer
         lows, highs = [np.asarray(info["wm_action_bounds"]["low"])], [np.asarray(info["wm_action_bounds"]["high"])]
     feats = info["features"]
     shape = lambda k: list(feats[k].get("shape", []))  # noqa: E731
     return SourceInfo(
-        format=f"lerobot-v{version(info)}", path=str(root), episodes=len(lengths), lengths=lengths,
+        format=f"lerobot-v{version(info)}", path=str(root), episodes=listed, lengths=lengths,
         fps=float(info["fps"]), keys={"image": image, "action": action, "proprio": ",".join(proprio)},
         shapes={k: shape(k) for k in [image, action, *proprio]},
         dtypes={k: str(feats[k].get("dtype")) for k in [image, action, *proprio]},
@@ -234,8 +272,9 @@ def write(root: Path, episodes: Iterator[dict], fps: float, layout: str = "v2.1"
         vid = root / V3_VIDEO.format(video_key=DEFAULT_IMAGE, chunk_index=0, file_index=0)
         vid.parent.mkdir(parents=True, exist_ok=True)
         write_video(vid, np.concatenate(frames_all), fps)
-        (root / V3_EPISODES).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(meta), root / V3_EPISODES)
+        episodes_file = root / V3_EPISODES.format(chunk_index=0, file_index=0)
+        episodes_file.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(meta), episodes_file)
     else:
         write_text(root / "meta" / "episodes.jsonl", "".join(json.dumps(m) + "\n" for m in meta))
         write_text(root / "meta" / "tasks.jsonl", json.dumps({"task_index": 0, "task": ""}) + "\n")
