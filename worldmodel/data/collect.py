@@ -7,8 +7,8 @@ The dataset folder is ``dataset`` (default: ``out_dir``): manifest.json + episod
 Episode ``i`` uses seeds derived from (``seed``, i) only, so the data does not depend on the number of workers
 or on interruptions. Re-running the same command resumes: complete episodes are kept, partial files are
 removed, and only missing indices are collected (``episodes`` is the dataset's target size). On SIGTERM/SIGUSR1
-(:mod:`worldmodel.utils.preempt`) the run stops taking episodes, records the finished ones in the manifest and
-raises ``Preempted``: only the episodes in flight (one per worker) are lost. ``append=true``
+(:mod:`worldmodel.utils.preempt`) no new episode starts, the ones in flight finish, every finished one is recorded
+in the manifest, and ``Preempted`` is raised. ``append=true``
 adds ``episodes`` new episodes after the existing ones instead. Workers are spawned processes, each with its
 own env and EGL context (nothing GL-related crosses a fork).
 
@@ -24,8 +24,8 @@ import os
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
-from itertools import islice
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,6 @@ import numpy as np
 import envs
 from envs import make_policy, protocol
 from worldmodel.config import register_schema, require
-from worldmodel.utils import preempt
-from worldmodel.utils.memory import check_fits
-from worldmodel.utils.runlock import run_lock
 from worldmodel.data.episodes import (
     MANIFEST,
     EpisodeWriter,
@@ -46,6 +43,9 @@ from worldmodel.data.episodes import (
     read_manifest,
     write_manifest,
 )
+from worldmodel.utils import preempt
+from worldmodel.utils.memory import check_fits
+from worldmodel.utils.runlock import run_lock
 
 
 @dataclass
