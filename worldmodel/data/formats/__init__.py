@@ -7,7 +7,8 @@ Formats (``dataset_format=``; ``auto`` detects from the layout):
     hdf5-episodes    a folder of HDF5 files, one per episode: pixels, action, proprio
 
 ``as_native(path)`` gives a folder every command reads: the path itself for ours, else a converted copy beside the
-source (``<source>.wm/``), made once and reused while the source files and the key map are unchanged.
+source (``<source>.wm/``), made once and reused while the source files and the key map are unchanged. Every entry
+point also takes a hub id (``lerobot/pusht``, :mod:`worldmodel.data.hub`) in place of a path.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
+from worldmodel.data import hub
 from worldmodel.data.formats import hdf5, lerobot
 from worldmodel.data.formats.common import KeyMap, SourceInfo, check_episode
 from worldmodel.data.formats.native import inspect_native, is_native, read_native, write_native
@@ -59,7 +61,7 @@ def detect_or_none(path: str | Path) -> str | None:
 def read(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None, frames: bool = True
          ) -> Iterator[tuple[int, dict]]:
     """(index, episode dict) of every episode (``formats.common`` describes the dict), checked."""
-    path, keys = Path(path), keys or KeyMap()
+    path, keys = hub.resolve(path), keys or KeyMap()
     fmt = detect(path, fmt)
     reader = {"worldmodel": read_native, "lerobot": lerobot.read_episodes, "hdf5-robomimic": hdf5.read_robomimic,
               "hdf5-episodes": hdf5.read_episode_files}[fmt]
@@ -69,7 +71,7 @@ def read(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None, frames
 
 def inspect(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None) -> SourceInfo:
     """Metadata without decoding frames."""
-    path, keys = Path(path), keys or KeyMap()
+    path, keys = hub.resolve(path), keys or KeyMap()
     fmt = detect(path, fmt)
     return {"worldmodel": inspect_native, "lerobot": lerobot.inspect, "hdf5-robomimic": hdf5.inspect,
             "hdf5-episodes": hdf5.inspect}[fmt](path, keys)
@@ -93,7 +95,7 @@ def write(path: str | Path, episodes: Iterator[dict], fmt: str, fps: float, sour
 
 def convert(src: str | Path, dst: str | Path, to: str, fmt: str = "auto", keys: KeyMap | None = None) -> int:
     """Convert the dataset at ``src`` into ``to`` at ``dst`` (written to a temp name, renamed when complete)."""
-    src, dst = Path(src), Path(dst)
+    src, dst = hub.resolve(src), Path(dst)
     info = inspect(src, fmt, keys)
     tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -118,10 +120,10 @@ def source_fingerprint(path: Path, keys: KeyMap) -> str:
 
 def as_native(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None) -> Path:
     """A worldmodel folder with the dataset at ``path``: itself, or its converted copy ``<path>.wm``."""
-    path, keys = Path(path).resolve(), keys or KeyMap()
+    path, keys = hub.resolve(path).resolve(), keys or KeyMap()
     if detect(path, fmt) == "worldmodel":
         return path
-    out = path.with_name(path.name + ".wm")
+    out = hub.converted_copy(path)
     fp = source_fingerprint(path, keys)
     marker = out / "source.json"
     if marker.is_file() and json.loads(marker.read_text()).get("fingerprint") == fp:

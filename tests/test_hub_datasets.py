@@ -1,0 +1,85 @@
+"""Datasets named by hub id resolve through huggingface_hub's standard cache, offline, from a cache this test
+builds the way the hub client lays it out (``datasets--<org>--<name>/refs/main`` + ``snapshots/<commit>/``); with
+the dataset absent and HF_HUB_OFFLINE=1, one line naming the id, exit 2. Nothing is downloaded."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from worldmodel.commands import run_command
+from worldmodel.data import formats, hub
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """A smoke train-ac run: its bootstrap dataset and encoder."""
+    out = tmp_path_factory.mktemp("hub") / "ac"
+    run_command("train-ac", ["preset=smoke", f"out_dir={out}"])
+    return out
+
+
+def _cache_with(tmp_path: Path, source: Path, repo: str = "testorg/tiny") -> Path:
+    """An HF hub cache holding ``source`` as dataset ``repo`` at COMMIT, branch main pointing at it."""
+    cache = tmp_path / "hf"
+    storage = cache / f"datasets--{repo.replace('/', '--')}"
+    shutil.copytree(source, storage / "snapshots" / COMMIT)
+    (storage / "refs").mkdir(parents=True)
+    (storage / "refs" / "main").write_text(COMMIT)
+    return cache
+
+
+def _wm(args: list[str], cache: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "WM_CACHE": str(tmp_path / "wm_cache")}
+    return subprocess.run([sys.executable, "-m", "worldmodel.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_hub_ids_and_local_paths_are_told_apart(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert hub.hub_id("lerobot/pusht") == ("lerobot/pusht", None)
+    assert hub.hub_id("hf://lerobot/pusht@v3.0") == ("lerobot/pusht", "v3.0")
+    assert hub.hub_id("./runs/data") is None and hub.hub_id("/abs/data") is None
+    (tmp_path / "runs" / "data").mkdir(parents=True)
+    assert hub.hub_id("runs/data") is None  # an existing local folder wins
+    assert hub.hub_id("a/b/c") is None
+
+
+def test_a_hub_lerobot_dataset_trains_offline_from_the_cache(smoke, tmp_path):
+    lerobot = tmp_path / "lerobot"
+    formats.convert(smoke / "bootstrap" / "data", lerobot, "lerobot-v3.0")
+    cache = _cache_with(tmp_path, lerobot)
+    res = _wm(["data", "inspect", "dataset=testorg/tiny", f"out_dir={tmp_path / 'inspect'}"], cache, tmp_path)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "inspect" / "summary.json").read_text())
+    assert summary["episodes"] == json.loads((smoke / "bootstrap" / "data" / "manifest.json").read_text())["episodes"]
+    enc = smoke / "bootstrap" / "encoder" / "checkpoint.pt"
+    res = _wm(["train-ac", "preset=smoke", "bootstrap=false", "dataset=hf://testorg/tiny@main",
+               f"encoder_checkpoint={enc}", f"out_dir={tmp_path / 'ac'}"], cache, tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "ac" / "checkpoint.pt").is_file()
+    copies = list((tmp_path / "wm_cache").glob("datasets--testorg--tiny--*.wm"))
+    assert len(copies) == 1  # converted once, outside the hub's cache
+    assert sorted(p.name for p in (cache / "datasets--testorg--tiny" / "snapshots").iterdir()) == [COMMIT]
+    with np.load(copies[0] / "episodes" / "ep_000000.npz") as a, \
+            np.load(smoke / "bootstrap" / "data" / "episodes" / "ep_000000.npz") as b:
+        assert np.array_equal(a["actions"], b["actions"])
+
+
+def test_an_uncached_hub_dataset_offline_is_one_line(smoke, tmp_path):
+    cache = tmp_path / "empty_hf"
+    cache.mkdir()
+    enc = smoke / "bootstrap" / "encoder" / "checkpoint.pt"
+    res = _wm(["train-ac", "preset=smoke", "bootstrap=false", "dataset=testorg/absent",
+               f"encoder_checkpoint={enc}", f"out_dir={tmp_path / 'ac'}"], cache, tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert "testorg/absent" in line and "HF_HUB_OFFLINE=1" in line and "not in the hub cache" in line
