@@ -3,7 +3,7 @@
 It owns what is the same for every objective: devices and DDP (gloo on CPU, NCCL on GPU under torchrun),
 AdamW with weight decay on matrices only, warmup + cosine or warmup-stable-decay schedules, gradient clipping,
 bf16 autocast on CUDA, atomic checkpoints with exact resume (step, optimizer, schedule, extra modules such as
-an EMA target, RNG), JSONL metrics (optional TensorBoard), tqdm progress, a hard stop on a non-finite
+an EMA target, RNG), JSONL metrics (also to TensorBoard or W&B: ``train.logger``), tqdm progress, a hard stop on a non-finite
 loss that leaves the last good checkpoint in place, and preemption: after a SIGTERM/SIGUSR1 (on any rank) every
 rank stops after the step in flight, rank 0 checkpoints it, and :class:`~worldmodel.utils.preempt.Preempted` is
 raised; a run that was preempted, or that torchrun restarted (``--max-restarts``), resumes from its checkpoint
@@ -26,7 +26,6 @@ import math
 import os
 import random
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,6 +35,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from worldmodel.train.loggers import make_logger
 from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_text
 from worldmodel.utils.checkpoint import (
@@ -56,7 +56,7 @@ class NonFiniteLossError(RuntimeError):
 
 # settings a resumed run may change (how it runs, not what it trains); any other difference is refused
 RESUMABLE = ("out_dir", "train.steps", "train.resume", "train.device", "train.threads", "train.num_workers",
-             "train.progress", "train.log_every", "train.ckpt_every", "train.tensorboard", "device", "threads",
+             "train.progress", "train.log_every", "train.ckpt_every", "train.logger", "device", "threads",
              "progress")
 
 
@@ -82,7 +82,7 @@ class TrainConfig:
     resume: bool = False  # continue from out_dir/checkpoint.pt when it exists (always after a preemption)
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:1 ...
     amp: bool = True  # bf16 autocast when running on CUDA (ignored on CPU)
-    tensorboard: bool = False  # also write TensorBoard scalars to out_dir/tb
+    logger: str = "none"  # also send metrics.jsonl's scalars to: none | tensorboard (out_dir/tb) | wandb (offline)
     num_workers: int = 0  # data-loader worker processes
     threads: int = 0  # torch CPU threads per rank (0: leave torch's default)
     progress: bool = True  # show a tqdm progress bar on rank 0
@@ -168,7 +168,7 @@ class Trainer:
         self._step = 0
         self._resume_rng: dict | None = None
         self._t0 = time.time()
-        self._tb = None
+        self._logger = None
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
         self.forced_resume = not cfg.resume and preempt.resuming(self.out_dir)  # preempted, or restarted by torchrun
@@ -176,8 +176,8 @@ class Trainer:
             self._restore(load_checkpoint(self.ckpt_path, map_location=self.device))
         elif self.is_main:
             (self.out_dir / "metrics.jsonl").unlink(missing_ok=True)
-        if self.is_main and cfg.tensorboard:
-            self._tb = _tensorboard_writer(self.out_dir / "tb")
+        if self.is_main:
+            self._logger = make_logger(cfg.logger, self.out_dir, config, kind)
 
     # ---- the loop -------------------------------------------------------------------------------------
     def steps(self):
@@ -201,6 +201,9 @@ class Trainer:
             if step + 1 < self.cfg.steps and self.stop_requested():  # the step in flight is done: keep it
                 bar.close()
                 path = self.save_checkpoint(step + 1)
+                if self._logger is not None:  # flushed now: the process ends after this exception
+                    self._logger.close()
+                    self._logger = None
                 raise preempt.Preempted(f"{self.kind}: stopped on {self._signal()} after step {step + 1} of "
                                         f"{self.cfg.steps}; checkpoint {path}")
         bar.close()
@@ -257,9 +260,8 @@ class Trainer:
         self.history.append(row)
         with open(self.out_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
-        if self._tb is not None:
-            for k, v in metrics.items():
-                self._tb.add_scalar(k, float(v), step)
+        if self._logger is not None:
+            self._logger.log({k: v for k, v in row.items() if k not in ("step", "time")}, step)
         if getattr(self, "_bar", None) is not None:
             self._bar.set_postfix({k: f"{v:.4g}" for k, v in list(metrics.items())[:3]}, refresh=False)
 
@@ -313,8 +315,8 @@ class Trainer:
 
     def close(self) -> None:
         """Flush writers and leave the process group (call once at the end of a run)."""
-        if self._tb is not None:
-            self._tb.close()
+        if self._logger is not None:
+            self._logger.close()
         if self.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
 
@@ -361,13 +363,3 @@ def _truncate_metrics(path: Path, start_step: int) -> list[dict]:
             kept.append(row)
     write_text(path, "".join(r + "\n" for r in rows))
     return kept
-
-
-def _tensorboard_writer(log_dir: Path):
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        warnings.warn("train.tensorboard=true but tensorboard is not installed (pip install worldmodel[tensorboard]); "
-                      "metrics still go to metrics.jsonl")
-        return None
-    return SummaryWriter(str(log_dir))

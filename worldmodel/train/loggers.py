@@ -1,0 +1,68 @@
+"""Experiment loggers: the scalars every trainer writes to ``metrics.jsonl``, sent to TensorBoard or Weights &
+Biases too (``train.logger=tensorboard|wandb``; ``none``, the default, keeps ``metrics.jsonl`` alone).
+
+- ``tensorboard``: event files under ``out_dir/tb`` (``pip install worldmodel[tensorboard]``).
+- ``wandb``: a run in ``out_dir/wandb``, offline unless ``WANDB_MODE`` says otherwise (offline needs no account;
+  ``wandb sync`` uploads it later); project ``WANDB_PROJECT`` (default ``worldmodel``); the run id is derived from
+  the run folder, so a resumed run continues the same wandb run (``pip install worldmodel[wandb]``).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Protocol
+
+LOGGERS = ("none", "tensorboard", "wandb")
+
+
+class MetricLogger(Protocol):
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        """Record scalars at ``step``."""
+
+    def close(self) -> None:
+        """Flush and finish."""
+
+
+class TensorBoardLogger:
+    def __init__(self, out_dir: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(out_dir / "tb"))
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        for k, v in metrics.items():
+            self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class WandbLogger:
+    def __init__(self, out_dir: Path, config: dict, kind: str):
+        import wandb
+
+        run_id = f"{kind}-{hashlib.sha1(str(out_dir.resolve()).encode()).hexdigest()[:12]}"
+        self.run = wandb.init(project=os.environ.get("WANDB_PROJECT", "worldmodel"), name=f"{kind}:{out_dir.name}",
+                              id=run_id, resume="allow", dir=str(out_dir), config=config, job_type=kind,
+                              mode=os.environ.get("WANDB_MODE", "offline"))
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        self.run.log(metrics, step=step)
+
+    def close(self) -> None:
+        self.run.finish()
+
+
+def make_logger(name: str, out_dir: Path, config: dict, kind: str) -> MetricLogger | None:
+    """The logger named ``name`` (None for ``none``); one line naming the setting when unknown or not installed."""
+    if name not in LOGGERS:
+        raise ValueError(f"train.logger={name!r}; expected one of {list(LOGGERS)}")
+    if name == "none":
+        return None
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return TensorBoardLogger(out_dir) if name == "tensorboard" else WandbLogger(out_dir, config, kind)
+    except ImportError as e:
+        raise ValueError(f"train.logger={name}: {e.name or name} is not installed "
+                         f"(pip install 'worldmodel[{name}]')") from None
