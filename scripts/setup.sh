@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-python -m pip install -q -e ".[dev]"
+# pinned to the versions the results were measured with (constraints.txt, written by scripts/lock.py);
+# `pip install -e ".[dev]"` without -c installs the newest versions the pyproject allows
+python -m pip install -q -c constraints.txt -e ".[dev]"
