@@ -1,4 +1,5 @@
-"""Datasets named by their Hugging Face hub id: ``dataset=lerobot/pusht`` (or ``hf://lerobot/pusht@<revision>``).
+"""Datasets and weights named by their Hugging Face hub id: ``dataset=lerobot/pusht`` (or
+``hf://lerobot/pusht@<revision>``), ``encoder=timm:hf-hub:timm/vit_small_patch14_dinov2.lvd142m``.
 
 An argument that is not an existing local path but reads as ``<org>/<name>`` (optionally ``@<revision>``: a
 branch, tag or commit), or any ``hf://`` argument, is a dataset repository on the hub: ``huggingface_hub`` brings
@@ -44,6 +45,28 @@ def resolve(spec: str | Path) -> Path:
     except HfHubHTTPError as e:  # unknown repo or revision, gated, ...
         raise ValueError(f"dataset={spec}: no such local folder, and hub dataset {repo}: "
                          f"{str(e).splitlines()[0]}") from None
+
+
+def model_file(spec: str, filename: str) -> Path:
+    """A file of the hub model repository ``spec`` (``<org>/<name>[@revision]``), through the cache."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+
+    m = HUB_ID.match(spec.removeprefix("hf-hub:"))
+    if not m:
+        raise ValueError(f"hub model {spec!r}: expected <org>/<name> or <org>/<name>@<revision>")
+    repo, rev = m["repo"], m["rev"]
+    try:
+        return Path(hf_hub_download(repo, filename, revision=rev))
+    except LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError: first)
+        why = "HF_HUB_OFFLINE=1" if constants.HF_HUB_OFFLINE else "the hub could not be reached"
+        raise ValueError(f"hub model {repo}{'@' + rev if rev else ''}: {filename} is not in the hub cache "
+                         f"({constants.HF_HUB_CACHE}) and {why}; download it once online "
+                         f"(huggingface-cli download {repo})") from None
+    except EntryNotFoundError:
+        raise FileNotFoundError(f"hub model {repo}: has no {filename}") from None
+    except HfHubHTTPError as e:  # unknown repo or revision, gated, ...
+        raise ValueError(f"hub model {repo}: {str(e).splitlines()[0]}") from None
 
 
 def converted_copy(source: Path) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from worldmodel.models.timm_encoder import TimmFrameEncoder
+from worldmodel.models.timm_encoder import TimmFrameEncoder, from_hub
 from worldmodel.models.video_vit import build_encoder, encoder_weights
 from worldmodel.models.vjepa2 import load_vjepa2
 from worldmodel.utils.checkpoint import load_weights
@@ -62,8 +62,12 @@ def parse_spec(encoder: str, checkpoint: str = "", weights: str = "", img_size: 
             raise ValueError("train-ac needs encoder_checkpoint=PATH (a `wm pretrain` checkpoint) or encoder=...")
     if not target:
         raise ValueError(f"encoder={encoder!r}: name the {'model' if kind == 'timm' else 'file'} after the colon")
+    if kind == "timm" and target.startswith("hf-hub:") and not weights:  # a hub repository: its cached weights
+        target, hub_weights = from_hub(target)
+        weights = str(hub_weights)
     if kind == "timm" and not weights:
-        raise ValueError(f"encoder={encoder}: set encoder_weights=<local weights file> (nothing is downloaded)")
+        raise ValueError(f"encoder={encoder}: set encoder_weights=<local weights file>, or name a hub repository "
+                         f"(encoder=timm:hf-hub:<org>/<name>)")
     for path in ([target] if kind != "timm" else []) + ([weights] if kind == "timm" else []):
         if not Path(path).is_file():
             raise FileNotFoundError(f"encoder {kind} weights {path}: no such file")

@@ -4,16 +4,38 @@
 downloading (``pretrained_cfg_overlay={"file": ...}``, so timm's own checkpoint filter adapts the weights, e.g.
 resamples a ViT's position table to ``img_size``). Frames are resized to the backbone's input size, normalized with
 its own mean/std, and encoded by ``forward_features``; the latents are its patch tokens without the prefix tokens
-(class and register tokens), on the backbone's grid.
+(class and register tokens), on the backbone's grid. ``encoder=timm:hf-hub:<org>/<name>[@revision]`` takes a timm
+model repository on the Hugging Face hub instead (its ``config.json`` names the architecture, its weights file is
+read from the hub's cache: :func:`from_hub`).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from worldmodel.data import hub
+
+HUB_WEIGHTS = ("model.safetensors", "pytorch_model.bin")  # what timm pushes to the hub, newest first
+
+
+def from_hub(spec: str) -> tuple[str, Path]:
+    """(timm model name, local weights file) of a timm repository on the hub, ``hf-hub:<org>/<name>[@rev]``."""
+    config = json.loads(hub.model_file(spec, "config.json").read_text())
+    if "architecture" not in config:
+        raise ValueError(f"encoder=timm:{spec}: its config.json names no architecture (not a timm model repository)")
+    tag = (config.get("pretrained_cfg") or {}).get("tag")
+    name = f"{config['architecture']}.{tag}" if tag else config["architecture"]
+    for filename in HUB_WEIGHTS:
+        try:
+            return name, hub.model_file(spec, filename)
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"encoder=timm:{spec}: the repository has none of {', '.join(HUB_WEIGHTS)}")
 
 
 class TimmFrameEncoder(nn.Module):

@@ -1,6 +1,7 @@
-"""Datasets named by hub id resolve through huggingface_hub's standard cache, offline, from a cache this test
-builds the way the hub client lays it out (``datasets--<org>--<name>/refs/main`` + ``snapshots/<commit>/``); with
-the dataset absent and HF_HUB_OFFLINE=1, one line naming the id, exit 2. Nothing is downloaded."""
+"""Datasets and timm encoders named by hub id resolve through huggingface_hub's standard cache, offline, from a
+cache this test builds the way the hub client lays it out (``<datasets|models>--<org>--<name>/refs/main`` +
+``snapshots/<commit>/``); with the repository absent and HF_HUB_OFFLINE=1, one line naming the id, exit 2.
+Nothing is downloaded."""
 from __future__ import annotations
 
 import json
@@ -27,10 +28,10 @@ def smoke(tmp_path_factory) -> Path:
     return out
 
 
-def _cache_with(tmp_path: Path, source: Path, repo: str = "testorg/tiny") -> Path:
-    """An HF hub cache holding ``source`` as dataset ``repo`` at COMMIT, branch main pointing at it."""
+def _cache_with(tmp_path: Path, source: Path, repo: str = "testorg/tiny", kind: str = "datasets") -> Path:
+    """An HF hub cache holding ``source`` as repository ``repo`` at COMMIT, branch main pointing at it."""
     cache = tmp_path / "hf"
-    storage = cache / f"datasets--{repo.replace('/', '--')}"
+    storage = cache / f"{kind}--{repo.replace('/', '--')}"
     shutil.copytree(source, storage / "snapshots" / COMMIT)
     (storage / "refs").mkdir(parents=True)
     (storage / "refs" / "main").write_text(COMMIT)
@@ -83,3 +84,30 @@ def test_an_uncached_hub_dataset_offline_is_one_line(smoke, tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     line = res.stderr.strip().splitlines()[-1]
     assert "testorg/absent" in line and "HF_HUB_OFFLINE=1" in line and "not in the hub cache" in line
+
+
+def test_a_hub_timm_encoder_trains_offline_from_the_cache(smoke, tmp_path):
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    save_file(model.state_dict(), repo / "model.safetensors")
+    (repo / "config.json").write_text(json.dumps({"architecture": "vit_tiny_patch16_224", "num_classes": 0,
+                                                  "pretrained_cfg": {"tag": "", "mean": [0.5] * 3, "std": [0.5] * 3}}))
+    cache = _cache_with(tmp_path, repo, "testorg/tiny-vit", kind="models")
+    data = smoke / "bootstrap" / "data"
+    res = _wm(["train-ac", "preset=smoke", "bootstrap=false", f"dataset={data}", "encoder_img_size=32",
+               "encoder=timm:hf-hub:testorg/tiny-vit", f"out_dir={tmp_path / 'ac'}"], cache, tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    ckpt = torch.load(tmp_path / "ac" / "checkpoint.pt", weights_only=True)
+    enc = {k.removeprefix("model."): v for k, v in ckpt["extra"]["encoder"].items() if k.startswith("model.")}
+    assert all(torch.equal(enc[k], v) for k, v in model.state_dict().items())  # the hub's weights, embedded
+    res = _wm(["train-ac", "preset=smoke", "bootstrap=false", f"dataset={data}", "encoder_img_size=32",
+               "encoder=timm:hf-hub:testorg/absent-vit", f"out_dir={tmp_path / 'ac2'}"], cache, tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert "testorg/absent-vit" in line and "HF_HUB_OFFLINE=1" in line
