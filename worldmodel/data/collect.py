@@ -23,7 +23,7 @@ import multiprocessing as mp
 import os
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -41,6 +41,7 @@ from worldmodel.data.episodes import (
     episode_entry,
     load_arrays,
     read_manifest,
+    sync_episodes,
     write_manifest,
 )
 from worldmodel.utils import preempt
@@ -147,30 +148,32 @@ def collect_episode(job: dict) -> dict:
 
 
 def _pooled(jobs: list[dict], workers: int, init: tuple):
-    """Episodes collected by ``workers`` spawned processes, in order, at most two per worker in flight. After a
-    stop signal no episode starts and those in flight finish (workers leave the signal to this process); an
-    episode that a signal to the whole process group broke (its ffmpeg) is lost, its partial files removed."""
+    """Episodes collected by ``workers`` spawned processes, as they finish, at most two per worker in flight.
+    After a stop signal no episode starts and those in flight finish (workers leave the signal to this process);
+    an episode that a signal to the whole process group broke (its ffmpeg) is lost, its partial files removed."""
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                                initargs=(*init, True))
-    todo, pending, clean = iter(jobs), deque(), False
+    todo, clean = iter(jobs), False
     try:
-        pending.extend(pool.submit(collect_episode, job) for job in islice(todo, 2 * workers))
+        pending = {pool.submit(collect_episode, job) for job in islice(todo, 2 * workers)}
         while pending:
-            try:
-                entry = pending.popleft().result()
-            except Exception:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    entry = future.result()
+                except Exception:
+                    if not preempt.requested():
+                        raise
+                    continue
                 if not preempt.requested():
-                    raise
-                continue
-            if not preempt.requested():
-                pending.extend(pool.submit(collect_episode, job) for job in islice(todo, 1))
-            yield entry
+                    pending |= {pool.submit(collect_episode, job) for job in islice(todo, 1)}
+                yield entry
         clean = True
     finally:
         pool.shutdown(wait=clean, cancel_futures=True)
-        if not clean:  # an error: no episode in flight is worth waiting for
-            for child in mp.active_children():
-                child.kill()
+        for child in mp.active_children():  # after an error: no episode in flight is worth waiting for, and no
+            child.kill()  # worker may go on writing into the dataset once this command has returned
+            child.join()
 
 
 def coverage(root: Path, entries: list[dict], env_id: str) -> dict:
@@ -278,7 +281,11 @@ def _collect(cfg, root: Path) -> dict:
     jobs = [{"index": i, "seed": cfg.seed, "policy": cfg.policy, "steps": cfg.steps, "root": str(root),
              "fps": fps, "crf": cfg.crf} for i in todo]
 
+    unsynced: set[int] = set()  # finished since the last manifest write
+
     def save():
+        sync_episodes(root, unsynced)  # what the manifest lists is on the disk before the manifest is
+        unsynced.clear()
         write_manifest(root, _manifest(cfg, probe, state_dim, fps, list(entries.values()), env_kwargs))
 
     save()
@@ -294,6 +301,7 @@ def _collect(cfg, root: Path) -> dict:
             results = _pooled(jobs, min(cfg.workers, len(jobs)), init)
         for entry in results:
             entries[entry["id"]] = entry
+            unsynced.add(entry["id"])
             new_frames += entry["steps"] + 1
             bar.update(1)
             if time.time() - last_save > 1.0:
@@ -303,6 +311,10 @@ def _collect(cfg, root: Path) -> dict:
         bar.close()
         if "env" in _WORKER:
             _WORKER.pop("env").close()
+        for i in complete_episodes(root, clean=False):  # also those finished but not yet handed back when stopped
+            if i not in entries:
+                entries[i] = episode_entry(root, i)
+                unsynced.add(i)
         save()  # whatever completed is recorded, also when interrupted
     preempt.check(f"collect: {len(entries)} finished episodes kept in {root}")
     seconds = time.time() - t0

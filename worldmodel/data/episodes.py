@@ -147,11 +147,8 @@ class EpisodeWriter:
             np.savez(f, actions=np.asarray(actions, np.float32), states=np.asarray(states, np.float32),
                      rewards=np.asarray(rewards, np.float32), success=np.asarray(success, bool),
                      **{k: np.asarray(v) for k, v in extra.items()})
-        fsync_path(self.tmp_mp4)  # durable before the renames make the episode count as complete
-        fsync_path(self.tmp_npz)
         os.replace(self.tmp_mp4, self.mp4)
         os.replace(self.tmp_npz, self.npz)  # last: the npz marks the episode complete
-        fsync_path(self.npz.parent)
         entry = {"id": self.index, "steps": int(steps)}
         entry.update({k: _scalar(v) for k, v in extra.items() if np.ndim(v) == 0})
         return entry
@@ -174,6 +171,18 @@ def write_episode(root: str | Path, index: int, frames: np.ndarray, actions: np.
 def _scalar(v):
     v = np.asarray(v).item()
     return float(v) if isinstance(v, float) else v
+
+
+def sync_episodes(root: str | Path, ids) -> None:
+    """Flush episodes ``ids`` (their video and arrays) and the episode folder to the disk: called before a manifest
+    that lists them is written, so a power loss cannot leave a listed episode empty (one flush per manifest
+    write, off the collection workers' path)."""
+    ids = list(ids)
+    for i in ids:
+        for path in episode_paths(root, i):
+            fsync_path(path)
+    if ids:
+        fsync_path(Path(root) / EPISODE_DIR)
 
 
 def complete_episodes(root: str | Path, clean: bool = True) -> list[int]:
