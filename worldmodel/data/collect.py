@@ -22,7 +22,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice

@@ -201,9 +201,7 @@ class Trainer:
             if step + 1 < self.cfg.steps and self.stop_requested():  # the step in flight is done: keep it
                 bar.close()
                 path = self.save_checkpoint(step + 1)
-                if self._logger is not None:  # flushed now: the process ends after this exception
-                    self._logger.close()
-                    self._logger = None
+                self._close_logger()  # flushed now: the process ends after this exception
                 raise preempt.Preempted(f"{self.kind}: stopped on {self._signal()} after step {step + 1} of "
                                         f"{self.cfg.steps}; checkpoint {path}")
         bar.close()
@@ -313,10 +311,14 @@ class Trainer:
             self.history = _truncate_metrics(self.out_dir / "metrics.jsonl", self.start_step)
             print(f"[{self.kind}] resumed from {self.ckpt_path} at step {self.start_step}")
 
-    def close(self) -> None:
-        """Flush writers and leave the process group (call once at the end of a run)."""
+    def _close_logger(self) -> None:
         if self._logger is not None:
             self._logger.close()
+            self._logger = None
+
+    def close(self) -> None:
+        """Flush writers and leave the process group (call once at the end of a run)."""
+        self._close_logger()
         if self.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
 

@@ -12,7 +12,6 @@ which a job script turns into a requeue. Rerunning the same command resumes: tra
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import threading
