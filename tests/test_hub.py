@@ -111,3 +111,64 @@ def test_a_hub_timm_encoder_trains_offline_from_the_cache(smoke, tmp_path):
     assert res.returncode == 2 and "Traceback" not in res.stderr
     line = res.stderr.strip().splitlines()[-1]
     assert "testorg/absent-vit" in line and "HF_HUB_OFFLINE=1" in line
+
+
+def _vjepa2_hf_repo(tmp_path: Path) -> tuple[Path, dict]:
+    """Their tiny fixture encoder (tests/data/vjepa2_tiny.pt, made by facebookresearch/vjepa2's code) laid out as
+    transformers' VJEPA2Model release is: qkv split into query/key/value, renamed, sharded in two safetensors
+    files with an index, a predictor key beside it, heads in config.json."""
+    import torch
+    from safetensors.torch import save_file
+
+    blob = torch.load(Path(__file__).parent / "data" / "vjepa2_tiny.pt", weights_only=True)
+    hf = {"predictor.embeddings.mask_tokens": torch.zeros(2, 1, 1, 8)}
+    for key, value in blob["checkpoint"]["encoder"].items():
+        key = key.removeprefix("module.backbone.")
+        key = (key.replace("patch_embed.", "encoder.embeddings.patch_embeddings.").replace("norm.", "encoder.layernorm.")
+               if not key.startswith("blocks.") else "encoder.layer." + key[len("blocks."):].replace("attn.", "attention."))
+        if ".qkv." in key:
+            for name, part in zip(("query", "key", "value"), value.chunk(3, dim=0)):
+                hf[key.replace("qkv", name)] = part.contiguous()
+        else:
+            hf[key] = value
+    repo = tmp_path / "vjepa2_repo"
+    repo.mkdir()
+    shards = {"model-00001-of-00002.safetensors": {k: v for k, v in hf.items() if ".layer.1." not in k},
+              "model-00002-of-00002.safetensors": {k: v for k, v in hf.items() if ".layer.1." in k}}
+    for name, part in shards.items():
+        save_file(part, repo / name)
+    (repo / "model.safetensors.index.json").write_text(json.dumps(
+        {"weight_map": {k: name for name, part in shards.items() for k in part}}))
+    (repo / "config.json").write_text(json.dumps({"model_type": "vjepa2", "hidden_size": 64, "num_attention_heads": 1,
+                                                  "hidden_act": "gelu", "layer_norm_eps": 1e-6, "use_rope": True}))
+    return repo, blob
+
+
+def test_a_hub_vjepa2_encoder_gives_their_tokens_and_trains_offline(smoke, tmp_path, monkeypatch):
+    import torch
+    from huggingface_hub import constants
+
+    from worldmodel.models.video_vit import VideoViT, VideoViTConfig
+    from worldmodel.models.vjepa2 import load_vjepa2_hub
+
+    repo, blob = _vjepa2_hf_repo(tmp_path)
+    cache = _cache_with(tmp_path, repo, "testorg/tiny-vjepa2", kind="models")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    cfg, state = load_vjepa2_hub("testorg/tiny-vjepa2@main")
+    model = VideoViT(VideoViTConfig(**cfg)).eval()
+    model.load_state_dict(state)  # strict: every weight has its place, the predictor's are left out
+    with torch.no_grad():
+        assert (model(blob["clip"]) - blob["tokens"]).abs().max() < 1e-5  # the tokens their own code gave
+
+    data = smoke / "bootstrap" / "data"
+    res = _wm(["train-ac", "preset=smoke", "bootstrap=false", f"dataset={data}", "encoder_img_size=32",
+               "encoder=vjepa2:testorg/tiny-vjepa2", f"out_dir={tmp_path / 'ac'}"], cache, tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((tmp_path / "ac" / "summary.json").read_text())
+    assert summary["encoder"] == "vjepa2:testorg/tiny-vjepa2" and summary["tokens_per_frame"] == 4
+    res = _wm(["train-ac", "preset=smoke", "bootstrap=false", f"dataset={data}", "encoder_img_size=32",
+               "encoder=vjepa2:testorg/absent-vjepa2", f"out_dir={tmp_path / 'ac2'}"], cache, tmp_path)
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    line = res.stderr.strip().splitlines()[-1]
+    assert "testorg/absent-vjepa2" in line and "HF_HUB_OFFLINE=1" in line

@@ -47,6 +47,10 @@ def resolve(spec: str | Path) -> Path:
                          f"{str(e).splitlines()[0]}") from None
 
 
+class NotCached(ValueError):
+    """A hub file that is not in the cache while the hub cannot be asked (offline, or unreachable)."""
+
+
 def model_file(spec: str, filename: str) -> Path:
     """A file of the hub model repository ``spec`` (``<org>/<name>[@revision]``), through the cache."""
     from huggingface_hub import constants, hf_hub_download
@@ -60,7 +64,7 @@ def model_file(spec: str, filename: str) -> Path:
         return Path(hf_hub_download(repo, filename, revision=rev))
     except LocalEntryNotFoundError:  # (a subclass of EntryNotFoundError: first)
         why = "HF_HUB_OFFLINE=1" if constants.HF_HUB_OFFLINE else "the hub could not be reached"
-        raise ValueError(f"hub model {repo}{'@' + rev if rev else ''}: {filename} is not in the hub cache "
+        raise NotCached(f"hub model {repo}{'@' + rev if rev else ''}: {filename} is not in the hub cache "
                          f"({constants.HF_HUB_CACHE}) and {why}; download it once online "
                          f"(huggingface-cli download {repo})") from None
     except EntryNotFoundError:
@@ -76,3 +80,15 @@ def converted_copy(source: Path) -> Path:
         root = Path(os.environ.get("WM_CACHE", Path.home() / ".cache" / "worldmodel"))
         return root / f"{source.parent.parent.name}--{source.name[:12]}.wm"
     return source.with_name(source.name + ".wm")
+
+
+def first_model_file(spec: str, filenames: tuple[str, ...]) -> Path:
+    """The first of ``filenames`` the hub model repository ``spec`` has (offline: the first one cached); when none
+    is, the first one's error."""
+    errors: list[Exception] = []
+    for name in filenames:
+        try:
+            return model_file(spec, name)
+        except (FileNotFoundError, NotCached) as e:
+            errors.append(e)
+    raise errors[0]

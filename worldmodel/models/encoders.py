@@ -10,6 +10,7 @@ Interface (what the latent cache, the predictor, drift and planning use)::
 Sources (``encoder=`` of train-ac):
     ""  or  worldmodel:<file>   a `wm pretrain` checkpoint (``encoder_checkpoint``): VideoViT, our RoPE
     vjepa2:<file>               a facebookresearch/vjepa2 checkpoint converted into VideoViT (``models/vjepa2.py``)
+    vjepa2:<org>/<name>         their transformers release on the Hugging Face hub, through the hub's cache
     timm:<model name>           a timm backbone with ``encoder_weights=<file>`` (``models/timm_encoder.py``)
 
 ``read_encoder`` returns (config, weights): the config says how to rebuild it (``{"kind", ...}``) and, with the
@@ -24,7 +25,8 @@ import torch
 
 from worldmodel.models.timm_encoder import TimmFrameEncoder, from_hub
 from worldmodel.models.video_vit import build_encoder, encoder_weights
-from worldmodel.models.vjepa2 import load_vjepa2
+from worldmodel.data import hub
+from worldmodel.models.vjepa2 import hub_files, load_vjepa2, load_vjepa2_hub
 from worldmodel.utils.checkpoint import load_weights
 
 KINDS = ("worldmodel", "vjepa2", "timm")
@@ -37,7 +39,7 @@ class EncoderSpec:
 
     kind: str
     target: str
-    weights: str = ""  # timm: the local weights file
+    weights: str = ""  # timm, and vjepa2 from the hub: the local weights file (the hub cache's, for hub ids)
     img_size: int = 0  # frames resized to this before encoding (0: the source's default)
     heads: int = 0  # vjepa2: attention heads (0: from the width)
 
@@ -48,14 +50,15 @@ class EncoderSpec:
     @property
     def file(self) -> str:
         """The file holding the weights (the latent cache is keyed by it)."""
-        return self.weights if self.kind == "timm" else self.target
+        return self.weights or self.target
 
 
 def parse_spec(encoder: str, checkpoint: str = "", weights: str = "", img_size: int = 0, heads: int = 0) -> EncoderSpec:
     """``encoder=`` text (+ ``encoder_checkpoint`` for ours) -> EncoderSpec; unknown kinds fail naming them."""
     kind, _, target = (encoder or "worldmodel:").partition(":")
     if kind not in KINDS:
-        raise ValueError(f"encoder={encoder!r}; expected worldmodel:<file>, vjepa2:<file> or timm:<model name>")
+        raise ValueError(f"encoder={encoder!r}; expected worldmodel:<file>, vjepa2:<file or org/name> or "
+                         f"timm:<model name>")
     if kind == "worldmodel":
         target = target or checkpoint
         if not target:
@@ -65,13 +68,16 @@ def parse_spec(encoder: str, checkpoint: str = "", weights: str = "", img_size: 
     if kind == "timm" and target.startswith("hf-hub:") and not weights:  # a hub repository: its cached weights
         target, hub_weights = from_hub(target)
         weights = str(hub_weights)
+    local = kind != "timm" and (kind == "worldmodel" or Path(target).is_file() or not hub.hub_id(target))
+    if kind != "timm":  # the weights are the target file's, or those of the hub release it names
+        weights = "" if local else str(hub_files(target)[1][0])
     if kind == "timm" and not weights:
         raise ValueError(f"encoder={encoder}: set encoder_weights=<local weights file>, or name a hub repository "
                          f"(encoder=timm:hf-hub:<org>/<name>)")
-    for path in ([target] if kind != "timm" else []) + ([weights] if kind == "timm" else []):
+    for path in ([target] if local else [weights]):
         if not Path(path).is_file():
             raise FileNotFoundError(f"encoder {kind} weights {path}: no such file")
-    return EncoderSpec(kind, str(Path(target).resolve()) if kind != "timm" else target,
+    return EncoderSpec(kind, str(Path(target).resolve()) if local else target,
                        str(Path(weights).resolve()) if weights else "", int(img_size), int(heads))
 
 
@@ -81,7 +87,7 @@ def read_encoder(spec: EncoderSpec) -> tuple[dict, dict]:
         cfg, state = encoder_weights(spec.target)
         return {"kind": "worldmodel", "model": {**cfg, "input_size": spec.img_size}}, state
     if spec.kind == "vjepa2":
-        cfg, state = load_vjepa2(spec.target, spec.heads)
+        cfg, state = load_vjepa2_hub(spec.target, spec.heads) if spec.weights else load_vjepa2(spec.target, spec.heads)
         size = spec.img_size or VJEPA2_SIZE
         return {"kind": "vjepa2", "model": {**cfg, "img_size": size, "input_size": size,
                                              "num_frames": cfg["tubelet_size"]}}, state

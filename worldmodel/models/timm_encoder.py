@@ -30,12 +30,7 @@ def from_hub(spec: str) -> tuple[str, Path]:
         raise ValueError(f"encoder=timm:{spec}: its config.json names no architecture (not a timm model repository)")
     tag = (config.get("pretrained_cfg") or {}).get("tag")
     name = f"{config['architecture']}.{tag}" if tag else config["architecture"]
-    for filename in HUB_WEIGHTS:
-        try:
-            return name, hub.model_file(spec, filename)
-        except FileNotFoundError:
-            continue
-    raise FileNotFoundError(f"encoder=timm:{spec}: the repository has none of {', '.join(HUB_WEIGHTS)}")
+    return name, hub.first_model_file(spec, HUB_WEIGHTS)
 
 
 class TimmFrameEncoder(nn.Module):

@@ -9,13 +9,21 @@ depth, patch and tubelet sizes and MLP ratio are read from the weights' shapes; 
 in the weights and comes from the width (ViT-L 1024 -> 16, ViT-H 1280 -> 16, ViT-g 1408 -> 22) or ``heads``.
 
 Single frames are encoded as that codebase does: the frame repeated to fill one tubelet.
+
+Their Hugging Face releases (``facebook/vjepa2-vitl-fpc64-256``, transformers' ``VJEPA2Model``) hold the same
+weights under other names (``encoder.layer.N.attention.{query,key,value}`` split from ``qkv``,
+``encoder.embeddings.patch_embeddings.proj``, ``encoder.layernorm``) beside the predictor's, with the head count in
+``config.json``: :func:`from_hf_state` maps them back, :func:`load_vjepa2_hub` reads them through the hub's cache.
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import torch
+
+from worldmodel.data import hub
 
 HEADS_BY_WIDTH = {384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 22}  # their vit_small .. vit_giant_xformers
 STATE_KEYS = ("target_encoder", "encoder")  # which state dict of a training checkpoint to use, in order
@@ -72,3 +80,64 @@ def load_vjepa2(path: str | Path, heads: int = 0) -> tuple[dict, dict]:
         raise ValueError(f"V-JEPA 2 checkpoint {path}: not a dict of weights")
     state = next((blob[k] for k in STATE_KEYS if isinstance(blob.get(k), dict)), blob)
     return convert_state(state, heads, path)
+
+
+HF_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")  # a single file, or shards named by an index
+HF_RENAMES = (("encoder.embeddings.patch_embeddings.", "patch_embed."), ("encoder.layernorm.", "norm."),
+              ("encoder.layer.", "blocks."), ("attention.attention.", "attn."), (".attention.", ".attn."))
+
+
+def from_hf_state(state: dict, source: str = "checkpoint") -> dict:
+    """transformers' ``VJEPA2Model`` state dict -> their original encoder layout (``blocks.N.attn.qkv``, ...);
+    the predictor's keys (``predictor.*``) are left out: only the encoder is used."""
+    out: dict = {}
+    split: dict[str, dict[str, torch.Tensor]] = {}  # "blocks.N.attn.qkv.weight" -> {"query": ..., ...}
+    for key, value in state.items():
+        if key.startswith("predictor."):
+            continue
+        for old, new in HF_RENAMES:
+            key = key.replace(old, new)
+        m = re.match(r"(blocks\.\d+\.attn\.)(query|key|value)\.(weight|bias)$", key)
+        if m:
+            split.setdefault(f"{m[1]}qkv.{m[3]}", {})[m[2]] = value
+        else:
+            out[key] = value
+    for key, parts in split.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise ValueError(f"{source}: {key.replace('qkv', '{query,key,value}')} incomplete (has {sorted(parts)})")
+        out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)  # (3D, D) / (3D,)
+    return out
+
+
+def read_safetensors(files: list[Path]) -> dict:
+    """Tensors of one or more safetensors files, merged."""
+    from safetensors.torch import load_file
+
+    state: dict = {}
+    for f in files:
+        state.update(load_file(str(f)))
+    return state
+
+
+def hub_files(spec: str) -> tuple[dict, list[Path]]:
+    """(config.json, weights files) of a V-JEPA 2 model repository on the hub (``<org>/<name>[@revision]``,
+    transformers layout), through the hub's cache (``HF_HUB_OFFLINE=1`` honoured); refuses what does not convert."""
+    config = json.loads(hub.model_file(spec, "config.json").read_text())
+    if config.get("model_type") != "vjepa2":
+        raise ValueError(f"encoder=vjepa2:{spec}: its config.json has model_type={config.get('model_type')!r}; "
+                         f"expected 'vjepa2' (a transformers V-JEPA 2 repository)")
+    for field, expected in (("hidden_act", "gelu"), ("layer_norm_eps", 1e-6), ("use_rope", True)):
+        if config.get(field, expected) != expected:
+            raise ValueError(f"encoder=vjepa2:{spec}: config.json {field}={config[field]!r}; only {expected!r} converts")
+    weights = hub.first_model_file(spec, HF_WEIGHTS)
+    if weights.name != HF_WEIGHTS[1]:
+        return config, [weights]
+    index = json.loads(weights.read_text())
+    return config, [hub.model_file(spec, name) for name in sorted(set(index["weight_map"].values()))]
+
+
+def load_vjepa2_hub(spec: str, heads: int = 0) -> tuple[dict, dict]:
+    """A V-JEPA 2 model repository on the hub -> (VideoViTConfig fields, our state dict) (:func:`hub_files`)."""
+    config, files = hub_files(spec)
+    state = from_hf_state(read_safetensors(files), f"encoder=vjepa2:{spec}")
+    return convert_state(state, heads or int(config.get("num_attention_heads", 0)), f"encoder=vjepa2:{spec}")
