@@ -62,3 +62,25 @@ def test_wandb_offline_run_gets_the_metrics_scalars(tmp_path, monkeypatch):
 def test_an_unknown_logger_is_one_line(tmp_path, capsys):
     assert main(["pretrain", *_pretrain(tmp_path / "run", "mlflow")]) == 2
     assert "train.logger='mlflow'" in capsys.readouterr().err
+
+
+def test_wandb_offline_gets_a_table(tmp_path, monkeypatch):
+    """The pipeline's headline goes to wandb as a wandb.Table with the same columns and cells."""
+    import wandb
+    from wandb.sdk.wandb_run import Run
+
+    from worldmodel.train.loggers import make_logger
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    sent: list[dict] = []
+    log = Run.log
+    monkeypatch.setattr(Run, "log", lambda self, data, *a, **k: (sent.append(data), log(self, data, *a, **k))[1])
+    logger = make_logger("wandb", tmp_path, {"tasks": ["PointReach"]}, "pipeline", setting="logger")
+    logger.table("headline", ["task", "success"], [["PointReach", "90%"], ["TwoRoom", "60%"]])
+    logger.close()
+    table = sent[0]["headline"]
+    assert isinstance(table, wandb.Table) and table.columns == ["task", "success"]
+    assert table.data == [["PointReach", "90%"], ["TwoRoom", "60%"]]
+    with pytest.raises(ValueError, match="^logger='mlflow'"):
+        make_logger("mlflow", tmp_path, {}, "pipeline", setting="logger")

@@ -3,6 +3,7 @@ stages a changed config affects."""
 from __future__ import annotations
 
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -63,11 +64,84 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     assert plan["latent_random_encoder"]["mode"] == "pure"
     assert first["headline"]["drift"]["PointReach"]["probe_error_latent_random_encoder"] is not None
     md = Path(first["report_md"]).read_text()
-    assert "| task | model | mode | privileged inputs |" in md
-    assert "\n| PointReach | latent | pure | none |" in md and "\n| PointReach | pixel | pure | none |" in md
-    assert "\n| PointReach | latent, oracle | oracle | " in md and "success-criterion dims" in md
-    assert "\n| PointReach | latent, random-init encoder | pure | none |" in md
-    assert "drift.png" in md and "compare.png" in md
+    assert "| task | model | encoder | mode | inputs | energy | episodes | success | 95% CI | s/step |" in md
+    assert "\n| PointReach | latent | pretrained | pure | frames, proprioception, goal image |" in md
+    assert "\n| PointReach | pixel | none (pixel patches) | pure | frames, proprioception, goal image |" in md
+    assert "\n| PointReach | latent | pretrained | oracle | " in md and "success-criterion dims" in md
+    assert "\n| PointReach | latent | random init | pure | frames, proprioception, goal image |" in md
+
+
+class Outline(HTMLParser):
+    """The report's outline: headings, images (src kind) and tables in document order, scripts, visible text."""
+
+    def __init__(self):
+        super().__init__()
+        self.items: list[tuple[str, str]] = []  # ("h2", text) | ("img", src prefix) | ("table", caption)
+        self.text: list[str] = []
+        self._open: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag in ("h1", "h2", "h3", "caption"):
+            self._open = tag
+            self.items.append((tag, ""))
+        elif tag == "img":
+            self.items.append(("img", (a.get("src") or "")[:15] + " " + (a.get("alt") or "")))
+        elif tag in ("table", "script", "link", "iframe"):
+            self.items.append((tag, ""))
+
+    def handle_endtag(self, tag):
+        if tag == self._open:
+            self._open = None
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._open:
+            kind, text = self.items[-1]
+            self.items[-1] = (kind, text + data)
+
+
+def test_report_leads_with_the_result(smoke_runs):
+    """Headline chart and table first, a section per task with GIFs and drift, protocol and timings last as
+    tables; self-contained (every image embedded, no script or external file) and no raw JSON."""
+    out, first, _, _ = smoke_runs
+    page = Outline()
+    page.feed(Path(first["report"]).read_text())
+    h2 = [t for k, t in page.items if k == "h2"]
+    assert h2[0].startswith("Headline") and h2[1] == "PointReach" and h2[-2:] == ["Protocol", "Stage timings"]
+    start = page.items.index(("h2", h2[0]))
+    kinds = [k for k, _ in page.items[start + 1:]]
+    assert kinds[:3] == ["img", "table", "caption"] and "success per task" in page.items[start + 1][1]
+    task = page.items[page.items.index(("h2", "PointReach")):page.items.index(("h2", h2[2]))]
+    assert any(k == "img" and t.startswith("data:image/gif") for k, t in task)  # planned episodes
+    assert ("h3", "Drift: open-loop error vs horizon") in task and any("drift vs horizon" in t for _, t in task)
+    assert any(k == "h3" and t.startswith("Encoder ablation") for k, t in task)
+    assert all(t.startswith("data:image/") for k, t in page.items if k == "img")
+    assert not {"script", "link", "iframe"} & {k for k, _ in page.items}
+    text = "".join(page.text)
+    assert '{"' not in text and "{'" not in text and "probe_r2[" not in text
+    assert all(k != "table" or page.items[i + 1][0] == "caption" for i, (k, _) in enumerate(page.items))  # titled
+
+
+def test_pipeline_logs_the_headline_table(smoke_runs, tmp_path):
+    """logger=tensorboard: every stage reused (where metrics go changes no result), the headline table logged as
+    text and each row's success as a scalar."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from worldmodel.commands import run_command
+
+    out, first, _, _ = smoke_runs
+    again = run_command("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']",
+                                     "logger=tensorboard"])  # the third run's settings
+    assert all(s["reused"] for s in again["stages"].values())
+    events = EventAccumulator(str(out / "tb"), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    scalars = {tag: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"]}
+    plan = again["headline"]["plan"]["PointReach"]
+    assert scalars["headline/PointReach/latent, pretrained encoder (pure)"] == pytest.approx(plan["latent"]["success_rate"])
+    assert scalars["headline/PointReach/pixel (pure)"] == pytest.approx(plan["pixel"]["success_rate"])
+    text = events.Tensors("headline/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert text.startswith("| task | model | encoder |") and "| PointReach | pixel |" in text
 
 
 def test_rerun_reuses_every_stage(smoke_runs):

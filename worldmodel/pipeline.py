@@ -27,9 +27,11 @@ from worldmodel.commands import compose_config
 from worldmodel.config import CONFIG_DIR, register_schema, to_dict
 from worldmodel.data.synthetic import generate
 from worldmodel.evaluation.compare import compare
-from worldmodel.evaluation.report import build_report, last, pick
+from worldmodel.evaluation.report import HEADLINE_HEADER, build_report, headline_rows, headline_table, row_label
+from worldmodel.evaluation.report_doc import last, pick
 from worldmodel.stages import Stage, StageRunner
 from worldmodel.train.core import resolve_device
+from worldmodel.train.loggers import LOGGERS, make_logger
 from worldmodel.train.pretrain import synthetic_dirs
 
 # stage kinds, in run order
@@ -78,6 +80,8 @@ class PipelineConfig:
     pixel_probe_size: int = 16
     # GIFs per (task, model) shown in the report
     report_gifs: int = 2
+    # experiment logger of every training stage and of the headline table: none | tensorboard | wandb (offline)
+    logger: str = "none"
 
 
 register_schema("pipeline", PipelineConfig)
@@ -167,7 +171,9 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
     tasks = list(cfg.tasks)
 
     def sc(key: str, task: str | None = None) -> list[str]:
-        return [f"preset={cfg[key].preset}"] + stage_overrides(cfg[key], task)
+        trains = key in ("pretrain", "train_ac", "train_pixel") and cfg.logger != "none"
+        return [f"preset={cfg[key].preset}"] + stage_overrides(cfg[key], task) + (
+            [f"train.logger={cfg.logger}"] if trains else [])
 
     stages: list[Stage] = []
     for t in tasks:
@@ -286,9 +292,26 @@ def _rounded(x: Any) -> Any:
     return x
 
 
+def log_headline(cfg: DictConfig, root: Path, records: list[dict], tasks: list[str]) -> None:
+    """The headline table (text) and each row's success rate (scalars ``headline/<task>/<row>``) to the logger."""
+    logger = make_logger(cfg.logger, root, {"tasks": tasks}, "pipeline", setting="logger")
+    if logger is None:
+        return
+    summaries = {r["name"]: json.loads(Path(r["summary"]).read_text()) for r in records if Path(r["summary"]).is_file()}
+    rows = headline_rows(records, summaries, tasks)
+    try:
+        logger.table("headline", HEADLINE_HEADER, [[str(c) for c in row] for row in headline_table(rows)])
+        logger.log({f"headline/{r['task']}/{row_label(r)}": r["success"] for r in rows if r["success"] is not None},
+                   step=0)
+    finally:
+        logger.close()
+
+
 def run(cfg: DictConfig) -> dict:
     """Run (or continue) the whole chain and write the report; returns the pipeline summary."""
 
+    if cfg.logger not in LOGGERS:
+        raise ValueError(f"logger={cfg.logger!r}; expected one of {list(LOGGERS)}")
     root = Path(cfg.out_dir)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -304,6 +327,7 @@ def run(cfg: DictConfig) -> dict:
     paths = build_report(root, runner.records, list(cfg.tasks), title="worldmodel — main job report",
                          notes=notes, max_gifs=cfg.report_gifs)
     print(f"[pipeline] report: {Path(paths['html']).resolve()}")
+    log_headline(cfg, root, runner.records, list(cfg.tasks))
     return {"report": paths["html"], "report_md": paths["md"],
             "stages": {r["name"]: {"summary": r["summary"], "seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"],
                                    "reused": r["reused"]} for r in runner.records},

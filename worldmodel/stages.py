@@ -28,6 +28,8 @@ from worldmodel.utils.atomic import write_json
 def fingerprint(command: str, config: dict, inputs: dict[str, str], root: Path) -> str:
     """Hash of (command, resolved config without out_dir, input fingerprints); the root folder is masked."""
     cfg = {k: v for k, v in config.items() if k != "out_dir"}
+    if isinstance(cfg.get("train"), dict) and "logger" in cfg["train"]:  # where metrics also go changes no result
+        cfg["train"] = {**cfg["train"], "logger": "none"}
     text = json.dumps({"command": command, "config": cfg, "inputs": inputs}, sort_keys=True, default=str)
     text = text.replace(str(root.resolve()), "<pipeline>").replace(str(root), "<pipeline>")
     return hashlib.sha256(text.encode()).hexdigest()[:16]

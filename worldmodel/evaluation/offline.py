@@ -31,7 +31,7 @@ from omegaconf import OmegaConf  # noqa: E402
 from worldmodel.config import register_schema, require  # noqa: E402
 from worldmodel.data.formats import KeyMap, as_native  # noqa: E402
 from worldmodel.data.reader import EpisodeReader  # noqa: E402
-from worldmodel.evaluation.report import Doc  # noqa: E402
+from worldmodel.evaluation.report_doc import Doc  # noqa: E402
 from worldmodel.models.registry import load_world_model  # noqa: E402
 from worldmodel.planning.compat import check_dataset_compatible  # noqa: E402
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402

@@ -1,199 +1,123 @@
-"""The main job's report: ``report.html`` (self-contained, images embedded as base64) and ``report.md``
-(images as relative paths under ``report_assets/``).
+"""The main job's report: ``report.html`` (self-contained: images embedded, no script) and ``report.md``.
 
-Input is the pipeline's list of stage records, each a dict ``{name, command, task, model, dir, summary,
-seconds, reused}`` (``summary`` = path of the stage's summary.json). The report reads each stage's
-summary.json and metrics.jsonl and shows: stage timings, loss and collapse curves of every training stage,
-probe results of pretraining, drift plots and figures, the planning table (latent vs pixel side by side, with
-random/zero-action baselines on the same episodes) and a few GIFs. Missing figures show as "—" rather than
-failing, so a partial pipeline still gets a report.
+Input is the pipeline's list of stage records ``{name, kind, command, task, model, dir, summary, seconds, reused}``
+(``summary`` = path of the stage's summary.json). Order, result first:
+
+1. **Headline**: planning success with its 95% interval per task and row (latent model on the pretrained encoder,
+   on a random-init encoder, the pixel model, the oracle, random and zero actions), as a chart and a table naming
+   each row's encoder, inputs and energy; one sentence per task on what was compared and what it shows.
+2. **Per task**: planned episodes as GIFs (camera beside goal image), drift vs horizon (latent, random-init
+   encoder, pixel, copy-last), the encoder ablation.
+3. **Training**: pretraining probes (pretrained vs random init, per factor), predictor losses, curves.
+4. **Protocol** and **stage timings**, as tables.
+
+Missing figures show as "—" rather than failing, so a partial pipeline still gets a report.
 """
 from __future__ import annotations
 
-import base64
-import html
-import json
-import math
+import re
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+from worldmodel.evaluation.report_doc import Doc, ci_text, fmt, last, pct, pick, read_json
+from worldmodel.evaluation.report_plots import plot_curves, plot_drift, plot_headline
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from worldmodel.utils.atomic import atomic_path, write_text  # noqa: E402
-
-# metric-name prefixes plotted as curves, one panel each
-CURVE_GROUPS = ("loss/", "collapse/")
+# plan stage kind -> (model, encoder), in the headline's row order
+PLAN_ROWS = (("plan_latent", "latent", "pretrained"), ("plan_random", "latent", "random init"),
+             ("plan_pixel", "pixel", "none (pixel patches)"), ("plan_oracle", "latent", "pretrained"))
 
 
-def read_json(path: str | Path | None) -> dict:
-    """Read a JSON file, {} when absent (a stage that did not run)."""
-    if not path or not Path(path).exists():
-        return {}
-    return json.loads(Path(path).read_text())
+def energy_label(summary: dict, model: str) -> str:
+    """What ranked the plans, from a plan summary's protocol: the goal distance and any added terms."""
+    p = summary.get("protocol") or {}
+    e, sg = p.get("energy") or {}, p.get("subgoals") or {}
+    space = "pixel-patch" if model == "pixel" else "latent"
+    parts = [f"{e.get('metric', 'l1').upper()} {space} distance to the goal image"]
+    if e.get("probe_weight"):
+        parts.append(f"latent-to-state metric ×{e['probe_weight']:g}")
+    if e.get("state_weight"):
+        what = "proprioception" if summary.get("mode", "pure") == "pure" else "state"
+        parts.append(f"predicted {what} vs probe(goal) ×{e['state_weight']:g}")
+    if sg.get("enabled"):
+        parts.append(f"{sg.get('space', 'state')}-space subgoals")
+    return " + ".join(parts)
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    """Rows of a metrics.jsonl file (one dict per logged step); bad lines are skipped."""
+def headline_rows(records: list[dict], summaries: dict[str, dict], tasks: list[str]) -> list[dict]:
+    """One row per (task, planner row): model, encoder, mode, inputs, energy, episodes, success, ci, s/step;
+    random and zero actions on the same episodes close each task's rows."""
     rows: list[dict] = []
-    p = Path(path)
-    if not p.exists():
-        return rows
-    for line in p.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+    for t in tasks:
+        base: dict = {}
+        for kind, model, encoder in PLAN_ROWS:
+            rec = next((r for r in records if r.get("kind") == kind and r.get("task") == t), None)
+            s = summaries.get(rec["name"], {}) if rec else {}
+            if not s:
+                continue
+            privileged = s.get("privileged_inputs") or []
+            rows.append({"task": t, "model": model, "encoder": encoder, "mode": s.get("mode") or "pure",
+                         "inputs": "frames, proprioception, goal image" + "".join(f"; {p}" for p in privileged),
+                         "energy": energy_label(s, model), "episodes": s.get("episodes"),
+                         "success": s.get("success_rate"), "ci": s.get("success_ci95"),
+                         "seconds_per_step": pick(s, "seconds_per_plan", "seconds_per_step")})
+            base = base or s
+        for name in ("random", "zero"):
+            if base.get(f"success_rate_{name}") is not None:
+                rows.append({"task": t, "model": f"{name} actions", "encoder": "—", "mode": "—", "inputs": "none",
+                             "energy": "—", "episodes": base.get("episodes"), "success": base[f"success_rate_{name}"],
+                             "ci": base.get(f"success_ci95_{name}"), "seconds_per_step": None})
     return rows
 
 
-def pick(d: dict, *keys: str, default: Any = None) -> Any:
-    """First present key among ``keys`` (summaries of different commands name similar things differently)."""
-    for k in keys:
-        if k in d and d[k] is not None:
-            return d[k]
-    return default
+def row_label(row: dict) -> str:
+    """Short name of a headline row (chart legend, sentences)."""
+    if row["model"].endswith("actions"):
+        return row["model"]
+    enc = {"pretrained": "pretrained encoder", "random init": "random-init encoder"}.get(row["encoder"])
+    return f"{row['model']}" + (f", {enc}" if enc else "") + f" ({row['mode']})"
 
 
-def fmt(x: Any, digits: int = 3) -> str:
-    """Number formatting for tables: '—' for missing, percentages left to the caller."""
-    if x is None:
-        return "—"
-    if isinstance(x, bool):
-        return str(x)
-    if isinstance(x, (int, float)):
-        if isinstance(x, float) and not math.isfinite(x):
-            return "—"
-        return f"{x:.{digits}g}" if isinstance(x, float) else str(x)
-    if isinstance(x, (list, tuple)):
-        return "[" + ", ".join(fmt(v, digits) for v in x) + "]"
-    return str(x)
+HEADLINE_HEADER = ["task", "model", "encoder", "mode", "inputs", "energy", "episodes", "success", "95% CI", "s/step"]
 
 
-def last(x: Any) -> Any:
-    """Last element of a per-horizon list (the largest horizon), or the value itself."""
-    if isinstance(x, (list, tuple)):
-        return x[-1] if x else None
-    return x
+def headline_table(rows: list[dict]) -> list[list[Any]]:
+    """Headline rows as table cells (HEADLINE_HEADER's columns)."""
+    return [[r["task"], r["model"], r["encoder"], r["mode"], r["inputs"], r["energy"], r["episodes"], pct(r["success"]),
+             ci_text(r["ci"]), fmt(r["seconds_per_step"])] for r in rows]
 
 
-def plot_curves(records: list[dict], path: Path, title: str) -> Path | None:
-    """Training curves -> PNG (None if no data): one panel of ``loss/*`` per stage (one line per key), then one
-    panel per ``collapse/*`` key (one line per stage), since those have different scales."""
-    panels: list[tuple[str, list[tuple[str, list, list]]]] = []
-    collapse: dict[str, list[tuple[str, list, list]]] = {}
-    for rec in records:
-        rows = read_metrics(Path(rec["dir"]) / "metrics.jsonl")
-        keys = sorted({k for r in rows for k in r if k.startswith(CURVE_GROUPS)})
-        lines = []
-        for k in keys:
-            pts = [(r.get("step", i), r[k]) for i, r in enumerate(rows) if isinstance(r.get(k), (int, float))]
-            if not pts:
-                continue
-            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-            if k.startswith("loss/"):
-                lines.append((k[len("loss/"):], xs, ys))
-            else:
-                collapse.setdefault(k, []).append((rec.get("task") or rec["name"], xs, ys))
-        if lines:
-            panels.append((f"{title} {rec.get('task') or ''} loss".replace("  ", " "), lines))
-    panels += [(f"{title} {k}", lines) for k, lines in sorted(collapse.items())]
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
-    for ax, (name, lines) in zip(axes[0], panels):
-        for label, xs, ys in lines:
-            ax.plot(xs, ys, label=label, lw=1.2)
-        if name.endswith("loss") and all(y > 0 for _, _, ys in lines for y in ys):
-            ax.set_yscale("log")
-        ax.set_xlabel("step")
-        ax.set_title(name, fontsize=10)
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:  # a kill mid-write leaves the previous plot
-        fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    return path
+def _versus(a: dict | None, b: dict | None) -> str:
+    """How row ``a`` compares with row ``b`` by their 95% intervals."""
+    if not a or not b or not a.get("ci") or not b.get("ci"):
+        return ""
+    if a["ci"][0] > b["ci"][1]:
+        return f"ahead of {row_label(b)}"
+    if a["ci"][1] < b["ci"][0]:
+        return f"behind {row_label(b)}"
+    return f"not distinguishable from {row_label(b)} at this sample size (intervals overlap)"
 
 
-class Doc:
-    """Builds the HTML and markdown documents side by side."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self.html: list[str] = []
-        self.md: list[str] = []
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-        self.md.append(f"\n{'#' * level} {text}\n")
-
-    def para(self, text: str) -> None:
-        self.html.append(f"<p>{html.escape(text)}</p>")
-        self.md.append(f"{text}\n")
-
-    def table(self, header: list[str], rows: list[list[Any]]) -> None:
-        cells = [[fmt(c) if not isinstance(c, str) else c for c in row] for row in rows]
-        h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
-        self.html.append(f"<table><tr>{h}</tr>{body}</table>")
-        self.md.append("| " + " | ".join(header) + " |")
-        self.md.append("|" + "---|" * len(header))
-        self.md.extend("| " + " | ".join(row) + " |" for row in cells)
-        self.md.append("")
-
-    def save(self, title: str) -> dict:
-        """Write ``report.html`` and ``report.md`` into the root (atomically); returns their paths."""
-        html_path, md_path = self.root / "report.html", self.root / "report.md"
-        write_text(html_path, f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-                             f"</title><style>{_CSS}</style></head><body>{''.join(self.html)}</body></html>")
-        write_text(md_path, "\n".join(self.md) + "\n")
-        return {"html": str(html_path), "md": str(md_path)}
-
-    def image(self, path: str | Path | None, alt: str, width: int | None = None) -> None:
-        """Embed an image (PNG or GIF) as base64 in the HTML; relative path in the markdown."""
-        if not path or not Path(path).exists():
-            return
-        p = Path(path)
-        mime = "image/gif" if p.suffix.lower() == ".gif" else "image/png"
-        data = base64.b64encode(p.read_bytes()).decode("ascii")
-        w = f' width="{width}"' if width else ""
-        self.html.append(f'<img alt="{html.escape(alt)}" src="data:{mime};base64,{data}"{w}/>')
-        try:
-            rel = p.resolve().relative_to(self.root.resolve())
-        except ValueError:
-            rel = p.resolve()
-        self.md.append(f"![{alt}]({rel.as_posix()})\n")
+def task_sentence(task: str, rows: list[dict]) -> str:
+    """One sentence per task: what was compared, on what, and what the intervals say."""
+    own = [r for r in rows if r["task"] == task]
+    if not own:
+        return f"{task}: no planning stage ran."
+    get = lambda model, enc: next((r for r in own if r["model"] == model and r["encoder"] == enc  # noqa: E731
+                                   and r["mode"] == "pure"), None)
+    main, rand, pix = get("latent", "pretrained"), get("latent", "random init"), get("pixel", "none (pixel patches)")
+    said = "; ".join(f"{row_label(r)} {pct(r['success'])} {ci_text(r['ci'])}" for r in own)
+    verdicts = [v for v in (_versus(main, rand), _versus(main, pix)) if v]
+    tail = f" The pretrained-encoder latent model is {' and '.join(verdicts)}." if main and verdicts else ""
+    return (f"{task}: {own[0]['episodes']} episodes per row from the same start states and goal images — "
+            f"{said}.{tail}")
 
 
-_CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
-        "table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid #bbb;padding:3px 8px;"
-        "text-align:right;font-size:13px}th{background:#eee}img{margin:4px;image-rendering:pixelated}")
-
-
-def _pct(v: Any) -> str:
-    return "—" if v is None else f"{100 * v:.0f}%"
-
-
-def _ci(s: dict) -> str:
-    ci = pick(s, "success_ci95", "success_ci", "ci95")
-    return f"[{100 * ci[0]:.0f}, {100 * ci[1]:.0f}]" if isinstance(ci, (list, tuple)) and len(ci) == 2 else "—"
-
-
-PLAN_HEADER = ["task", "model", "mode", "privileged inputs", "episodes", "success", "95% CI", "random", "zero",
-               "s/step", "final dist"]
-
-
-def plan_row(task: str, model: str, s: dict) -> list[Any]:
-    """One planning-table row: a plan stage with what it saw, beside random and zero actions on its episodes."""
-    privileged = s.get("privileged_inputs")
-    return [task, model, s.get("mode") or "—", "; ".join(privileged) if privileged else "none",
-            pick(s, "episodes"), _pct(pick(s, "success_rate")), _ci(s), _pct(pick(s, "success_rate_random")),
-            _pct(pick(s, "success_rate_zero")), fmt(pick(s, "seconds_per_plan")), fmt(pick(s, "final_distance"))]
+PRETRAIN_ROWS = (("attentive probe R², features", "probe_r2"), ("attentive probe R², features + token coordinates",
+                 "probe_r2_coords"), ("ridge probe R²", "probe_r2_ridge"), ("effective rank", "effective_rank"))
+AC_COLUMNS = (("steps", "steps"), ("final train loss", "final_loss"), ("val loss, teacher forcing", "val_loss_tf"),
+              ("val loss, rollout", "val_loss_rollout"), ("val loss, copy last frame", "val_loss_copy_last"),
+              ("val state loss", "val_loss_state_tf"), ("parameters", "parameters"), ("tokens per frame",
+              "tokens_per_frame"), ("seconds", "seconds"))
 
 
 def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], title: str = "worldmodel report",
@@ -201,8 +125,8 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
     """Write ``out_dir/report.html`` and ``out_dir/report.md`` from the pipeline's stage records.
 
     Args:
-        out_dir: report folder (assets go to ``out_dir/report_assets``).
-        records: stage records ``{name, command, task, model, dir, summary, seconds, reused}``.
+        out_dir: report folder (figures go to ``out_dir/report_assets``).
+        records: stage records ``{name, kind, command, task, model, dir, summary, seconds, reused}``.
         tasks: task names in display order.
         notes: free lines shown under the title (e.g. preset, total time).
         max_gifs: GIFs shown per (task, model).
@@ -213,85 +137,123 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
     assets = root / "report_assets"
     assets.mkdir(parents=True, exist_ok=True)
     summaries = {r["name"]: read_json(r.get("summary")) for r in records}
-    by_cmd = lambda cmd: [r for r in records if r["command"] == cmd]  # noqa: E731
+    stage = lambda kind, task=None: next((r for r in records  # noqa: E731
+                                          if r.get("kind") == kind and r.get("task") == task), None)
+    summary = lambda kind, task=None: summaries.get((stage(kind, task) or {}).get("name"), {})  # noqa: E731
     doc = Doc(root)
     doc.heading(title, 1)
     for line in notes or []:
         doc.para(line)
 
-    doc.heading("Stages")
-    doc.table(["stage", "command", "seconds", "CPU seconds", "reused"],
-              [[r["name"], r["command"], fmt(r.get("seconds"), 4), fmt(r.get("cpu_seconds"), 4),
-                str(bool(r.get("reused")))] for r in records])
+    rows = headline_rows(records, summaries, tasks)
+    doc.heading("Headline: goal reaching from pixels", anchor="headline")
+    bars = {t: [(row_label(r), r["success"], r["ci"]) for r in rows if r["task"] == t] for t in tasks}
+    doc.image(plot_headline(bars, assets / "headline.png"), "planning success per task and row")
+    doc.table(HEADLINE_HEADER, headline_table(rows), caption="Planning success per task, model, encoder and energy "
+              "(95% Wilson intervals; s/step: seconds per batched replanning step)", css_class="headline")
+    doc.items([task_sentence(t, rows) for t in tasks])
 
-    doc.heading("Pretraining")
-    for r in by_cmd("pretrain"):
+    for t in tasks:
+        _task_section(doc, t, summary, assets, max_gifs)
+    _training_section(doc, records, summaries, assets)
+    _protocol_section(doc, tasks, summary)
+    doc.heading("Stage timings", anchor="timings")
+    doc.table(["stage", "command", "seconds", "CPU seconds", "reused from an earlier run"],
+              [[r["name"], r["command"], fmt(r.get("seconds"), 4), fmt(r.get("cpu_seconds"), 4), bool(r.get("reused"))]
+               for r in records], caption="Every stage of the pipeline, in run order")
+    return doc.save(title)
+
+
+def _gif_caption(path: str, label: str) -> str:
+    m = re.search(r"episode_(\d+)_(\w+)\.gif$", str(path))
+    outcome = {"success": "reached the goal", "fail": "did not reach the goal"}.get(m[2], m[2]) if m else ""
+    return f"{label}, episode {int(m[1]) if m else '?'}: {outcome}. Left: camera; right: goal image."
+
+
+def _task_section(doc: Doc, task: str, summary, assets: Path, max_gifs: int) -> None:
+    """Per task: planned episodes, drift vs horizon, the encoder ablation."""
+    doc.heading(task, anchor=f"task-{task}")
+    figures = [(g, _gif_caption(g, label)) for kind, label in (("plan_latent", "latent, pretrained encoder"),
+                                                               ("plan_pixel", "pixel model"))
+               for g in list(summary(kind, task).get("gifs") or [])[:max_gifs]]
+    if figures:
+        doc.heading("Planned episodes", 3)
+        doc.gallery(figures, width=260)
+    d, c, r = summary("drift", task), summary("compare", task), summary("drift_random", task)
+    if d:
+        doc.heading("Drift: open-loop error vs horizon", 3)
+        lines = [("latent, pretrained encoder", d.get("probe_error"), "o-"),
+                 ("latent, random-init encoder", r.get("probe_error"), "s--"),
+                 ("pixel model (frames encoded, same probe)", d.get("probe_error_pixel"), "^-"),
+                 ("pixel model (probe on pixels)", c.get("probe_error_pixel_direct"), "v:"),
+                 ("copy the last frame", d.get("probe_error_copy_last"), "k-.")]
+        doc.image(plot_drift(task, list(d.get("horizons") or []), lines, assets / f"drift_{task}.png"),
+                  f"drift vs horizon, {task}", width=760)
+        doc.table(["at horizon " + fmt(last(d.get("horizons"))), "state-probe error"],
+                  [[label, fmt(last(ys))] for label, ys, _ in lines if ys],
+                  caption="State-probe error at the largest horizon (lower is better)")
+    if r:
+        doc.heading("Encoder ablation: the same predictor, data and budget on a random-init encoder", 3)
+        ac, ac_r = summary("train_ac", task), summary("train_ac_random", task)
+        plan, plan_r = summary("plan_latent", task), summary("plan_random", task)
+        doc.table(["encoder", "val loss, rollout", "drift at largest horizon", "planning success", "95% CI"],
+                  [["pretrained", fmt(ac.get("val_loss_rollout")), fmt(last(d.get("probe_error"))),
+                    pct(plan.get("success_rate")), ci_text(plan.get("success_ci95"))],
+                   ["random init", fmt(ac_r.get("val_loss_rollout")), fmt(last(r.get("probe_error"))),
+                    pct(plan_r.get("success_rate")), ci_text(plan_r.get("success_ci95"))]],
+                  caption=f"{task}: pretrained vs random-init encoder")
+
+
+def _training_section(doc: Doc, records: list[dict], summaries: dict, assets: Path) -> None:
+    """Pretraining probes and curves, then the predictors' losses and curves."""
+    doc.heading("Training", anchor="training")
+    for r in [r for r in records if r.get("kind") == "pretrain"]:
         s = summaries[r["name"]]
-        rows = [[k, pick(s, k)] for k in ("steps", "final_loss", "probe_r2", "probe_r2_random_init",
-                                          "ridge_r2", "ridge_r2_random_init", "effective_rank", "embed_dim",
-                                          "bad_videos") if k in s]
-        if isinstance(s.get("probe_r2_per_factor"), dict):
-            rows += [[f"probe_r2[{k}]", v] for k, v in s["probe_r2_per_factor"].items()]
-        doc.table(["figure", "value"], [[k, fmt(v, 4)] for k, v in rows])
-        doc.image(plot_curves([r], assets / f"curves_{r['name']}.png", "pretrain"), "pretrain curves")
-
-    for cmd, label in (("train-ac", "Latent action-conditioned predictor"), ("train-pixel", "Pixel baseline")):
-        recs = by_cmd(cmd)
+        doc.heading("Pretraining (V-JEPA)", 3)
+        doc.para(f"{fmt(s.get('steps'))} steps, final loss {fmt(s.get('final_loss'))}, regularizer "
+                 f"{s.get('regularizer', '—')}, width {fmt(s.get('embed_dim'))}, {fmt(s.get('videos'))} videos "
+                 f"({fmt(s.get('bad_videos'))} unreadable).")
+        probe_rows = [[label, fmt(s.get(key)), fmt(s.get(f"{key}_random_init"))] for label, key in PRETRAIN_ROWS
+                      if key in s]
+        if probe_rows:
+            doc.table(["figure", "pretrained", "random init"], probe_rows,
+                      caption="Probes on frozen features: the pretrained encoder vs the same architecture at random init")
+        per, per_r = s.get("probe_r2_per_factor") or {}, s.get("probe_r2_per_factor_random_init") or {}
+        if per:
+            doc.table(["factor of variation", "R², pretrained", "R², random init"],
+                      [[k, fmt(v), fmt(per_r.get(k))] for k, v in per.items()],
+                      caption="Attentive-probe R² per factor of the synthetic videos")
+        doc.image(plot_curves([r], assets / f"curves_{r['name']}.png", "pretrain"), "pretraining curves")
+    for kind, label in (("train_ac", "Latent action-conditioned predictor"), ("train_pixel", "Pixel baseline"),
+                        ("train_ac_random", "Latent predictor on the random-init encoder")):
+        recs = [r for r in records if r.get("kind") == kind]
         if not recs:
             continue
-        doc.heading(f"{label} ({cmd})")
-        keys = ("steps", "final_loss", "val_loss_tf", "val_loss_rollout", "val_loss_copy_last",
-                "val_loss_state_tf", "parameters", "params_ratio", "tokens_per_frame", "seconds")
-        header = ["task"] + [k for k in keys if any(k in summaries[r["name"]] for r in recs)]
-        doc.table(header, [[r.get("task") or "—"] + [fmt(summaries[r["name"]].get(k), 4) for k in header[1:]]
-                           for r in recs])
-        doc.image(plot_curves(recs, assets / f"curves_{cmd}.png", cmd), f"{cmd} curves")
+        doc.heading(label, 3)
+        cols = [(h, k) for h, k in AC_COLUMNS if any(k in summaries[r["name"]] for r in recs)]
+        doc.table(["task"] + [h for h, _ in cols],
+                  [[r.get("task") or "—"] + [fmt(summaries[r["name"]].get(k), 4) for _, k in cols] for r in recs],
+                  caption=f"{label}: losses on held-out episodes")
+        doc.image(plot_curves(recs, assets / f"curves_{kind}.png", kind.replace("_", "-")), f"{label} curves")
 
-    doc.heading("Drift: open-loop error vs horizon")
-    drift_rows = []
-    compare = {r.get("task"): summaries[r["name"]] for r in by_cmd("compare")}
-    for r in by_cmd("drift"):
-        own = r.get("model") is None  # the main latent model's drift; the pixel comparison belongs to it
-        s = {**summaries[r["name"]], **(compare.get(r.get("task"), {}) if own else {})}
-        drift_rows.append([r.get("task") or "—", r.get("model") or "latent", fmt(last(s.get("horizons"))),
-                           fmt(last(s.get("probe_error")), 3), fmt(last(s.get("probe_error_pixel")), 3),
-                           fmt(last(s.get("probe_error_pixel_direct")), 3),
-                           fmt(last(s.get("probe_error_copy_last")), 3),
-                           fmt(last(s.get("latent_rel_error")), 3), fmt(last(s.get("pixel_error")), 3),
-                           fmt(last(s.get("pixel_error_copy_last")), 3)])
-    if drift_rows:
-        doc.para("State-probe error at the largest horizon (lower is better): the latent model read by the "
-                 "latent ridge probe; the pixel model's predicted frames encoded by the frozen encoder and read "
-                 "by the same probe; the pixel model read by a probe fit on pixels; copying the last context "
-                 "frame. Pixel error is mean |x_hat - x| on normalized pixels.")
-        doc.table(["task", "encoder / model", "H", "probe err latent", "probe err pixel", "probe err pixel (pixel probe)",
-                   "probe err copy-last", "latent rel err", "pixel err", "pixel err copy-last"], drift_rows)
-    for r in by_cmd("drift"):
-        s = {**summaries[r["name"]], **(compare.get(r.get("task"), {}) if r.get("model") is None else {})}
-        for key in ("plot_compare", "plot"):
-            if s.get(key):
-                doc.image(s[key], f"drift {r.get('task')} {r.get('model') or ''} ({key})", width=520)
 
-    doc.heading("Planning: goal reaching (CEM + MPC)")
-    plan_recs = by_cmd("plan")
-    rows = [plan_row(t, r.get("model") or "latent", summaries[r["name"]]) for t in tasks for r in plan_recs
-            if r.get("task") == t]
+def _protocol_section(doc: Doc, tasks: list[str], summary) -> None:
+    """Each task's planning protocol as a table: episodes, budget, goal, success criterion, planner."""
+    rows = []
+    for t in tasks:
+        s = summary("plan_latent", t)
+        p = s.get("protocol") or {}
+        if not p:
+            continue
+        pl = p.get("planner") or {}
+        rows.append([t, p.get("env_id") or p.get("env") or "—", s.get("episodes"), p.get("budget"),
+                     p.get("goal_offset"), p.get("criterion") or "—",
+                     f"{pl.get('name', '—')}: horizon {pl.get('horizon')}, {pl.get('samples')} samples, "
+                     f"{pl.get('elites')} elites, {pl.get('iterations')} iterations",
+                     p.get("execute_steps"), p.get("resolution"), p.get("precision") or "—",
+                     f"{p['seeds'][0]}–{p['seeds'][-1]}" if p.get("seeds") else "—"])
     if rows:
-        doc.para("Every row plans on the same start seeds and goals of its task, beside random and zero actions; "
-                 "success rate with its 95% (Wilson) interval; seconds per batched replanning step; mean final "
-                 "state distance to the goal. Pure rows see frames, the agent's proprioception and the goal image "
-                 "only; oracle rows list what else they used.")
-        doc.table(PLAN_HEADER, rows)
-    protocol = next((summaries[r["name"]].get("protocol") for r in plan_recs
-                     if summaries[r["name"]].get("protocol")), None)
-    if protocol:
-        doc.para("Protocol: " + json.dumps(protocol, default=str)[:600])
-
-    gif_recs = [r for r in plan_recs if pick(summaries[r["name"]], "gifs", default=[])]
-    if gif_recs:
-        doc.heading("Episodes (observation | goal)")
-        for r in gif_recs:
-            for g in list(summaries[r["name"]]["gifs"])[:max_gifs]:
-                doc.image(g, f"{r.get('task')} {r.get('model')}", width=192)
-
-    return doc.save(title)
+        doc.heading("Protocol", anchor="protocol")
+        doc.table(["task", "environment", "episodes", "budget (env steps)", "goal offset (steps)", "success",
+                   "planner", "steps executed per plan", "frame size (px)", "precision", "seeds"], rows,
+                  caption="How each task was planned and judged (the same for every row of the task)")

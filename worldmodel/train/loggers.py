@@ -1,5 +1,6 @@
 """Experiment loggers: the scalars every trainer writes to ``metrics.jsonl``, sent to TensorBoard or Weights &
-Biases too (``train.logger=tensorboard|wandb``; ``none``, the default, keeps ``metrics.jsonl`` alone).
+Biases too (``train.logger=tensorboard|wandb``; ``none``, the default, keeps ``metrics.jsonl`` alone); ``wm
+pipeline logger=...`` sets it for every training stage and logs the headline table (text and success scalars).
 
 - ``tensorboard``: event files under ``out_dir/tb`` (``pip install worldmodel[tensorboard]``).
 - ``wandb``: a run in ``out_dir/wandb``, offline unless ``WANDB_MODE`` says otherwise (offline needs no account;
@@ -20,6 +21,9 @@ class MetricLogger(Protocol):
     def log(self, metrics: dict[str, float], step: int) -> None:
         """Record scalars at ``step``."""
 
+    def table(self, name: str, header: list[str], rows: list[list[str]]) -> None:
+        """Record a table of text cells (the pipeline's headline)."""
+
     def close(self) -> None:
         """Flush and finish."""
 
@@ -33,6 +37,10 @@ class TensorBoardLogger:
     def log(self, metrics: dict[str, float], step: int) -> None:
         for k, v in metrics.items():
             self.writer.add_scalar(k, v, step)
+
+    def table(self, name: str, header: list[str], rows: list[list[str]]) -> None:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        self.writer.add_text(name, "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]), 0)
 
     def close(self) -> None:
         self.writer.close()
@@ -50,19 +58,24 @@ class WandbLogger:
     def log(self, metrics: dict[str, float], step: int) -> None:
         self.run.log(metrics, step=step)
 
+    def table(self, name: str, header: list[str], rows: list[list[str]]) -> None:
+        import wandb
+
+        self.run.log({name: wandb.Table(columns=header, data=rows)})
+
     def close(self) -> None:
         self.run.finish()
 
 
-def make_logger(name: str, out_dir: Path, config: dict, kind: str) -> MetricLogger | None:
+def make_logger(name: str, out_dir: Path, config: dict, kind: str, setting: str = "train.logger") -> MetricLogger | None:
     """The logger named ``name`` (None for ``none``); one line naming the setting when unknown or not installed."""
     if name not in LOGGERS:
-        raise ValueError(f"train.logger={name!r}; expected one of {list(LOGGERS)}")
+        raise ValueError(f"{setting}={name!r}; expected one of {list(LOGGERS)}")
     if name == "none":
         return None
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         return TensorBoardLogger(out_dir) if name == "tensorboard" else WandbLogger(out_dir, config, kind)
     except ImportError as e:
-        raise ValueError(f"train.logger={name}: {e.name or name} is not installed "
+        raise ValueError(f"{setting}={name}: {e.name or name} is not installed "
                          f"(pip install 'worldmodel[{name}]')") from None
