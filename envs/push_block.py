@@ -5,7 +5,8 @@ moves; its floor friction is modelled as joint damping, so it stops shortly afte
 State (S=11): ``[pusher_x, pusher_y, block_x, block_y, cos(4*angle), sin(4*angle), pusher_vx, pusher_vy,
 block_vx, block_vy, block_angular_velocity]``. The block angle enters as cos/sin of 4x the angle: a square
 looks the same every quarter turn, so this is continuous, bounded and a function of the image (a raw hinge
-angle would grow without bound and differ between identical-looking frames). Action (A=2) in [-1, 1]^2: pusher force, terminal velocity 1.6 * action
+angle would grow without bound and differ between identical-looking frames).
+Action (A=2) in [-1, 1]^2: pusher force, terminal velocity 1.6 * action
 units/s when free (~0.08 per step), about 1.0 while pushing the block.
 
 Success: the block centre is within 0.15 (~4.4 px at 64x64) of the goal block centre. The criterion is

@@ -19,7 +19,8 @@ finished before it are on disk, planning phases and pipeline stages finished bef
 A file counts as ``identical`` (same bytes), ``same content`` (checkpoints: every tensor equal; npz: every array
 equal; mp4: every decoded frame equal; json/jsonl: equal after dropping wall-clock fields such as ``seconds``,
 ``time``, ``frames_per_s``, and the fields that say what this invocation did: ``start_step``, ``new_episodes``,
-``latent_cache_hit``, a pipeline stage's ``reused``), or ``differs`` (listed with the reason). Writes ``<out>/kill_report.json`` and
+``latent_cache_hit``, a pipeline stage's ``reused``), or ``differs`` (listed with the reason).
+Writes ``<out>/kill_report.json`` and
 prints a table. Needs nothing but the project; runs on CPU.
 """
 from __future__ import annotations
@@ -55,7 +56,8 @@ def stages(inputs: Path, work: Path, sig: str = "KILL") -> dict[str, list[str]]:
     train = [f"train.ckpt_every={2 if kill else 0}", "train.log_every=1", "train.resume=true"]
     pre, ac, eps = (8, 12, 8) if kill else (150, 300, 24)
     return {
-        "collect": ["collect", "preset=smoke", f"episodes={eps}", "workers=2", "resolution=32", f"out_dir={work / 'collect'}"],
+        "collect": ["collect", "preset=smoke", f"episodes={eps}", "workers=2", "resolution=32",
+                    f"out_dir={work / 'collect'}"],
         "pretrain": ["pretrain", "preset=smoke", f"data.synthetic_dir={work / 'pretrain' / 'synthetic'}",
                      f"train.steps={pre}", f"out_dir={work / 'pretrain'}", *train],
         "train-ac": ["train-ac", "preset=smoke", "bootstrap=false", f"dataset={inputs / 'data'}",

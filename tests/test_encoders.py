@@ -92,7 +92,8 @@ def test_timm_encode_images_resizes_and_normalizes(tmp_path):
                                         align_corners=False, antialias=True)
     want = enc.tokens((x - enc.mean) / enc.std)
     assert enc.patch_grid(48, 48) == (2, 2) and torch.allclose(enc.encode_images(frames), want)
-    config, state = read_encoder(parse_spec("timm:vit_tiny_patch16_224", weights=str(tmp_path / "vit_tiny_patch16_224.pth"),
+    weights = str(tmp_path / "vit_tiny_patch16_224.pth")
+    config, state = read_encoder(parse_spec("timm:vit_tiny_patch16_224", weights=weights,
                                             img_size=32))
     rebuilt = build_frame_encoder(config, state, "test")
     assert torch.equal(rebuilt.encode_images(frames), enc.encode_images(frames))

@@ -22,7 +22,8 @@ class QuirkEnv(gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, render_mode=None, obs="array", nan_at=-1, no_frame=False, discrete=False, radius=0.15):
-        self.render_mode, self.kind, self.nan_at, self.no_frame, self.radius = render_mode, obs, nan_at, no_frame, radius
+        self.render_mode, self.kind, self.nan_at = render_mode, obs, nan_at
+        self.no_frame, self.radius = no_frame, radius
         self.action_space = gym.spaces.Discrete(4) if discrete else gym.spaces.Box(-1, 1, (2,), np.float64)
         box = gym.spaces.Box(-2, 2, (2,), np.float64)
         self.observation_space = gym.spaces.Dict({"agent": box, "target": box}) if obs == "dict" else box
@@ -150,7 +151,8 @@ def test_foreign_env_named_like_ours_gets_no_scripted_policy():
         run_command("collect", ["preset=smoke", "env.id=quirks/TwoRoomEnv-v0", "policy=scripted", "out_dir=/tmp/x"])
 
 
-@pytest.mark.parametrize("kw, culprit", [({"nan_at": 1}, "non-finite"), ({"no_frame": True}, r"render\(\) returned None"),
+@pytest.mark.parametrize("kw, culprit", [({"nan_at": 1}, "non-finite"),
+                                         ({"no_frame": True}, r"render\(\) returned None"),
                                          ({"discrete": True}, "not supported")])
 def test_broken_envs_fail_with_one_line(kw, culprit):
     with pytest.raises(ValueError, match=culprit) as e:

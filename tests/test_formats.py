@@ -216,8 +216,10 @@ def _lerobot_v3_many_files(root, eps: list[dict], fps: float = 10) -> None:
         meta.setdefault(meta_file[i], []).append({
             "episode_index": i, "length": n, "tasks": [""], "dataset_from_index": start, "dataset_to_index": start + n,
             "data/chunk_index": data_file[i][0], "data/file_index": data_file[i][1],
-            f"videos/{DEFAULT_IMAGE}/chunk_index": video_file[i][0], f"videos/{DEFAULT_IMAGE}/file_index": video_file[i][1],
-            f"videos/{DEFAULT_IMAGE}/from_timestamp": offset / fps, f"videos/{DEFAULT_IMAGE}/to_timestamp": (offset + n) / fps,
+            f"videos/{DEFAULT_IMAGE}/chunk_index": video_file[i][0],
+            f"videos/{DEFAULT_IMAGE}/file_index": video_file[i][1],
+            f"videos/{DEFAULT_IMAGE}/from_timestamp": offset / fps,
+            f"videos/{DEFAULT_IMAGE}/to_timestamp": (offset + n) / fps,
             "meta/episodes/chunk_index": meta_file[i][0], "meta/episodes/file_index": meta_file[i][1]})
         start += n
     for (c, f), cols in rows.items():

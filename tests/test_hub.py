@@ -124,8 +124,11 @@ def _vjepa2_hf_repo(tmp_path: Path) -> tuple[Path, dict]:
     hf = {"predictor.embeddings.mask_tokens": torch.zeros(2, 1, 1, 8)}
     for key, value in blob["checkpoint"]["encoder"].items():
         key = key.removeprefix("module.backbone.")
-        key = (key.replace("patch_embed.", "encoder.embeddings.patch_embeddings.").replace("norm.", "encoder.layernorm.")
-               if not key.startswith("blocks.") else "encoder.layer." + key[len("blocks."):].replace("attn.", "attention."))
+        if key.startswith("blocks."):
+            key = "encoder.layer." + key[len("blocks."):].replace("attn.", "attention.")
+        else:
+            key = key.replace("patch_embed.", "encoder.embeddings.patch_embeddings.")
+            key = key.replace("norm.", "encoder.layernorm.")
         if ".qkv." in key:
             for name, part in zip(("query", "key", "value"), value.chunk(3, dim=0)):
                 hf[key.replace("qkv", name)] = part.contiguous()

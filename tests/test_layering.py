@@ -1,7 +1,10 @@
 """The house plan holds: data flows one way (data -> models -> train -> planning -> evaluation -> pipeline/cli),
+through ``import``, ``from worldmodel import x`` and ``importlib`` alike; no import cycle, within a layer either;
 project imports sit at module level, and every source file stays small."""
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,16 +37,22 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+IMPORTERS = ("import_module", "__import__")  # importlib.import_module("worldmodel.x"), __import__("worldmodel.x")
+
+
 def project_imports(tree: ast.AST):
-    """(imported module, line, at module level?) for every import of a project module."""
+    """(imported module or name, line, at module level?) for every import of a project module: ``import a.b``,
+    ``from a import b`` (as ``a.b``: ``from worldmodel import pipeline`` is an import of ``worldmodel.pipeline``) and
+    importlib calls with a literal module name."""
     top = {id(n) for n in tree.body}
     for node in ast.walk(tree):
         names = []
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            names = [n for n in names if layer(n) is not None][:1] or []
+            names = [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) in IMPORTERS:
+            names = [a.value for a in node.args[:1] if isinstance(a, ast.Constant) and isinstance(a.value, str)]
         for name in names:
             if layer(name) is not None:
                 yield name, node.lineno, id(node) in top
@@ -70,13 +79,71 @@ def test_no_module_imports_a_layer_above_it():
     assert back_edges(sources()) == []
 
 
-def test_the_check_catches_a_back_edge(tmp_path):
+@pytest.mark.parametrize("line", ["from worldmodel.planning.mpc import run_episodes", "from worldmodel import pipeline",
+                                  "import importlib\nimportlib.import_module('worldmodel.planning.mpc')"])
+def test_the_check_catches_a_back_edge(line):
     bad = ROOT / "worldmodel" / "models" / "_probe_back_edge.py"
     try:
-        bad.write_text("from worldmodel.planning.mpc import run_episodes\n")
+        bad.write_text(line + "\n")
         assert len(back_edges([bad])) == 1
     finally:
         bad.unlink()
+
+
+def owner(name: str, modules: set[str]) -> str | None:
+    """The project module an imported name belongs to (``a.b.func`` -> ``a.b``), None outside the project."""
+    while name and name not in modules:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def cycles(files) -> list[list[str]]:
+    """Import cycles among the project's modules (strongly connected components of more than one module)."""
+    modules = {module_name(p): p for p in files}
+    graph = {m: {o for n, _, _ in project_imports(ast.parse(p.read_text())) if (o := owner(n, set(modules))) and o != m}
+             for m, p in modules.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(m: str) -> None:  # Tarjan's algorithm
+        index[m] = low[m] = len(index)
+        stack.append(m)
+        for o in graph[m]:
+            if o not in index:
+                visit(o)
+                low[m] = min(low[m], low[o])
+            elif o in stack:
+                low[m] = min(low[m], index[o])
+        if low[m] == index[m]:
+            comp = []
+            while True:
+                comp.append(stack.pop())
+                if comp[-1] == m:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for m in sorted(graph):
+        if m not in index:
+            visit(m)
+    return found
+
+
+def test_no_import_cycles():
+    assert cycles(sources()) == []
+
+
+def test_the_check_catches_a_cycle(tmp_path):
+    a, b = ROOT / "worldmodel" / "models" / "_probe_a.py", ROOT / "worldmodel" / "models" / "_probe_b.py"
+    try:
+        a.write_text("from worldmodel.models._probe_b import x\n")
+        b.write_text("from worldmodel.models import _probe_a\n")
+        assert cycles(sources()) == [["worldmodel.models._probe_a", "worldmodel.models._probe_b"]]
+    finally:
+        a.unlink()
+        b.unlink()
 
 
 def test_project_imports_are_at_module_level():

@@ -28,11 +28,11 @@ def test_mask_ratios_short_and_long():
         (cs, ts), (cl, tl) = sample_masks(4, GRID, MaskConfig(), g)
         short.append(ts.shape[1] / N)
         long.append(tl.shape[1] / N)
-    s, l = sum(short) / len(short), sum(long) / len(long)
+    s, lg = sum(short) / len(short), sum(long) / len(long)
     # 8 boxes of 15% -> roughly 55-80% masked; 2 boxes of 70% -> 70-95% masked
     assert 0.4 < s < 0.85, s
-    assert 0.65 < l < 0.97, l
-    assert l > s
+    assert 0.65 < lg < 0.97, lg
+    assert lg > s
 
 
 def test_blocks_span_all_frames():

@@ -138,7 +138,8 @@ def test_pipeline_logs_the_headline_table(smoke_runs, tmp_path):
     events.Reload()
     scalars = {tag: events.Scalars(tag)[0].value for tag in events.Tags()["scalars"]}
     plan = again["headline"]["plan"]["PointReach"]
-    assert scalars["headline/PointReach/latent, pretrained encoder (pure)"] == pytest.approx(plan["latent"]["success_rate"])
+    latent = scalars["headline/PointReach/latent, pretrained encoder (pure)"]
+    assert latent == pytest.approx(plan["latent"]["success_rate"])
     assert scalars["headline/PointReach/pixel (pure)"] == pytest.approx(plan["pixel"]["success_rate"])
     text = events.Tensors("headline/text_summary")[0].tensor_proto.string_val[0].decode()
     assert text.startswith("| task | model | encoder |") and "| PointReach | pixel |" in text

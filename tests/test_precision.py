@@ -27,7 +27,8 @@ def test_bf16_rollout_tracks_float32():
                             state_dim=3, residual=False, global_head=True)
     m = ACPredictor(cfg).eval()
     g = torch.Generator().manual_seed(1)
-    z, a, s = torch.randn(6, 1, 4, 16, generator=g), torch.randn(6, 5, 4, generator=g), torch.randn(6, 1, 3, generator=g)
+    z, a = torch.randn(6, 1, 4, 16, generator=g), torch.randn(6, 5, 4, generator=g)
+    s = torch.randn(6, 1, 3, generator=g)
     with torch.no_grad():
         ref_z, ref_s = m.rollout(z, a, s)
         with torch.autocast("cpu", dtype=torch.bfloat16):

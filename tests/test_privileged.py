@@ -99,8 +99,9 @@ def test_plans_ignore_non_proprio_state(pushblock_model, tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(PlannerController, "__call__", recording)
-    args = ["preset=smoke", f"checkpoint={ckpt}", "episodes=3", "goal_offset=50", "budget=6", "gifs=0", "baselines=false",
-            "energy.state_weight=1", "energy.probe_weight=0.5", "subgoals.enabled=true", "energy.probe_episodes=6"]
+    args = ["preset=smoke", f"checkpoint={ckpt}", "episodes=3", "goal_offset=50", "budget=6", "gifs=0",
+            "baselines=false", "energy.state_weight=1", "energy.probe_weight=0.5", "subgoals.enabled=true",
+            "energy.probe_episodes=6"]
     key = "true"
     s_true = run_command("plan", args + [f"probe_dataset={data}", f"out_dir={tmp_path / 'a'}"])
     key = "hidden"

@@ -67,7 +67,8 @@ def test_resume_is_exact(tmp_path):
     for a, b in zip(model.parameters(), full_model.parameters()):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(ema.weight, full_ema.weight)
-    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    lines = (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in lines]
     assert steps == list(range(12)), "metrics.jsonl must hold each step once after a resume"
 
 

@@ -33,7 +33,8 @@ def test_normalize_frames_shape_and_values():
     x = torch.full((2, 5, 4, 4, 3), 255, dtype=torch.uint8)
     y = normalize_frames(x)
     assert y.shape == (2, 5, 3, 4, 4) and y.dtype == torch.float32
-    assert torch.allclose(y[0, 0, :, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225]))
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    assert torch.allclose(y[0, 0, :, 0, 0], (1 - mean) / std)
 
 
 def test_synthetic_factors_match_frames(videos):

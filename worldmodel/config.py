@@ -1,6 +1,7 @@
 """Config plumbing shared by every command.
 
-Each command has a root config ``worldmodel/configs/<name>.yaml`` (shipped inside the package) whose defaults list starts with a structured schema
+Each command has a root config ``worldmodel/configs/<name>.yaml`` (shipped inside the package) whose defaults list
+starts with a structured schema
 (a dataclass registered in hydra's ConfigStore as ``<name>_schema``), so unknown keys and wrong types fail at
 composition with hydra's message naming the key. Scale is one override, ``preset=smoke|cpu|gpu``: the root
 config pulls ``configs/<name>_preset/<preset>.yaml`` through a defaults-list interpolation.

@@ -91,7 +91,8 @@ class StageRunner:
         reused = (old.get("fingerprint") == fp and old.get("status") == "done" and summary_path.exists()
                   and not self.forced(stage) and artefacts_present(summary_path))
         if reused:
-            summary, seconds, cpu = json.loads(summary_path.read_text()), old.get("seconds", 0.0), old.get("cpu_seconds")
+            summary = json.loads(summary_path.read_text())
+            seconds, cpu = old.get("seconds", 0.0), old.get("cpu_seconds")
             finished = old.get("finished")
             print(f"[pipeline] {stage.name}: reused ({fp})")
         else:

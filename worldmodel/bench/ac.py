@@ -82,5 +82,6 @@ def run(cfg) -> dict:
         print(f"  {name:>9}: {r['steps_per_s']:>10.1f} rollout steps/s  ({r['seconds_per_rollout']:.4f} s per rollout)")
     print(f"  cached / recompute speed ratio: {ratio:.2f}x")
     return {"batch": batch, "horizon": horizon, "tokens_per_frame": model.num_patches, "device": str(device),
-            "steps_per_s_cached": res["cached"]["steps_per_s"], "steps_per_s_recompute": res["recompute"]["steps_per_s"],
+            "steps_per_s_cached": res["cached"]["steps_per_s"],
+            "steps_per_s_recompute": res["recompute"]["steps_per_s"],
             "speedup": round(ratio, 3)}

@@ -42,7 +42,8 @@ def encoders(preset: str) -> dict[str, tuple[torch.nn.Module, int]]:
 @torch.no_grad()
 def frames_per_second(encoder, size: int, batch: int, repeats: int, warmup: int, device) -> float:
     """Median frames/s of ``encode_images`` on ``batch`` random uint8 frames of ``size`` x ``size``."""
-    frames = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (batch, size, size, 3), dtype=torch.uint8, generator=g)
     times = []
     for i in range(warmup + repeats):
         if device.type == "cuda":

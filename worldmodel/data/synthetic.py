@@ -68,7 +68,8 @@ class SyntheticConfig:
     # bouncing path; the factors are those of the path, so one frame pair shows its velocity only roughly and a clip
     # shows it well (0: drawn on the path)
     jitter: float = 0.0
-    # floor of tiles x tiles muted colours, the same in every video (a fixed patterned arena, drawn from ``floor_seed``),
+    # floor of tiles x tiles muted colours, the same in every video (a fixed patterned arena, drawn from
+    # ``floor_seed``),
     # instead of a plain per-video background: each place then looks different (0: plain background)
     tiles: int = 0
     # contrast of the tile colours about their mid grey (1: as drawn, within TILE_RANGE per channel; 0.1: faint

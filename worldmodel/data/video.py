@@ -77,7 +77,8 @@ def random_resized_crop(frames: torch.Tensor, size: int, scale: tuple[float, flo
     area = H * W
     for _ in range(10):
         s = scale[0] + (scale[1] - scale[0]) * torch.rand((), generator=g).item()
-        r = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * torch.rand((), generator=g).item())
+        u = torch.rand((), generator=g).item()
+        r = math.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * u)
         w = round(math.sqrt(s * area * r))
         h = round(math.sqrt(s * area / r))
         if 0 < w <= W and 0 < h <= H:

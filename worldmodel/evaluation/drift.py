@@ -57,7 +57,8 @@ class DriftConfig:
     windows_per_episode: int = 4  # evenly spaced rollout start frames per held-out episode
     max_episodes: int = 0  # evaluate at most this many held-out episodes (0 = all)
     probe_frames: int = 4000  # training-episode frames used to fit the ridge probe (subsampled evenly)
-    probe_lambdas: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0])  # ridge grid, x mean eigenvalue
+    # ridge grid, x mean eigenvalue
+    probe_lambdas: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
     probe_min_r2: float = 0.5  # state dims the probe decodes from true latents with lower held-out R^2 are left out
     batch_size: int = 256  # rollouts per predictor call
     device: str = "auto"  # auto | cpu | cuda
@@ -268,7 +269,8 @@ def run(cfg) -> dict:
         "plot": plot, "checkpoint": str(ckpt_path), "dataset": str(dataset), "env_id": manifest.get("env_id"),
         "frame_skip": wm.frame_skip, "episodes": len(val_ids), "windows": len(windows),
         "probe_state_dims": [labels[i] for i in probe.dims.tolist()],
-        "probe_r2": {labels[i]: round(float(r), 4) for i, r in enumerate(probe.r2)}, "probe_lambda": probe.lam, "probe_val_error": round(probe.val_error, 5), "probe_frames": len(sel),
+        "probe_r2": {labels[i]: round(float(r), 4) for i, r in enumerate(probe.r2)}, "probe_lambda": probe.lam,
+        "probe_val_error": round(probe.val_error, 5), "probe_frames": len(sel),
         "ratio_to_copy_last": round(summary["probe_error"][-1] / max(summary["probe_error_copy_last"][-1], 1e-12), 4),
         "seconds": round(time.time() - t0, 2),
     })

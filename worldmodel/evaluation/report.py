@@ -217,7 +217,8 @@ def _training_section(doc: Doc, records: list[dict], summaries: dict, assets: Pa
                       if key in s]
         if probe_rows:
             doc.table(["figure", "pretrained", "random init"], probe_rows,
-                      caption="Probes on frozen features: the pretrained encoder vs the same architecture at random init")
+                      caption="Probes on frozen features: the pretrained encoder vs the same architecture at "
+                              "random init")
         per, per_r = s.get("probe_r2_per_factor") or {}, s.get("probe_r2_per_factor_random_init") or {}
         if per:
             doc.table(["factor of variation", "R², pretrained", "R², random init"],

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
+from worldmodel.data import hub
 from worldmodel.models.timm_encoder import TimmFrameEncoder, from_hub
 from worldmodel.models.video_vit import build_encoder, encoder_weights
-from worldmodel.data import hub
 from worldmodel.models.vjepa2 import hub_files, load_vjepa2, load_vjepa2_hub
 from worldmodel.utils.checkpoint import load_weights
 

@@ -128,7 +128,8 @@ def hub_files(spec: str) -> tuple[dict, list[Path]]:
                          f"expected 'vjepa2' (a transformers V-JEPA 2 repository)")
     for field, expected in (("hidden_act", "gelu"), ("layer_norm_eps", 1e-6), ("use_rope", True)):
         if config.get(field, expected) != expected:
-            raise ValueError(f"encoder=vjepa2:{spec}: config.json {field}={config[field]!r}; only {expected!r} converts")
+            raise ValueError(f"encoder=vjepa2:{spec}: config.json {field}={config[field]!r}; "
+                             f"only {expected!r} converts")
     weights = hub.first_model_file(spec, HF_WEIGHTS)
     if weights.name != HF_WEIGHTS[1]:
         return config, [weights]

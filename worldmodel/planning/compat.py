@@ -1,4 +1,5 @@
-"""Is a world model usable on this env (or dataset)? Checked at load, before any planning, each mismatch named in one line.
+"""Is a world model usable on this env (or dataset)? Checked at load, before any planning, each mismatch named in
+one line.
 
 A checkpoint records the dataset manifest it was trained on (env id, action dims and bounds, state dims,
 proprioception dims, resolution, frame skip). Planning it on an env that differs in any of these would crash

@@ -41,7 +41,8 @@ class EnergyConfig:
     probe_stride: int = 4  # every k-th frame of those episodes
     probe_min_r2: float = 0.5  # state dims the probe predicts with a lower held-out R^2 are left out
     criterion_weight: float = 1.0  # state term: weight of the dims the env's success criterion reads vs the others
-    goal_fine: bool = True  # state_weight: read the goal state from the goal frame's unpooled latents (if the model has them)
+    # state_weight: read the goal state from the goal frame's unpooled latents (if the model has them)
+    goal_fine: bool = True
 
 
 def token_distance(z: torch.Tensor, goal: torch.Tensor, metric: str = "l1") -> torch.Tensor:

@@ -149,7 +149,8 @@ def run(cfg) -> dict:
         probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
         if energy.state_weight > 0 and model.uses_state:
             probe.match_predicted(model.state_dims, labels)
-        probe_info = {"dataset": dataset, "frames_from": source, "labels": "proprio" if labels is not None else "full state",
+        probe_info = {"dataset": dataset, "frames_from": source,
+                      "labels": "proprio" if labels is not None else "full state",
                       "label_dims": labels, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
                       "goal_r2": probe.goal_r2}
         if subgoals.enabled:
@@ -208,7 +209,8 @@ def run(cfg) -> dict:
         "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
         "precision": cfg.precision, "rollout_dtype": controller.rollout_dtype_name,
         "action_repeat": action_repeat, "horizon_env_steps": planner.horizon * action_repeat, "seeds": eps.seeds,
-        "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "subgoals": asdict(subgoals), "energy_probe": probe_info,
+        "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "subgoals": asdict(subgoals),
+        "energy_probe": probe_info,
         "baseline_random": "uniform, held action_repeat", "success": "envs.protocol.is_success at any env step",
         "device": str(device),
     }

@@ -143,7 +143,8 @@ def make_dataset_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, d
     seeds_of = {int(e["id"]): e.get("seed") for e in reader.manifest["episode_list"]}
     usable = [i for i in ids if seeds_of.get(i) is not None]
     if not usable:
-        raise ValueError(f"protocol=dataset: no episode of {dataset} records its env seed (a `wm collect` dataset does)")
+        raise ValueError(f"protocol=dataset: no episode of {dataset} records its env seed "
+                         f"(a `wm collect` dataset does)")
     rng = np.random.default_rng(int(seed))
     picks = [(int(usable[j]), None) for j in rng.integers(0, len(usable), int(episodes))]
     eps = {i: reader.load(i) for i in sorted({i for i, _ in picks})}

@@ -100,7 +100,8 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
         for i in range(0, E * S, chunk):
             sl = slice(i, i + chunk)
             with torch.autocast(z.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])  # latents (b, H, N, D), states (b, H, S)
+                # latents (b, H, N, D), states (b, H, S)
+                pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])
             states = pred.states.float() if energy_cfg.state_weight > 0 and pred.states is not None else None
             out.append(goal_energy(pred.latents, g[sl].float(), energy_cfg, probe, states,
                                    None if gs is None else gs[sl]))  # (b,)

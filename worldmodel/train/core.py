@@ -3,9 +3,9 @@
 It owns what is the same for every objective: devices and DDP (gloo on CPU, NCCL on GPU under torchrun),
 AdamW with weight decay on matrices only, warmup + cosine or warmup-stable-decay schedules, gradient clipping,
 bf16 autocast on CUDA, atomic checkpoints with exact resume (step, optimizer, schedule, extra modules such as
-an EMA target, RNG), JSONL metrics (also to TensorBoard or W&B: ``train.logger``), tqdm progress, a hard stop on a non-finite
-loss that leaves the last good checkpoint in place, and preemption: after a SIGTERM/SIGUSR1 (on any rank) every
-rank stops after the step in flight, rank 0 checkpoints it, and :class:`~worldmodel.utils.preempt.Preempted` is
+an EMA target, RNG), JSONL metrics (also to TensorBoard or W&B: ``train.logger``), tqdm progress, a hard stop on a
+non-finite loss that leaves the last good checkpoint in place, and preemption: after a SIGTERM/SIGUSR1 (on any rank)
+every rank stops after the step in flight, rank 0 checkpoints it, and :class:`~worldmodel.utils.preempt.Preempted` is
 raised; a run that was preempted, or that torchrun restarted (``--max-restarts``), resumes from its checkpoint
 whatever ``train.resume`` says. The loop itself stays in the objective's module::
 

@@ -49,7 +49,8 @@ def cache_fingerprint(encoder_checkpoint: str | Path, dataset: str | Path, pool:
     return hashlib.sha1("|".join(parts).encode()).hexdigest()
 
 
-def cache_path(encoder_checkpoint: str | Path, dataset: str | Path, pool: int, cache_dir: str | Path | None = None) -> Path:
+def cache_path(encoder_checkpoint: str | Path, dataset: str | Path, pool: int,
+               cache_dir: str | Path | None = None) -> Path:
     """Where the latents of this (encoder, dataset, pool) live."""
     folder = Path(cache_dir) if cache_dir else Path(dataset) / "latent_cache"
     key = hashlib.sha1(str(Path(encoder_checkpoint).resolve()).encode()).hexdigest()[:12]

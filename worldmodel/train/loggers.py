@@ -67,7 +67,8 @@ class WandbLogger:
         self.run.finish()
 
 
-def make_logger(name: str, out_dir: Path, config: dict, kind: str, setting: str = "train.logger") -> MetricLogger | None:
+def make_logger(name: str, out_dir: Path, config: dict, kind: str,
+                setting: str = "train.logger") -> MetricLogger | None:
     """The logger named ``name`` (None for ``none``); one line naming the setting when unknown or not installed."""
     if name not in LOGGERS:
         raise ValueError(f"{setting}={name!r}; expected one of {list(LOGGERS)}")

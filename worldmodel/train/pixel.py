@@ -63,8 +63,8 @@ class TrainPixelConfig(TrainACConfig):
 register_schema("train_pixel", TrainPixelConfig)
 
 # settings that must agree with the latent model for the comparison to be fair (checked, warned)
-BUDGET_FIELDS = ("num_steps", "rollout_steps", "rollout_weight", "loss", "use_state", "state_dims", "state_weight", "train.steps",
-                 "train.batch_size", "train.optim.lr", "train.seed")
+BUDGET_FIELDS = ("num_steps", "rollout_steps", "rollout_weight", "loss", "use_state", "state_dims", "state_weight",
+                 "train.steps", "train.batch_size", "train.optim.lr", "train.seed")
 
 
 class PixelWindows:
@@ -194,7 +194,8 @@ def run(cfg) -> dict:
                           "latent_checkpoint": str(cfg.latent_checkpoint)}
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind=CHECKPOINT_KIND)
     eps = load_pixel_episodes(data, setup["patch_size"], setup["img_size"],
-                              progress=trainer.is_main and cfg.train.progress, max_bad_fraction=cfg.max_bad_fraction).with_state_dims(setup["state_dims"])
+                              progress=trainer.is_main and cfg.train.progress,
+                              max_bad_fraction=cfg.max_bad_fraction).with_state_dims(setup["state_dims"])
     train_eps = eps.subset(setup["train_episodes"])
     windows = train_eps.windows(cfg.num_steps, fs)
     if trainer.start_step == 0:  # normalization from the training split, as train-ac (pixel-token statistics)

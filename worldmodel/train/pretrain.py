@@ -361,7 +361,8 @@ def run(cfg) -> dict:
         "embed_dim": model_cfg.embed_dim, "tokens_per_clip": tokens_per_clip,
         "bad_videos": len(ds.bad), "bad_video_files": [p for p, _ in ds.bad[:20]], "videos": len(ds),
         "train_seconds": round(train_seconds, 2), "world_size": world,
-        "tokens_per_s": round(steps_done * cfg.train.batch_size * world * tokens_per_clip / max(train_seconds, 1e-9), 1),
+        "tokens_per_s": round(steps_done * cfg.train.batch_size * world * tokens_per_clip / max(train_seconds, 1e-9),
+                              1),
     }
     if not trainer.is_main:
         return summary

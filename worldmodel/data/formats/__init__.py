@@ -137,5 +137,5 @@ def as_native(path: str | Path, fmt: str = "auto", keys: KeyMap | None = None) -
     return out
 
 
-__all__ = ["KeyMap", "SourceInfo", "READ_FORMATS", "WRITE_FORMATS", "detect", "detect_or_none", "read", "inspect", "write", "convert",
-           "as_native"]
+__all__ = ["KeyMap", "SourceInfo", "READ_FORMATS", "WRITE_FORMATS", "detect", "detect_or_none", "read", "inspect",
+           "write", "convert", "as_native"]

@@ -41,7 +41,8 @@ def inspect_native(path: Path, keys: KeyMap) -> SourceInfo:
     dims = [int(d) for d in m.get("proprio_dims") or []]
     return SourceInfo(format="worldmodel", path=str(path), episodes=len(lengths), lengths=lengths, fps=float(m["fps"]),
                       keys={"image": "episodes/*.mp4", "action": "actions", "proprio": f"states{dims}"},
-                      shapes={"frames": [*m["resolution"], 3], "actions": [m["action_dim"]], "states": [m["state_dim"]]},
+                      shapes={"frames": [*m["resolution"], 3], "actions": [m["action_dim"]],
+                              "states": [m["state_dim"]]},
                       dtypes={"frames": "uint8", "actions": "float32", "states": "float32"},
                       action_low=list(m["action_low"]), action_high=list(m["action_high"]),
                       all_keys=["frames", "actions", "states", "rewards", "success"])
