@@ -21,17 +21,17 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym  # noqa: E402
 
-from envs.adapter import ADAPTER_KEYS, GymAdapter  # noqa: E402
-from envs.policies import make_policy, scripted_controller, task_controller  # noqa: E402
+from worldmodel.envs.adapter import ADAPTER_KEYS, GymAdapter  # noqa: E402
+from worldmodel.envs.policies import make_policy, scripted_controller, task_controller  # noqa: E402
 
 RESERVED = ("resolution", "render")  # make()'s own keywords; an env's kwargs of these names go as env_<name>
 MAX_EPISODE_STEPS = 200  # TimeLimit of the registered tasks (>= every budget); collection overrides it
 
 TASKS = {
-    "worldmodel/PointReach-v0": "envs.point_reach:PointReachEnv",
-    "worldmodel/TwoRoom-v0": "envs.two_room:TwoRoomEnv",
-    "worldmodel/ArmReach-v0": "envs.arm_reach:ArmReachEnv",
-    "worldmodel/PushBlock-v0": "envs.push_block:PushBlockEnv",
+    "worldmodel/PointReach-v0": "worldmodel.envs.point_reach:PointReachEnv",
+    "worldmodel/TwoRoom-v0": "worldmodel.envs.two_room:TwoRoomEnv",
+    "worldmodel/ArmReach-v0": "worldmodel.envs.arm_reach:ArmReachEnv",
+    "worldmodel/PushBlock-v0": "worldmodel.envs.push_block:PushBlockEnv",
 }
 
 for _id, _entry in TASKS.items():

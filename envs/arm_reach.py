@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import TaskEnv
+from worldmodel.envs.base import TaskEnv
 
 L1, L2 = 0.5, 0.45
 Q_RANGE = np.array([np.pi - 0.05, 2.4])  # start/target configurations are drawn inside +-Q_RANGE

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import PointMassEnv
+from worldmodel.envs.base import PointMassEnv
 
 ARENA = 0.85  # start/target positions are drawn from [-ARENA, ARENA]^2 (the point's centre)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs import arm_reach, push_block, two_room
+from worldmodel.envs import arm_reach, push_block, two_room
 
 
 def _scale(u: np.ndarray) -> np.ndarray:

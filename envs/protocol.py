@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs.policies import GoalPolicy, task_controller
+from worldmodel.envs.policies import GoalPolicy, task_controller
 
 
 @dataclass

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import TaskEnv
+from worldmodel.envs.base import TaskEnv
 
 ARENA = 0.85
 BLOCK_START = 0.45

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from envs.base import PointMassEnv
+from worldmodel.envs.base import PointMassEnv
 
 ARENA = 0.85
 ROOM_INNER = 0.2  # closest start/target x to the dividing wall

@@ -19,9 +19,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import envs  # noqa: E402
-from envs import protocol  # noqa: E402
-from envs.policies import PointController, RandomPolicy  # noqa: E402
+import worldmodel.envs as envs  # noqa: E402
+from worldmodel.envs import protocol  # noqa: E402
+from worldmodel.envs.policies import PointController, RandomPolicy  # noqa: E402
 
 
 def greedy_controller(env, goal_state):

@@ -9,9 +9,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-import envs  # noqa: E402
-from envs import protocol  # noqa: E402
-from envs.adapter import GymAdapter, _resolve_hook  # noqa: E402
+import worldmodel.envs as envs  # noqa: E402
+from worldmodel.envs import protocol  # noqa: E402
+from worldmodel.envs.adapter import GymAdapter, _resolve_hook  # noqa: E402
 
 
 class DictObsEnv(gym.Env):

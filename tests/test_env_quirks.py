@@ -8,9 +8,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-import envs  # noqa: E402
-from envs import protocol  # noqa: E402
+import worldmodel.envs as envs  # noqa: E402
 from worldmodel.commands import run_command  # noqa: E402
+from worldmodel.envs import protocol  # noqa: E402
 
 
 class QuirkEnv(gym.Env):

@@ -7,9 +7,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from gymnasium.utils.env_checker import check_env  # noqa: E402
 
-import envs  # noqa: E402
-from envs import protocol  # noqa: E402
-from envs.policies import PointController, RandomPolicy  # noqa: E402
+import worldmodel.envs as envs  # noqa: E402
+from worldmodel.envs import protocol  # noqa: E402
+from worldmodel.envs.policies import PointController, RandomPolicy  # noqa: E402
 
 TASKS = list(envs.TASKS)
 # state components the success criterion reads (position of point / fingertip / block)

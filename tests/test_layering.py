@@ -10,8 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module prefix -> layer; a module may import its own layer and the layers below it, never one above
 LAYERS = {
-    "worldmodel.config": 0, "worldmodel.utils": 0,
-    "envs": 1, "worldmodel.data": 1,
+    "worldmodel.config": 0, "worldmodel.configs": 0, "worldmodel.utils": 0,
+    "worldmodel.envs": 1, "worldmodel.data": 1,
     "worldmodel.models": 2, "worldmodel.probes": 2, "worldmodel.masks": 2, "worldmodel.losses": 2,
     "worldmodel.train": 3,
     "worldmodel.planning": 4,
@@ -32,8 +32,12 @@ def layer(module: str) -> int | None:
     return None if best is None else best[1]
 
 
+MAPPED = {"envs": "worldmodel.envs", "configs": "worldmodel.configs"}  # top-level folders installed in the package
+
+
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    parts = MAPPED.get(parts[0], parts[0]).split(".") + parts[1:]
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -59,7 +63,7 @@ def project_imports(tree: ast.AST):
 
 
 def sources():
-    return sorted(p for d in ("worldmodel", "envs") for p in (ROOT / d).rglob("*.py"))
+    return sorted(p for d in ("worldmodel", *MAPPED) for p in (ROOT / d).rglob("*.py"))
 
 
 def back_edges(files) -> list[str]:
@@ -156,3 +160,13 @@ def test_source_files_stay_small():
     big = [f"{p.relative_to(ROOT)} ({n} lines)" for p in sources() + sorted((ROOT / "scripts").glob("*.py"))
            if (n := len(p.read_text().splitlines())) > 400]
     assert big == []
+
+
+def test_every_package_is_installed():
+    """pyproject's explicit package list (needed for the envs/ and configs/ mapping) names every package folder."""
+    import tomllib
+
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {module_name(p) for d in ("worldmodel", *MAPPED) for p in (ROOT / d).rglob("__init__.py")}
+    assert set(tool["packages"]) == found
+    assert tool["package-dir"] == {v: k for k, v in MAPPED.items()}

@@ -10,10 +10,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs
-from envs import protocol
+import worldmodel.envs as envs
 from worldmodel.commands import run_command
 from worldmodel.data.episodes import episode_paths, read_manifest
+from worldmodel.envs import protocol
 from worldmodel.planning.energy import EnergyConfig
 from worldmodel.planning.mpc import PlannerController
 from worldmodel.planning.privilege import privileged_inputs

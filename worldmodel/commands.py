@@ -1,6 +1,6 @@
 """The ``wm`` commands: which module runs each, how its config is composed, and how one is run and recorded.
 
-Every command composes its config (``worldmodel/configs/<name>.yaml``, schema first, then the preset, then the
+Every command composes its config (``configs/<name>.yaml``, schema first, then the preset, then the
 user's overrides), runs ``module.run(cfg)``, and writes ``out_dir/config.yaml`` (the resolved config) and
 ``out_dir/summary.json`` (its headline figures), both atomically. While it runs, the command holds
 ``out_dir/.wm.lock`` (one writer per run folder, :mod:`worldmodel.utils.runlock`) and records SIGTERM/SIGUSR1

@@ -1,9 +1,9 @@
 """Config plumbing shared by every command.
 
-Each command has a root config ``worldmodel/configs/<name>.yaml`` (shipped inside the package) whose defaults list
-starts with a structured schema
-(a dataclass registered in hydra's ConfigStore as ``<name>_schema``), so unknown keys and wrong types fail at
-composition with hydra's message naming the key. Scale is one override, ``preset=smoke|cpu|gpu``: the root
+Each command has a root config ``configs/<name>.yaml`` (the repository's top-level ``configs/``, installed as
+``worldmodel.configs``) whose defaults list starts with a structured schema (a dataclass registered in hydra's
+ConfigStore as ``<name>_schema``), so unknown keys and wrong types fail at composition with hydra's message naming
+the key. Scale is one override, ``preset=smoke|cpu|gpu``: the root
 config pulls ``configs/<name>_preset/<preset>.yaml`` through a defaults-list interpolation.
 """
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = Path(os.environ.get("WM_CONFIG_DIR", Path(__file__).resolve().parent / "configs"))
+from worldmodel import configs
+
+CONFIG_DIR = Path(os.environ.get("WM_CONFIG_DIR", Path(configs.__file__).resolve().parent))
 
 
 def register_schema(name: str, node: Any) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-import envs
+import worldmodel.envs as envs
 from worldmodel.commands import compose_config
 from worldmodel.data import collect
 

@@ -30,8 +30,7 @@ from typing import Any
 
 import numpy as np
 
-import envs
-from envs import make_policy, protocol
+import worldmodel.envs as envs
 from worldmodel.config import register_schema, require
 from worldmodel.data.episodes import (
     MANIFEST,
@@ -43,6 +42,7 @@ from worldmodel.data.episodes import (
     sync_episodes,
     write_manifest,
 )
+from worldmodel.envs import make_policy, protocol
 from worldmodel.utils import preempt
 from worldmodel.utils.memory import check_fits
 from worldmodel.utils.runlock import run_lock

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import envs
-from envs import protocol
+import worldmodel.envs as envs
+from worldmodel.envs import protocol
 
 BOUND_TOL = 1e-4  # action bounds may differ by float rounding
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import imageio.v2 as imageio
 import numpy as np
 
-import envs
-from envs import protocol
+import worldmodel.envs as envs
 from worldmodel.data.reader import EpisodeReader
+from worldmodel.envs import protocol
 from worldmodel.planning.mpc import EpisodeStats, run_episodes
 from worldmodel.utils.atomic import atomic_path
 

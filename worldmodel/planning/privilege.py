@@ -8,8 +8,8 @@ is for evaluation, or for runs marked ``oracle``, whose summaries list each such
 """
 from __future__ import annotations
 
-import envs
-from envs import protocol
+import worldmodel.envs as envs
+from worldmodel.envs import protocol
 from worldmodel.planning.energy import EnergyConfig
 from worldmodel.planning.subgoals import SubgoalConfig
 
