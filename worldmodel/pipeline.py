@@ -30,9 +30,9 @@ from worldmodel.evaluation.compare import compare
 from worldmodel.evaluation.report import HEADLINE_HEADER, build_report, headline_rows, headline_table, row_label
 from worldmodel.evaluation.report_doc import last, pick
 from worldmodel.stages import Stage, StageRunner
-from worldmodel.train.core import resolve_device
 from worldmodel.train.loggers import LOGGERS, make_logger
 from worldmodel.train.pretrain import synthetic_dirs
+from worldmodel.utils.device import resolve_device
 
 # stage kinds, in run order
 STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel",

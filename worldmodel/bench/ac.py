@@ -17,7 +17,7 @@ from worldmodel.commands import compose_config
 from worldmodel.config import to_dict
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.video_vit import VideoViTConfig
-from worldmodel.train.core import resolve_device
+from worldmodel.utils.device import resolve_device
 
 
 def _compose(command: str, overrides: list[str]):

@@ -17,7 +17,7 @@ from worldmodel.bench.ac import _compose
 from worldmodel.config import to_dict
 from worldmodel.models.timm_encoder import TimmFrameEncoder
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
-from worldmodel.train.core import resolve_device
+from worldmodel.utils.device import resolve_device
 
 VJEPA2_VITL = {"embed_dim": 1024, "depth": 24, "num_heads": 16, "patch_size": 16, "tubelet_size": 2,
                "mlp_ratio": 4.0, "rope_style": "vjepa2", "img_size": 256, "input_size": 256}

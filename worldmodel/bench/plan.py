@@ -24,7 +24,7 @@ from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import PlannerController
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.probe import LatentProbe
-from worldmodel.train.core import resolve_device
+from worldmodel.utils.device import resolve_device
 
 
 class FullRecompute:

@@ -23,8 +23,9 @@ from worldmodel.losses import latent_loss
 from worldmodel.masks import sample_masks
 from worldmodel.models.masked_predictor import PredictorConfig
 from worldmodel.models.video_vit import VideoViTConfig
-from worldmodel.train.core import build_optimizer, resolve_device
+from worldmodel.train.core import build_optimizer
 from worldmodel.train.pretrain import JEPA, ema_update
+from worldmodel.utils.device import resolve_device
 
 
 def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:

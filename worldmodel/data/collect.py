@@ -26,7 +26,6 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -43,15 +42,10 @@ from worldmodel.data.episodes import (
     write_manifest,
 )
 from worldmodel.envs import make_policy, protocol
+from worldmodel.envs.config import EnvConfig
 from worldmodel.utils import preempt
 from worldmodel.utils.memory import check_fits
 from worldmodel.utils.runlock import run_lock
-
-
-@dataclass
-class EnvConfig:
-    id: str = "worldmodel/PointReach-v0"  # gymnasium id: a worldmodel/* task or any registered env (adapter)
-    kwargs: dict[str, Any] = field(default_factory=dict)  # env kwargs; adapter keys (state_key, ...) for others
 
 
 @dataclass

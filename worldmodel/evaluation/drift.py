@@ -41,10 +41,10 @@ from worldmodel.models.registry import load_world_model, short_name
 from worldmodel.models.world_model import LatentWorldModel, encoder_identity
 from worldmodel.planning.compat import check_dataset_compatible
 from worldmodel.probes.linear import RidgeProbe
-from worldmodel.train.core import resolve_device
 from worldmodel.train.latent_cache import load_latents
 from worldmodel.utils.atomic import atomic_path
 from worldmodel.utils.checkpoint import load_checkpoint
+from worldmodel.utils.device import resolve_device
 from worldmodel.utils.memory import check_fits
 
 

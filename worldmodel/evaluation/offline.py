@@ -38,9 +38,9 @@ from worldmodel.planning.energy import EnergyConfig  # noqa: E402
 from worldmodel.planning.mpc import encode_obs, make_energy_fn, state_input  # noqa: E402
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan  # noqa: E402
 from worldmodel.planning.probe import dataset_of  # noqa: E402
-from worldmodel.train.core import resolve_device  # noqa: E402
 from worldmodel.utils.atomic import atomic_path  # noqa: E402
 from worldmodel.utils.checkpoint import load_checkpoint  # noqa: E402
+from worldmodel.utils.device import resolve_device  # noqa: E402
 
 
 @dataclass

@@ -38,8 +38,8 @@ import torch
 from omegaconf import OmegaConf
 
 from worldmodel.config import register_schema, require
-from worldmodel.data.collect import EnvConfig
 from worldmodel.data.reader import EpisodeReader
+from worldmodel.envs.config import EnvConfig
 from worldmodel.models.registry import load_world_model
 from worldmodel.planning.budget import check_plan_memory
 from worldmodel.planning.compat import check_env_compatible
@@ -57,8 +57,8 @@ from worldmodel.planning.phases import PhaseStore, run_key
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe, stored_frames
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
-from worldmodel.train.core import resolve_device
 from worldmodel.utils.checkpoint import load_checkpoint
+from worldmodel.utils.device import resolve_device
 
 
 @dataclass

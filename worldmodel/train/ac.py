@@ -42,10 +42,11 @@ from worldmodel.models.finetune import EncoderPredictor
 from worldmodel.models.keypoints import KeypointConfig, SceneKeypoints, fit_keypoints, keypoints_of
 from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses, frame_episodes, start_latent_stats
 from worldmodel.train.ac_losses import LATENT_LOSSES, ac_losses
-from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
+from worldmodel.train.core import TrainConfig, Trainer
 from worldmodel.train.latent_cache import latent_stats, load_latents
 from worldmodel.utils import preempt
 from worldmodel.utils.checkpoint import content_digest, plain_copy
+from worldmodel.utils.device import resolve_device, seed_everything
 from worldmodel.utils.memory import check_fits
 
 

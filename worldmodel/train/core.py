@@ -24,12 +24,10 @@ import contextlib
 import json
 import math
 import os
-import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -46,6 +44,7 @@ from worldmodel.utils.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from worldmodel.utils.device import resolve_device
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -87,20 +86,6 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads per rank (0: leave torch's default)
     progress: bool = True  # show a tqdm progress bar on rank 0
     optim: OptimConfig = field(default_factory=OptimConfig)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (call before building models so every rank starts identical)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """Map ``auto`` to the local CUDA device when there is one, else CPU."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(name)
 
 
 def lr_at(step: int, total: int, cfg: OptimConfig) -> float:

@@ -47,10 +47,11 @@ from worldmodel.train.ac import (
     train_predictor,
     validate,
 )
-from worldmodel.train.core import Trainer, resolve_device, seed_everything
+from worldmodel.train.core import Trainer
 from worldmodel.train.latent_cache import LatentEpisodes, LatentWindows, latent_stats
 from worldmodel.utils import preempt
 from worldmodel.utils.checkpoint import load_checkpoint, plain_copy
+from worldmodel.utils.device import resolve_device, seed_everything
 
 
 @dataclass

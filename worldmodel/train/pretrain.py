@@ -45,8 +45,9 @@ from worldmodel.masks import MaskConfig, sample_masks
 from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 from worldmodel.probes.attentive import ProbeConfig, probe_clips, probe_encoder
-from worldmodel.train.core import TrainConfig, Trainer, resolve_device, seed_everything
+from worldmodel.train.core import TrainConfig, Trainer
 from worldmodel.utils import preempt
+from worldmodel.utils.device import resolve_device, seed_everything
 from worldmodel.utils.memory import F32, check_fits, transformer_bytes
 
 log = logging.getLogger(__name__)
