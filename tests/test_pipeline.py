@@ -56,6 +56,8 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     drift = first["headline"]["drift"]["PointReach"]
     assert drift["probe_error_latent"] is not None and drift["probe_error_pixel"] is not None
     assert drift["probe_error_pixel_direct"] is not None and drift["pixel_error"] is not None
+    for model in ("latent", "pixel", "latent_random_encoder"):  # the energy landscape of every model
+        assert -1 <= drift[f"landscape_rank_corr_{model}"] <= 1
     plan = first["headline"]["plan"]["PointReach"]
     assert 0 <= plan["latent"]["success_rate"] <= 1 and 0 <= plan["pixel"]["success_rate"] <= 1
     # pure rows by default, the oracle beside them, and the encoder ablation; each row says what it saw

@@ -276,6 +276,10 @@ def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
         r = runner.summaries.get(f"drift_random_{t}", {})
         if r and d:
             out["drift"][t]["probe_error_latent_random_encoder"] = last(r.get("probe_error"))
+            out["drift"][t]["landscape_rank_corr_latent_random_encoder"] = r.get("landscape_rank_corr")
+        if d:
+            out["drift"][t].update({"landscape_rank_corr_latent": d.get("landscape_rank_corr"),
+                                    "landscape_rank_corr_pixel": d.get("landscape_rank_corr_pixel")})
         if row:
             out["plan"][t] = row
     return _rounded(out)

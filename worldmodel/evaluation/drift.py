@@ -16,6 +16,10 @@ open-loop rollout of ``horizon`` predictor steps (each ``frame_skip`` env steps)
 - the same for the "copy the last latent" baseline (z_hat_h = z_0), and ``probe_error_gt`` (the probe on the
   true z_h: the floor any model can reach), and ``state_head_error`` (the predictor's own next-state head).
 
+Beside the curves, the energy landscape of every model (:mod:`worldmodel.evaluation.landscape`): how well the
+planner's latent distance to a held-out goal frame ranks frames by their true distance over the success-criterion
+dims (``landscape_rank_corr``, ``landscape_rank_corr_<name>``) and by steps to the goal (``..._steps``).
+
 Hook for other models (e.g. the pixel baseline): :func:`drift_curves` evaluates any object with the
 world-model protocol (``encode``, ``rollout``); if its predictions are not encoder latents it exposes
 ``decode(pred) -> uint8 frames (B, H, Hi, Wi, 3)`` and the frames are encoded with the latent model's
@@ -35,6 +39,7 @@ import torch
 from worldmodel.config import register_schema
 from worldmodel.data.episodes import read_manifest, split_episodes
 from worldmodel.data.reader import EpisodeReader
+from worldmodel.evaluation.landscape import criterion_dims, energy_landscape
 from worldmodel.models.ac_predictor import step_memory_bytes
 from worldmodel.models.protocol import PixelSpace
 from worldmodel.models.registry import load_world_model, short_name
@@ -63,6 +68,7 @@ class DriftConfig:
     batch_size: int = 256  # rollouts per predictor call
     device: str = "auto"  # auto | cpu | cuda
     max_bad_fraction: float = 0.1  # corrupt episodes are skipped and counted; the run stops past this share
+    landscape_metric: str = "l1"  # the energy landscape's per-token distance (as the planner's energy.metric)
     compare_checkpoints: list[str] = field(default_factory=list)  # extra world models (e.g. train-pixel checkpoints)
     bootstrap: bool = False  # no checkpoint given: train one at preset=smoke under out_dir/bootstrap (smoke only)
     bootstrap_overrides: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm train-ac`
@@ -244,6 +250,15 @@ def run(cfg) -> dict:
             curves[name] = drift_curves(model, w["states"], w["actions"], probe, frames=frames,
                                         encode_for_probe=wm.encode, batch_size=cfg.batch_size)
 
+    crit = criterion_dims(manifest)
+    scapes = {"latent": energy_landscape(val_eps.latents, val_eps.states, crit, cfg.landscape_metric)}
+    for path in cfg.compare_checkpoints:  # the same held-out frames, encoded the way each model plans with them
+        model, kind = load_world_model(path, device)
+        reader = EpisodeReader(dataset, 1.0, manifest)
+        own = [encode_frames(model, reader.load(i)["frames"], s, cfg.batch_size) for i, s in zip(val_eps.ids,
+                                                                                              val_eps.states)]
+        scapes[short_name(kind)] = energy_landscape(own, val_eps.states, crit, cfg.landscape_metric)
+
     horizons = list(range(1, cfg.horizon + 1))
     lat = curves["latent"]
     probe_panel = {"latent model": lat["probe_error"], "copy last": lat["probe_error_copy_last"],
@@ -272,6 +287,24 @@ def run(cfg) -> dict:
         "probe_r2": {labels[i]: round(float(r), 4) for i, r in enumerate(probe.r2)}, "probe_lambda": probe.lam,
         "probe_val_error": round(probe.val_error, 5), "probe_frames": len(sel),
         "ratio_to_copy_last": round(summary["probe_error"][-1] / max(summary["probe_error_copy_last"][-1], 1e-12), 4),
+        "landscape_dims": [labels[i] for i in crit] if crit is not None else "every state dim, standardized",
+        "landscape_goals": scapes["latent"]["goals"],
         "seconds": round(time.time() - t0, 2),
     })
+    for name, scape in scapes.items():
+        tail = "" if name == "latent" else f"_{name}"
+        summary[f"landscape_rank_corr{tail}"] = scape["rank_corr"]
+        summary[f"landscape_rank_corr_steps{tail}"] = scape["rank_corr_steps"]
     return summary
+
+
+@torch.no_grad()
+def encode_frames(model, frames, states: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """One episode's frames (T, H, W, 3) uint8 -> the model's latents (T, N, D) on CPU, in batches."""
+    frames = torch.as_tensor(frames)
+    out = []
+    for i in range(0, len(frames), batch_size):
+        s = states[i:i + batch_size][:, model.state_dims]  # learned models read the frames only
+        z = model.encode_observation(frames[i:i + batch_size].to(model.device), s.to(model.device))  # (b, N, D)
+        out.append(z.float().cpu())
+    return torch.cat(out)

@@ -192,6 +192,16 @@ def _task_section(doc: Doc, task: str, summary, assets: Path, max_gifs: int) -> 
         doc.table(["at horizon " + fmt(last(d.get("horizons"))), "state-probe error"],
                   [[label, fmt(last(ys))] for label, ys, _ in lines if ys],
                   caption="State-probe error at the largest horizon (lower is better)")
+        scape = [[label, fmt(src.get(f"landscape_rank_corr{tail}")), fmt(src.get(f"landscape_rank_corr_steps{tail}"))]
+                 for label, src, tail in (("latent, pretrained encoder", d, ""), ("latent, random-init encoder", r, ""),
+                                          ("pixel model", d, "_pixel"))
+                 if src.get(f"landscape_rank_corr{tail}") is not None]
+        if scape:
+            dims = d.get("landscape_dims")
+            doc.table(["model", "vs true distance", "vs steps to the goal"], scape,
+                      caption="Energy landscape: rank correlation of the planner's distance to a held-out goal frame "
+                              f"with the true distance over {', '.join(dims) if isinstance(dims, list) else dims} "
+                              "(1 is a perfect slope)")
     if r:
         doc.heading("Encoder ablation: the same predictor, data and budget on a random-init encoder", 3)
         ac, ac_r = summary("train_ac", task), summary("train_ac_random", task)
