@@ -58,6 +58,10 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     assert drift["probe_error_pixel_direct"] is not None and drift["pixel_error"] is not None
     for model in ("latent", "pixel", "latent_random_encoder"):  # the energy landscape of every model
         assert -1 <= drift[f"landscape_rank_corr_{model}"] <= 1
+    grid = json.loads(Path(first["stages"]["grid_probe"]["summary"]).read_text())["tasks"]["PointReach"]
+    labels = json.loads((out / "collect_PointReach" / "manifest.json").read_text())["state_labels"]
+    assert list(grid["r2"]) == list(grid["r2_random_init"]) == labels  # every state dim, both encoders
+    assert grid["frames_test"] > 0 and "mean_r2_random_init" in first["headline"]["grid_probe"]["PointReach"]
     plan = first["headline"]["plan"]["PointReach"]
     assert 0 <= plan["latent"]["success_rate"] <= 1 and 0 <= plan["pixel"]["success_rate"] <= 1
     # pure rows by default, the oracle beside them, and the encoder ablation; each row says what it saw

@@ -9,6 +9,8 @@ Chain (every stage is a ``wm`` command run through ``worldmodel.commands.run_com
         ─► plan_latent_<task>, plan_pixel_<task> (pure), plan_oracle_<task> ─► report.html, report.md
     encoder ablation (``ablation_tasks``): pretrain_random (no step) ─► train_ac_random_<task> ─► drift_random_<task>,
         plan_random_<task>
+    grid_probe (in-process): the pretrained and the random-init encoder's token grids probed for every state dim on
+        held-out episodes of every task
 
 Per-stage settings: ``<stage>.set`` (every task) and ``<stage>.tasks.<Task>`` (one task) become the command's
 overrides (``+train_ac.set.use_state=false``); raw ``<stage>.overrides`` entries ``Task:key=value`` apply to one task.
@@ -21,14 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from omegaconf import DictConfig
 
 from worldmodel.commands import compose_config
 from worldmodel.config import CONFIG_DIR, register_schema, to_dict
 from worldmodel.data.synthetic import generate
 from worldmodel.evaluation.compare import compare
+from worldmodel.evaluation.encoder_probe import episode_frames, grid_probe_r2
 from worldmodel.evaluation.report import HEADLINE_HEADER, build_report, headline_rows, headline_table, row_label
 from worldmodel.evaluation.report_doc import last, pick
+from worldmodel.models.video_vit import VideoViT, load_encoder
 from worldmodel.stages import Stage, StageRunner
 from worldmodel.train.loggers import LOGGERS, make_logger
 from worldmodel.train.pretrain import synthetic_dirs
@@ -36,7 +42,7 @@ from worldmodel.utils.device import resolve_device
 
 # stage kinds, in run order
 STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel",
-               "plan_oracle", "pretrain_random", "train_ac_random", "drift_random", "plan_random")
+               "plan_oracle", "pretrain_random", "train_ac_random", "drift_random", "plan_random", "grid_probe")
 
 
 @dataclass
@@ -80,6 +86,8 @@ class PipelineConfig:
     pixel_probe_size: int = 16
     # GIFs per (task, model) shown in the report
     report_gifs: int = 2
+    # grid probe of the pretrained and the random-init encoder on every task's episodes: frames per episode (0: off)
+    grid_probe_frames: int = 10
     # experiment logger of every training stage and of the headline table: none | tensorboard | wandb (offline)
     logger: str = "none"
 
@@ -165,6 +173,25 @@ def compare_stage(params: dict, stage_dir: Path) -> dict:
     return compare(out_dir=stage_dir, drift_summary=drift_summary, **kw)
 
 
+def grid_probe_stage(params: dict, stage_dir: Path) -> dict:
+    """In-process stage: held-out R² per state dim of a ridge probe on the token grid of the pretrained encoder and
+    of the random-init one, on every task's episodes (:mod:`worldmodel.evaluation.encoder_probe`)."""
+    device = resolve_device(params["device"])
+    encoders = {"pretrained": load_encoder(params["encoder"], device)}
+    if params["random_encoder"]:  # the ablation's random-init encoder
+        encoders["random_init"] = load_encoder(params["random_encoder"], device)
+    else:  # its twin: the same architecture at the pretraining seed's init
+        torch.manual_seed(params["seed"])
+        encoders["random_init"] = VideoViT(encoders["pretrained"].cfg).to(device).eval()
+    out: dict = {"frames_per_episode": params["frames_per_episode"], "tasks": {}}
+    for task, dataset in params["datasets"].items():
+        data = episode_frames(dataset, params["frames_per_episode"])
+        r2 = {name: grid_probe_r2(enc, data) for name, enc in encoders.items()}
+        out["tasks"][task] = {"r2": r2["pretrained"], "r2_random_init": r2["random_init"],
+                              "frames_train": len(data["train"][0]), "frames_test": len(data["test"][0])}
+    return out
+
+
 def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
     """The stage list with its wiring (datasets and checkpoints of upstream stages) for every task."""
 
@@ -222,7 +249,17 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
             stages.append(Stage(f"plan_oracle_{t}", "plan_oracle", "plan", sc("plan", t) + list(cfg.oracle_overrides)
                                 + ["mode=oracle", f"checkpoint={q(latent)}"], inputs=[f"train_ac_{t}"], task=t,
                                 model="latent, oracle"))
-    return stages + ablation_stages(cfg, root, pre_ovr, prepare, sc)
+    stages += ablation_stages(cfg, root, pre_ovr, prepare, sc)
+    if cfg.grid_probe_frames > 0:
+        pre = to_dict(compose_config("pretrain", pre_ovr))
+        has_random = bool(cfg.ablation_tasks)
+        stages.append(Stage("grid_probe", "grid_probe", "grid-probe", [], inputs=["pretrain"] + (
+            ["pretrain_random"] if has_random else []) + [f"collect_{t}" for t in tasks], func=grid_probe_stage,
+            params={"encoder": str(encoder), "random_encoder": str(root / "pretrain_random" / "checkpoint.pt")
+                    if has_random else "", "datasets": {t: str(root / f"collect_{t}") for t in tasks},
+                    "frames_per_episode": int(cfg.grid_probe_frames), "seed": int(pre["train"]["seed"]),
+                    "device": pre["train"]["device"]}))
+    return stages
 
 
 def ablation_stages(cfg: DictConfig, root: Path, pretrain_overrides: list[str], prepare, sc) -> list[Stage]:
@@ -251,7 +288,11 @@ def ablation_stages(cfg: DictConfig, root: Path, pretrain_overrides: list[str], 
 def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
     """Headline figures per task: drift at the largest horizon and planning success, latent vs pixel."""
 
-    out: dict[str, Any] = {"drift": {}, "plan": {}}
+    out: dict[str, Any] = {"drift": {}, "plan": {}, "grid_probe": {}}
+    grid = runner.summaries.get("grid_probe", {}).get("tasks", {})
+    for t, res in grid.items():  # mean held-out R² over the state dims
+        mean = lambda r: float(np.mean([v for v in r.values() if v is not None]))  # noqa: E731
+        out["grid_probe"][t] = {"mean_r2": mean(res["r2"]), "mean_r2_random_init": mean(res["r2_random_init"])}
     for t in tasks:
         d = runner.summaries.get(f"drift_{t}", {})
         c = runner.summaries.get(f"compare_{t}", {})

@@ -234,6 +234,14 @@ def _training_section(doc: Doc, records: list[dict], summaries: dict, assets: Pa
             doc.table(["factor of variation", "R², pretrained", "R², random init"],
                       [[k, fmt(v), fmt(per_r.get(k))] for k, v in per.items()],
                       caption="Attentive-probe R² per factor of the synthetic videos")
+        grid = next((summaries[g["name"]] for g in records if g.get("kind") == "grid_probe"), {})
+        for task, res in (grid.get("tasks") or {}).items():
+            rand = res.get("r2_random_init") or {}
+            doc.table(["state dim", "R², pretrained", "R², random init", "difference"],
+                      [[k, fmt(v), fmt(rand.get(k)), fmt(None if v is None or rand.get(k) is None else v - rand[k])]
+                       for k, v in res["r2"].items()],
+                      caption=f"Grid probe on held-out {task} episodes ({res.get('frames_test')} frames): ridge on "
+                              f"the flattened token grid, R² per state dim")
         doc.image(plot_curves([r], assets / f"curves_{r['name']}.png", "pretrain"), "pretraining curves")
     for kind, label in (("train_ac", "Latent action-conditioned predictor"), ("train_pixel", "Pixel baseline"),
                         ("train_ac_random", "Latent predictor on the random-init encoder")):

@@ -26,7 +26,7 @@ class RidgeProbe:
         gram = xt @ xt.T if dual else xt.T @ xt
         evals, evecs = torch.linalg.eigh(gram.double())
         evals = evals.clamp_min(0)
-        scale = evals.mean().item()
+        scale = max(evals.mean().item(), 1e-12)  # features with no variance: predict the mean, not NaN
         proj = evecs.T @ (yt.double() if dual else (xt.T @ yt).double())  # (r, S)
         best = None
         for lam in lambdas:
