@@ -48,3 +48,16 @@ def test_plan_with_the_dataset_protocol(data, tmp_path):
                              "episodes=3", "goal_offset=6", "budget=10", "gifs=0", f"out_dir={tmp_path / 'plan'}"])
     assert s["protocol"]["protocol"] == "dataset" and len(s["protocol"]["starts"]) == 3
     assert "success_rate_random" in s and "success_rate_zero" in s
+
+
+def test_no_evaluation_episode_reaches_the_planner(data, tmp_path):
+    """protocol=dataset judges planning on the model's held-out episodes: the frames the planner's probe and roadmap
+    are fit on come from the other episodes only."""
+    ac = run_command("train-ac", ["preset=smoke", f"dataset={data}", "val_fraction=0.5", f"out_dir={tmp_path / 'ac'}"])
+    s = run_command("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "protocol=dataset",
+                             "episodes=3", "goal_offset=6", "budget=10", "gifs=0", "energy.state_weight=1",
+                             "subgoals.enabled=true", "energy.probe_episodes=40", f"out_dir={tmp_path / 'plan'}"])
+    judged = {i for i, _ in s["protocol"]["starts"]}
+    fit_on = set(s["protocol"]["energy_probe"]["episodes"])
+    assert judged and fit_on and not judged & fit_on
+    assert fit_on | judged <= {0, 1, 2, 3}

@@ -105,6 +105,16 @@ def model_split(ckpt_cfg: dict) -> list[int]:
     return [int(i) for i in ckpt_cfg.get("resolved", {}).get("val_episodes") or []]
 
 
+def goal_episodes_of(cfg, ckpt_cfg: dict) -> tuple[str | None, list[int]]:
+    """protocol=dataset: (dataset, episode ids) the goals are drawn from — ``protocol_dataset`` whole, else the
+    model's held-out episodes (all of its dataset when it records none); (None, []) for protocol=policy."""
+    if cfg.protocol != "dataset":
+        return None, []
+    data = cfg.protocol_dataset or dataset_of(config=ckpt_cfg)
+    held_out = [] if cfg.protocol_dataset else model_split(ckpt_cfg)
+    return str(data), held_out or EpisodeReader(data).ids
+
+
 def run(cfg) -> dict:
     """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
     out_dir = Path(cfg.out_dir)
@@ -139,12 +149,15 @@ def run(cfg) -> dict:
     proprio = proprio_dims_of(env_id, env_kwargs, manifest)
     privileged = privileged_inputs(cfg.mode, model.state_dims, proprio, energy, subgoals)
     probe, probe_info, graph = None, None, None  # fitted before any env exists (MuJoCo's EGL + late imports crash)
+    goal_data, goal_ids = goal_episodes_of(cfg, ckpt_cfg)  # protocol=dataset: the episodes planning is judged on
     if uses_probe(energy) or subgoals.enabled:
         dataset = cfg.probe_dataset or dataset_of(config=ckpt_cfg)
+        same = goal_data is not None and Path(goal_data).resolve() == Path(dataset).resolve()
         fine = energy.goal_fine and (energy.state_weight > 0 or subgoals.enabled)
         labels = proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
         picked, source = stored_frames(dataset, Path(checkpoint).parent / "planner_data", energy.probe_episodes,
-                                       energy.probe_stride, state_dims=labels, max_bad_fraction=cfg.max_bad_fraction)
+                                       energy.probe_stride, state_dims=labels, max_bad_fraction=cfg.max_bad_fraction,
+                                       exclude=goal_ids if same else None)  # no evaluation frame reaches planning
         frames = encode_frames(model, picked, fine=fine)
         probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
         if energy.state_weight > 0 and model.uses_state:
@@ -152,17 +165,14 @@ def run(cfg) -> dict:
         probe_info = {"dataset": dataset, "frames_from": source,
                       "labels": "proprio" if labels is not None else "full state",
                       "label_dims": labels, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
-                      "goal_r2": probe.goal_r2}
+                      "goal_r2": probe.goal_r2, "episodes": sorted(set(map(int, picked.episode)))}
         if subgoals.enabled:
             graph = SubgoalGraph.build(frames, probe, subgoals, energy.probe_stride)
             probe_info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
     E = int(cfg.episodes)
     if cfg.protocol == "dataset":
-        data = cfg.protocol_dataset or dataset_of(config=ckpt_cfg)
-        held_out = [] if cfg.protocol_dataset else model_split(ckpt_cfg)
-        ids = held_out or EpisodeReader(data).ids
-        eps = make_dataset_goal_episodes(env_id, env_kwargs, resolution, data, ids, E, cfg.seed, cfg.goal_offset,
-                                         cfg.budget)
+        eps = make_dataset_goal_episodes(env_id, env_kwargs, resolution, goal_data, goal_ids, E, cfg.seed,
+                                         cfg.goal_offset, cfg.budget)
     elif cfg.protocol == "policy":
         eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
     else:

@@ -136,12 +136,18 @@ class PickedFrames:
 
 
 def pick_frames(dataset: str | Path, episodes: int = 40, stride: int = 4, seed: int = 0,
-                state_dims: list[int] | None = None, max_bad_fraction: float = 0.1) -> PickedFrames:
-    """Every ``stride``-th frame of ``episodes`` dataset episodes picked at random (seeded); corrupt episodes are
-    skipped and counted (:class:`~worldmodel.data.reader.EpisodeReader`)."""
+                state_dims: list[int] | None = None, max_bad_fraction: float = 0.1,
+                exclude: list[int] | None = None) -> PickedFrames:
+    """Every ``stride``-th frame of ``episodes`` dataset episodes picked at random (seeded), never one of the
+    ``exclude`` episodes (those planning is evaluated on); corrupt episodes are skipped and counted
+    (:class:`~worldmodel.data.reader.EpisodeReader`)."""
     reader = EpisodeReader(dataset, max_bad_fraction)
+    ids = [i for i in reader.ids if i not in set(exclude or [])]
+    if not ids:
+        raise ValueError(f"dataset {dataset}: every episode is an evaluation episode; the planner's probe frames "
+                         f"need others (set probe_dataset=<another dataset>)")
     rng = np.random.default_rng(seed)
-    pick = sorted(rng.choice(reader.ids, size=min(episodes, len(reader.ids)), replace=False).tolist())
+    pick = sorted(rng.choice(ids, size=min(episodes, len(ids)), replace=False).tolist())
     frames, states, episode, step = [], [], [], []
     for i, ep in reader.episodes(pick):
         frames.append(ep["frames"][::stride])
@@ -153,18 +159,20 @@ def pick_frames(dataset: str | Path, episodes: int = 40, stride: int = 4, seed: 
 
 
 def stored_frames(dataset: str | Path, store: str | Path, episodes: int, stride: int, seed: int = 0,
-                  state_dims: list[int] | None = None, max_bad_fraction: float = 0.1) -> tuple[PickedFrames, str]:
+                  state_dims: list[int] | None = None, max_bad_fraction: float = 0.1,
+                  exclude: list[int] | None = None) -> tuple[PickedFrames, str]:
     """``pick_frames`` with a copy kept in the folder ``store`` (beside the model's checkpoint), so planning needs
     no training data: read from ``dataset`` while it exists, else from the copy. The copy is written when missing
     or made from another version of the dataset (its manifest's digest is stored with it).
 
     Returns (frames, where they came from)."""
-    key = json.dumps({"dataset": str(Path(dataset).resolve()), "episodes": int(episodes), "stride": int(stride),
-                      "seed": int(seed), "state_dims": state_dims}, sort_keys=True)
+    key = {"dataset": str(Path(dataset).resolve()), "episodes": int(episodes), "stride": int(stride),
+           "seed": int(seed), "state_dims": state_dims}
+    key = json.dumps({**key, "exclude": sorted(map(int, exclude))} if exclude else key, sort_keys=True)
     path = Path(store) / f"probe_frames_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     manifest = Path(dataset) / "manifest.json"
     if manifest.is_file():
-        picked = pick_frames(dataset, episodes, stride, seed, state_dims, max_bad_fraction)
+        picked = pick_frames(dataset, episodes, stride, seed, state_dims, max_bad_fraction, exclude)
         source = hashlib.sha1(manifest.read_bytes()).hexdigest()
         if path.is_file():
             with np.load(path) as z:
