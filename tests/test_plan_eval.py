@@ -15,7 +15,13 @@ envs = pytest.importorskip("envs")
 from worldmodel.models.protocol import Rollout, WorldModel  # noqa: E402
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402
 from worldmodel.planning.goals import make_goal_episodes, timing_summary, wilson_interval  # noqa: E402
-from worldmodel.planning.mpc import PlannerController, random_controller, zero_controller  # noqa: E402
+from worldmodel.planning.mpc import (  # noqa: E402
+    Goals,
+    PlannerController,
+    PlanSettings,
+    random_controller,
+    zero_controller,
+)
 from worldmodel.planning.optimizers import PlannerConfig  # noqa: E402
 
 ENV = "worldmodel/PointReach-v0"
@@ -80,8 +86,8 @@ def test_mpc_with_oracle_solves_point_reach(frame_skip, execute_steps):
     model = fit_oracle(frame_skip)
     assert isinstance(model, WorldModel)
     planner = PlannerConfig(horizon=4, samples=32, elites=4, iterations=2)
-    ctrl = PlannerController(model, eps.goal_frames, eps.seeds, eps.low, eps.high, planner,
-                             EnergyConfig(), execute_steps=execute_steps, goal_observations=eps.goal_states)
+    goals = Goals(eps.goal_frames, eps.seeds, eps.low, eps.high, observations=eps.goal_states)
+    ctrl = PlannerController(model, goals, PlanSettings(planner, EnergyConfig(), execute_steps))
     stats = eps.run(ctrl, frame_skip, record=(0,))
     assert stats.success.all(), stats
     assert (stats.final_distance < 0.12).all() and (stats.steps <= eps.budget).all()

@@ -21,7 +21,7 @@ from worldmodel.config import to_dict
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 from worldmodel.models.world_model import LatentWorldModel
 from worldmodel.planning.energy import EnergyConfig, uses_probe
-from worldmodel.planning.mpc import PlannerController
+from worldmodel.planning.mpc import Goals, PlannerController, PlanSettings
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.probe import LatentProbe
 from worldmodel.utils.device import resolve_device
@@ -71,10 +71,10 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
         K, ND = model.state_dim, model.tokens_per_frame * model.predictor.cfg.embed_dim
         probe = LatentProbe(weight=torch.randn(ND, K) / ND ** 0.5, x_mean=torch.zeros(ND), y_mean=torch.zeros(K),
                             y_std=torch.ones(K), dims=list(range(K)), r2=[1.0] * K, latent_scale=1.0)
-    ctrl = PlannerController(model, frames[::-1].copy(), list(range(E)), -np.ones(A, np.float32),
-                             np.ones(A, np.float32), PlannerConfig(**to_dict(plan_cfg.planner)), energy,
-                             execute_steps=int(plan_cfg.execute_steps), max_batch=int(plan_cfg.max_batch),
-                             probe=probe, precision=str(plan_cfg.precision))
+    goals = Goals(frames[::-1].copy(), list(range(E)), -np.ones(A, np.float32), np.ones(A, np.float32))
+    settings = PlanSettings(PlannerConfig(**to_dict(plan_cfg.planner)), energy, int(plan_cfg.execute_steps),
+                            int(plan_cfg.max_batch), str(plan_cfg.precision))
+    ctrl = PlannerController(model, goals, settings, probe)
     active = np.arange(E)
     for _ in range(warmup + repeats):
         ctrl(active, frames, states)

@@ -35,7 +35,8 @@ from worldmodel.evaluation.report_doc import Doc  # noqa: E402
 from worldmodel.models.registry import load_world_model  # noqa: E402
 from worldmodel.planning.compat import check_dataset_compatible  # noqa: E402
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402
-from worldmodel.planning.mpc import encode_obs, make_energy_fn, state_input  # noqa: E402
+from worldmodel.planning.mpc import make_energy_fn  # noqa: E402
+from worldmodel.planning.observer import Observer  # noqa: E402
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan  # noqa: E402
 from worldmodel.planning.probe import dataset_of  # noqa: E402
 from worldmodel.utils.atomic import atomic_path  # noqa: E402
@@ -111,10 +112,11 @@ def run(cfg) -> dict:
     E = len(w["where"])
     low, high = model.action_low.to(device), model.action_high.to(device)  # (A,)
     half = (high - low).cpu().numpy() / 2
+    observe = Observer(model)
     with torch.no_grad():
-        z0 = encode_obs(model, w["start"], w["state"])
-        goal = encode_obs(model, w["goal"], None)
-        s0 = None if w["state"] is None else state_input(model, w["start"], w["state"])
+        z0 = observe(w["start"], w["state"], read=False).latents
+        goal = observe(w["goal"], None, read=False).latents
+        s0 = None if w["state"] is None else observe.state_input(w["start"], w["state"], None)
     energy_fn = make_energy_fn(model, z0, s0, goal, fs, energy)
     with torch.no_grad():
         res = plan(energy_fn, planner, low, high, E, episode_generators([cfg.seed + i for i in range(E)], device))

@@ -51,7 +51,14 @@ from worldmodel.planning.goals import (
     stats_summary,
     timing_summary,
 )
-from worldmodel.planning.mpc import PlannerController, random_controller, rollout_dtype, zero_controller
+from worldmodel.planning.mpc import (
+    Goals,
+    PlannerController,
+    PlanSettings,
+    random_controller,
+    rollout_dtype,
+    zero_controller,
+)
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.phases import PhaseStore, run_key
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
@@ -181,9 +188,8 @@ def run(cfg) -> dict:
     if probe is not None and energy.criterion_weight != 1.0 and criterion_dims is not None and cfg.mode == "oracle":
         probe.weight_dims(criterion_dims, energy.criterion_weight)
         probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
-    controller = PlannerController(model, eps.goal_frames, eps.seeds, eps.low, eps.high, planner, energy,
-                                   execute_steps=int(cfg.execute_steps), max_batch=int(cfg.max_batch), probe=probe,
-                                   graph=graph, precision=cfg.precision)
+    settings = PlanSettings(planner, energy, int(cfg.execute_steps), int(cfg.max_batch), cfg.precision)
+    controller = PlannerController(model, Goals(eps.goal_frames, eps.seeds, eps.low, eps.high), settings, probe, graph)
     phases = PhaseStore(out_dir, run_key(OmegaConf.to_container(cfg, resolve=True), checkpoint))
     t0 = time.perf_counter()
     stats, counters = phases.run(

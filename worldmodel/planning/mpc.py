@@ -22,8 +22,9 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from worldmodel.models.protocol import FineLatents, WorldModel
+from worldmodel.models.protocol import WorldModel
 from worldmodel.planning.energy import EnergyConfig, goal_energy
+from worldmodel.planning.observer import Observer
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
 from worldmodel.utils import preempt
 
@@ -55,24 +56,6 @@ def rollout_dtype(precision: str, device: torch.device) -> torch.dtype | None:
                                            and torch.ops.mkldnn._is_mkldnn_bf16_supported())
         precision = "bf16" if native else "fp32"
     return torch.bfloat16 if precision == "bf16" else None
-
-
-def encode_obs(model: WorldModel, frames: np.ndarray, states: np.ndarray | None) -> torch.Tensor:
-    """Encode frames (B, H, W, 3) uint8 (and observed state dims (B, S') or None) with the model's convention ->
-    (B, N, D)."""
-    f = torch.from_numpy(np.ascontiguousarray(frames)).to(model.device)
-    s = None if states is None else torch.as_tensor(states, dtype=torch.float32, device=model.device)
-    return model.encode_observation(f, s)
-
-
-def state_input(model: WorldModel, frames: np.ndarray, states: np.ndarray,
-                z_fine: torch.Tensor | None = None) -> torch.Tensor:
-    """The state token's input (B, S) for observed frames (B, H, W, 3) uint8 and state dims (B, S'): the model's
-    ``state_input`` (proprioception, plus keypoints it reads from the frames, or from their unpooled latents
-    ``z_fine`` when already encoded) where it has one, else the states."""
-    if hasattr(model, "state_input"):
-        return model.state_input(torch.from_numpy(np.ascontiguousarray(frames)).to(model.device), states, z_fine)
-    return torch.as_tensor(states, dtype=torch.float32, device=model.device)
 
 
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
@@ -110,38 +93,62 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
     return energy_fn
 
 
+@dataclass(frozen=True)
+class Goals:
+    """The episodes' goals and what bounds their actions."""
+
+    frames: np.ndarray  # (E, H, W, 3) uint8 goal images
+    seeds: list[int]  # (E,) episode seeds: each episode's sampling generator
+    low: np.ndarray  # (A,) action bounds
+    high: np.ndarray  # (A,)
+    observations: np.ndarray | None = None  # (E, S') goal states for models that encode states (test oracles only)
+
+
+@dataclass(frozen=True)
+class PlanSettings:
+    """How plans are searched and scored."""
+
+    planner: PlannerConfig
+    energy: EnergyConfig
+    execute_steps: int = 1  # predictor steps executed before replanning
+    max_batch: int = 0  # rollouts per model call (0: all at once)
+    precision: str = "fp32"  # rollouts: fp32 | bf16 | auto (rollout_dtype)
+
+
 class PlannerController:
     """Plans for all active episodes at once and returns the first ``execute_steps`` actions of each plan.
 
-    Holds per-episode warm starts and generators (seeded by the episodes' seeds), and the encoded goals.
+    Per call: observe (encode the frames) -> aim (the goal, or a roadmap subgoal) -> energy over action sequences
+    -> optimize (CEM, ...) from each episode's warm start -> execute the first steps -> shift the warm start.
     ``plan_seconds`` lists (seconds, episodes in the batch) for every replanning step.
+
+    Args:
+        model: a world model (``worldmodel.models.protocol.WorldModel``).
+        goals: goal images, seeds and action bounds of the E episodes.
+        settings: optimizer, energy, execution.
+        probe: the energy's latent probe (``planning/probe.py``), fitted beforehand; None without probe terms.
+        graph: a subgoal roadmap (``planning/subgoals.py``) or None: always aim at the goal itself.
     """
 
-    def __init__(self, model: WorldModel, goal_frames: np.ndarray, seeds: list[int],
-                 low: np.ndarray, high: np.ndarray, planner: PlannerConfig, energy: EnergyConfig,
-                 execute_steps: int = 1, max_batch: int = 0, probe=None, graph=None,
-                 goal_observations: np.ndarray | None = None, precision: str = "fp32"):
-        self.model, self.planner, self.energy, self.probe = model, planner, energy, probe
-        self.graph = graph  # SubgoalGraph (planning/subgoals.py) or None: always aim at the goal itself
+    def __init__(self, model: WorldModel, goals: Goals, settings: PlanSettings, probe=None, graph=None):
         if graph is not None and probe is None:
             raise ValueError("subgoals need the probe that reads states from frames (planning.probe.fit_probe)")
-        self.execute_steps, self.max_batch = execute_steps, max_batch
+        self.model, self.settings, self.probe, self.graph = model, settings, probe, graph
+        self.observe = Observer(model, probe)
         self.device = model.device
-        self.dtype = rollout_dtype(precision, self.device)  # None: float32 rollouts
-        self.action_repeat = model.frame_skip
-        self.low = torch.as_tensor(low, dtype=torch.float32, device=self.device)  # (A,)
-        self.high = torch.as_tensor(high, dtype=torch.float32, device=self.device)  # (A,)
-        self.uses_state = model.uses_state
-        # goals once here (not per energy call): latents (E, N, D), standardized goal states (E, K) or None
-        read_goal = probe is not None and (energy.state_weight > 0 or graph is not None)
-        # the goal is an image; only oracle models (tests) get the goal's observed state dims too
-        self.goal, self.goal_state, _ = self.observe(goal_frames, goal_observations, read_goal)
+        self.dtype = rollout_dtype(settings.precision, self.device)  # None: float32 rollouts
+        self.low = torch.as_tensor(goals.low, dtype=torch.float32, device=self.device)  # (A,)
+        self.high = torch.as_tensor(goals.high, dtype=torch.float32, device=self.device)  # (A,)
+        # goals once here: latents (E, N, D) and, for the probe's state term or the roadmap, states (E, K)
+        read_goal = probe is not None and (settings.energy.state_weight > 0 or graph is not None)
+        goal = self.observe(goals.frames, goals.observations, read_goal)
+        self.goal, self.goal_state = goal.latents, goal.state
         if graph is not None:
             graph.set_goals(self.goal_state, self.goal)
         self.subgoal_plans = 0  # episode-plans aimed at a graph subgoal (not the goal itself)
         self.episode_plans = 0
-        self.gens = episode_generators(seeds, self.device)
-        E, H, A = len(seeds), planner.horizon, self.low.shape[0]
+        self.gens = episode_generators(goals.seeds, self.device)
+        E, H, A = len(goals.seeds), settings.planner.horizon, self.low.shape[0]
         self.mean = torch.zeros(E, H, A, device=self.device).clamp(self.low, self.high)  # (E, H, A) warm starts
         self.plan_seconds: list[tuple[float, int]] = []
 
@@ -150,50 +157,39 @@ class PlannerController:
         """The rollouts' dtype as summaries record it: float32 | bfloat16."""
         return str(self.dtype or torch.float32).removeprefix("torch.")
 
-    @torch.no_grad()
-    def observe(self, frames: np.ndarray, states: np.ndarray | None,
-                read: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Latents (B, N, D) of frames (B, H, W, 3) uint8, with ``read`` the standardized state (B, K) the probe
-        reads from them (else None), and their unpooled latents (B, N0, D) when encoded (else None). The frames
-        are encoded once: unpooled and pooled here (``pool_fine`` equals ``encode``) when a kernel read-out or
-        the model's scene keypoints need the unpooled latents."""
-        fine_probe = read and self.probe.goal_probe is not None and isinstance(self.model, FineLatents)
-        if not (fine_probe or getattr(self.model, "keypoints", None) is not None):
-            z = encode_obs(self.model, frames, states)
-            return z, self.probe.goal_state(z) if read else None, None
-        f = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        z_fine = self.model.encode_fine(f)  # (B, N0, D)
-        z = self.model.pool_fine(z_fine, f.shape[1], f.shape[2])  # (B, N, D)
-        if not read:
-            return z, None, z_fine
-        return z, self.probe.goal_state_fine(z_fine.float()) if fine_probe else self.probe.goal_state(z), z_fine
+    def aim(self, active: np.ndarray, idx: torch.Tensor, now) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Each active episode's target this step: goal latents (E', N, D) and states (E', K) | None, replaced by a
+        roadmap subgoal's where the roadmap picks one."""
+        goal = self.goal[idx]  # (E', N, D)
+        goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
+        if self.graph is not None:
+            sub = self.graph.subgoals(active, now.state, self.graph.cfg.lookahead, now.latents)  # (E',), -1: goal
+            use = torch.as_tensor(sub >= 0, device=self.device)
+            if use.any():
+                nodes = torch.as_tensor(sub[sub >= 0])
+                goal = goal.clone()
+                goal[use] = self.graph.latents[nodes].to(goal)
+                if goal_state is not None:
+                    goal_state = goal_state.clone()
+                    goal_state[use] = self.graph.states[nodes].to(goal_state)
+            self.subgoal_plans += int(use.sum())
+        self.episode_plans += len(active)
+        return goal, goal_state
 
     def __call__(self, active: np.ndarray, frames: np.ndarray, states: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter()
         idx = torch.as_tensor(active, device=self.device)
+        cfg = self.settings
         with torch.no_grad():  # the grad optimizer re-enables autograd for its refinement only
             read = self.graph is not None and self.graph.project is None  # a latent-space roadmap reads no state
-            z0, current, z_fine = self.observe(frames, states, read)  # (E', N, D), (E', K) | None, (E', N0, D) | None
-            s0 = state_input(self.model, frames, states, z_fine) if self.uses_state else None
-            goal = self.goal[idx]  # (E', N, D)
-            goal_state = None if self.goal_state is None else self.goal_state[idx]  # (E', K)
-            if self.graph is not None:
-                sub = self.graph.subgoals(active, current, self.graph.cfg.lookahead, z0)  # (E',), -1: goal
-                use = torch.as_tensor(sub >= 0, device=self.device)
-                if use.any():
-                    nodes = torch.as_tensor(sub[sub >= 0])
-                    goal = goal.clone()
-                    goal[use] = self.graph.latents[nodes].to(goal)
-                    if goal_state is not None:
-                        goal_state = goal_state.clone()
-                        goal_state[use] = self.graph.states[nodes].to(goal_state)
-                self.subgoal_plans += int(use.sum())
-            self.episode_plans += len(active)
-            fn = make_energy_fn(self.model, z0, s0, goal, self.action_repeat, self.energy, self.max_batch,
+            now = self.observe(frames, states, read)  # latents (E', N, D), state (E', K) | None, fine | None
+            s0 = self.observe.state_input(frames, states, now.fine) if self.model.uses_state else None
+            goal, goal_state = self.aim(active, idx, now)
+            fn = make_energy_fn(self.model, now.latents, s0, goal, self.model.frame_skip, cfg.energy, cfg.max_batch,
                                 self.probe, goal_state, self.dtype)
-            res = plan(fn, self.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
+            res = plan(fn, cfg.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
                        mean=self.mean[idx])
-        k = min(self.execute_steps, self.planner.horizon)
+        k = min(cfg.execute_steps, cfg.planner.horizon)
         self.mean[idx] = shift_plan(res.mean, k, self.low, self.high)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
