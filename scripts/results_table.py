@@ -1,8 +1,10 @@
 """Print the README's results table from a pipeline run: python scripts/results_table.py runs/main
 
 Reads ``<run>/summary.json`` (``wm pipeline``'s headline figures): per task, drift at the largest horizon
-(state-probe error of the latent and pixel models and of copying the last frame) and planning success of every
-plan stage, with random and zero actions on the same goals.
+(state-probe error of the latent and pixel models and of copying the last frame), planning success of every
+plan stage, with random and zero actions on the same goals, the energy landscape (rank correlation of each model's
+latent distance to a goal frame with the true distance) and the grid probe's mean held-out R² (pretrained vs
+random-init encoder).
 """
 from __future__ import annotations
 
@@ -19,21 +21,27 @@ def pct(row: dict | None) -> str:
     return f"{row['success_rate'] * 100:.0f}%{ci}"
 
 
-def num(x) -> str:
-    return "—" if x is None else f"{x:.3f}"
+def num(x, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
 
 
 def table(summary: dict) -> str:
     """Markdown table of the headline figures."""
     head = summary["headline"]
     lines = ["| task | drift h=max: latent / pixel / copy-last | latent, pure | pixel, pure | latent, oracle | "
-             "latent on random-init encoder, pure | random / zero |", "|---|---|---|---|---|---|---|"]
+             "latent on random-init encoder, pure | random / zero | landscape ρ: latent / random-init / pixel | "
+             "grid probe R²: pretrained / random-init |", "|---|---|---|---|---|---|---|---|---|"]
     for task in summary["tasks"]:
         d, p = head["drift"].get(task, {}), head["plan"].get(task, {})
         drift = " / ".join(num(d.get(k)) for k in ("probe_error_latent", "probe_error_pixel", "probe_error_copy_last"))
         base = f"{(p.get('random') or 0) * 100:.0f}% / {(p.get('zero') or 0) * 100:.0f}%" if p else "—"
+        scape = " / ".join(num(d.get(f"landscape_rank_corr_{k}"), 2)
+                           for k in ("latent", "latent_random_encoder", "pixel"))
+        g = head.get("grid_probe", {}).get(task, {})
+        grid = f"{num(g.get('mean_r2'), 2)} / {num(g.get('mean_r2_random_init'), 2)}"
         lines.append(f"| {task} | {drift} | {pct(p.get('latent'))} | {pct(p.get('pixel'))} | "
-                     f"{pct(p.get('latent_oracle'))} | {pct(p.get('latent_random_encoder'))} | {base} |")
+                     f"{pct(p.get('latent_oracle'))} | {pct(p.get('latent_random_encoder'))} | {base} | {scape} | "
+                     f"{grid} |")
     return "\n".join(lines)
 
 
