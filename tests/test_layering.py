@@ -170,3 +170,18 @@ def test_every_package_is_installed():
     found = {module_name(p) for d in ("worldmodel", *MAPPED) for p in (ROOT / d).rglob("__init__.py")}
     assert set(tool["packages"]) == found
     assert tool["package-dir"] == {v: k for k, v in MAPPED.items()}
+
+
+def test_the_planning_path_stays_small():
+    """One planning path: the controller takes at most six arguments and never inspects the model (capabilities
+    are resolved once, in planning/observer.py); ``wm plan``'s run reads as a short sequence of named steps."""
+    tree = ast.parse((ROOT / "worldmodel" / "planning" / "mpc.py").read_text())
+    ctrl = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PlannerController")
+    init = next(n for n in ctrl.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    assert len(init.args.args) - 1 + len(init.args.kwonlyargs) <= 6
+    checks = [n.func.id for n in ast.walk(ctrl) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+              and n.func.id in ("isinstance", "getattr", "hasattr")]
+    assert checks == []
+    run = next(n for n in ast.parse((ROOT / "worldmodel" / "planning" / "evaluate.py").read_text()).body
+               if isinstance(n, ast.FunctionDef) and n.name == "run")
+    assert run.end_lineno - run.lineno + 1 <= 50

@@ -122,12 +122,26 @@ def goal_episodes_of(cfg, ckpt_cfg: dict) -> tuple[str | None, list[int]]:
     return str(data), held_out or EpisodeReader(data).ids
 
 
-def run(cfg) -> dict:
-    """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
-    out_dir = Path(cfg.out_dir)
-    device = resolve_device(cfg.device)
-    if cfg.threads > 0:
-        torch.set_num_threads(int(cfg.threads))
+@dataclass
+class Setup:
+    """What a plan run works with, resolved from its config and checkpoint before any env exists."""
+
+    model: Any  # the world model (models/protocol.py)
+    kind: str  # its checkpoint kind
+    checkpoint: str
+    ckpt_cfg: dict  # the checkpoint's config: its dataset and split
+    env_id: str
+    env_kwargs: dict
+    resolution: int
+    planner: PlannerConfig
+    energy: EnergyConfig
+    subgoals: SubgoalConfig
+    proprio: list[int]  # the env's proprioception dims
+    privileged: list[str]  # what the run uses beyond frames, proprioception and the goal image
+
+
+def load_setup(cfg, device: torch.device) -> Setup:
+    """Check the settings, load the model and resolve the env, planner, energy and roadmap settings."""
     if not cfg.checkpoint:
         raise ValueError("wm plan: set checkpoint=PATH (a wm train-ac or train-pixel checkpoint)")
     checkpoint = str(cfg.checkpoint)
@@ -150,62 +164,68 @@ def run(cfg) -> dict:
     planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
     energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
     check_plan_memory(model, int(cfg.episodes), planner, int(cfg.max_batch))
-    action_repeat = model.frame_skip
-
     subgoals = SubgoalConfig(**OmegaConf.to_container(cfg.subgoals, resolve=True))
     proprio = proprio_dims_of(env_id, env_kwargs, manifest)
     privileged = privileged_inputs(cfg.mode, model.state_dims, proprio, energy, subgoals)
-    probe, probe_info, graph = None, None, None  # fitted before any env exists (MuJoCo's EGL + late imports crash)
-    goal_data, goal_ids = goal_episodes_of(cfg, ckpt_cfg)  # protocol=dataset: the episodes planning is judged on
-    if uses_probe(energy) or subgoals.enabled:
-        dataset = cfg.probe_dataset or dataset_of(config=ckpt_cfg)
-        same = goal_data is not None and Path(goal_data).resolve() == Path(dataset).resolve()
-        fine = energy.goal_fine and (energy.state_weight > 0 or subgoals.enabled)
-        labels = proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
-        picked, source = stored_frames(dataset, Path(checkpoint).parent / "planner_data", energy.probe_episodes,
-                                       energy.probe_stride, state_dims=labels, max_bad_fraction=cfg.max_bad_fraction,
-                                       exclude=goal_ids if same else None)  # no evaluation frame reaches planning
-        frames = encode_frames(model, picked, fine=fine)
-        probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
-        if energy.state_weight > 0 and model.uses_state:
-            probe.match_predicted(model.state_dims, labels)
-        probe_info = {"dataset": dataset, "frames_from": source,
-                      "labels": "proprio" if labels is not None else "full state",
-                      "label_dims": labels, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
-                      "goal_r2": probe.goal_r2, "episodes": sorted(set(map(int, picked.episode)))}
-        if subgoals.enabled:
-            graph = SubgoalGraph.build(frames, probe, subgoals, energy.probe_stride)
-            probe_info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
+    return Setup(model, kind, checkpoint, ckpt_cfg, env_id, env_kwargs, resolution, planner, energy, subgoals,
+                 proprio, privileged)
+
+
+def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> tuple[Any, dict | None, SubgoalGraph | None]:
+    """The energy's probe and the subgoal roadmap, fit on recorded frames (never those of the ``exclude``
+    episodes), with what they were fit on; (None, None, None) when the energy and roadmap need none."""
+    energy, model = st.energy, st.model
+    if not (uses_probe(energy) or st.subgoals.enabled):
+        return None, None, None
+    dataset = cfg.probe_dataset or dataset_of(config=st.ckpt_cfg)
+    fine = energy.goal_fine and (energy.state_weight > 0 or st.subgoals.enabled)
+    labels = st.proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
+    picked, source = stored_frames(dataset, Path(st.checkpoint).parent / "planner_data", energy.probe_episodes,
+                                   energy.probe_stride, state_dims=labels, max_bad_fraction=cfg.max_bad_fraction,
+                                   exclude=exclude)
+    frames = encode_frames(model, picked, fine=fine)
+    probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
+    if energy.state_weight > 0 and model.uses_state:
+        probe.match_predicted(model.state_dims, labels)
+    info = {"dataset": dataset, "frames_from": source, "labels": "proprio" if labels is not None else "full state",
+            "label_dims": labels, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
+            "goal_r2": probe.goal_r2, "episodes": sorted(set(map(int, picked.episode)))}
+    graph = None
+    if st.subgoals.enabled:
+        graph = SubgoalGraph.build(frames, probe, st.subgoals, energy.probe_stride)
+        info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
+    return probe, info, graph
+
+
+def goal_episodes(cfg, st: Setup, goal_data: str | None, goal_ids: list[int]):
+    """The E evaluation episodes of the goal protocol (``protocol=policy|dataset``)."""
     E = int(cfg.episodes)
     if cfg.protocol == "dataset":
-        eps = make_dataset_goal_episodes(env_id, env_kwargs, resolution, goal_data, goal_ids, E, cfg.seed,
-                                         cfg.goal_offset, cfg.budget)
-    elif cfg.protocol == "policy":
-        eps = make_goal_episodes(env_id, env_kwargs, resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
-    else:
-        raise ValueError(f"protocol={cfg.protocol!r}; expected policy or dataset")
-    criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
-    if probe is not None and energy.criterion_weight != 1.0 and criterion_dims is not None and cfg.mode == "oracle":
-        probe.weight_dims(criterion_dims, energy.criterion_weight)
-        probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
-    settings = PlanSettings(planner, energy, int(cfg.execute_steps), int(cfg.max_batch), cfg.precision)
-    controller = PlannerController(model, Goals(eps.goal_frames, eps.seeds, eps.low, eps.high), settings, probe, graph)
-    phases = PhaseStore(out_dir, run_key(OmegaConf.to_container(cfg, resolve=True), checkpoint))
+        return make_dataset_goal_episodes(st.env_id, st.env_kwargs, st.resolution, goal_data, goal_ids, E, cfg.seed,
+                                          cfg.goal_offset, cfg.budget)
+    if cfg.protocol == "policy":
+        return make_goal_episodes(st.env_id, st.env_kwargs, st.resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
+    raise ValueError(f"protocol={cfg.protocol!r}; expected policy or dataset")
+
+
+def run_phases(cfg, st: Setup, eps, controller: PlannerController, phases: PhaseStore) -> tuple[dict, dict]:
+    """The planner's episodes, then random and zero actions on the same seeds and goals: (summary, per_episode)."""
+    E, action_repeat = int(cfg.episodes), st.model.frame_skip
     t0 = time.perf_counter()
     stats, counters = phases.run(
         "planner", lambda: eps.run(controller, action_repeat, record=tuple(range(min(cfg.gifs, E))),
-                                   observed_dims=model.state_dims),
+                                   observed_dims=st.model.state_dims),
         lambda: {"plan_seconds": controller.plan_seconds, "subgoal_plans": controller.subgoal_plans,
                  "episode_plans": controller.episode_plans})
-    summary: dict[str, Any] = {"env": env_id, "checkpoint": checkpoint, "model_kind": kind, "episodes": E,
-                               "mode": cfg.mode, "privileged_inputs": privileged, "proprio_dims": proprio,
-                               "observed_state_dims": model.state_dims}
+    summary: dict[str, Any] = {"env": st.env_id, "checkpoint": st.checkpoint, "model_kind": st.kind, "episodes": E,
+                               "mode": cfg.mode, "privileged_inputs": st.privileged, "proprio_dims": st.proprio,
+                               "observed_state_dims": st.model.state_dims}
     summary["seconds_planner_episodes"] = round(time.perf_counter() - t0, 2)
     summary.update(stats_summary(stats, ""))
     succ_steps = stats.steps[stats.success]
     summary["env_steps_to_success"] = float(succ_steps.mean()) if len(succ_steps) else None
     summary.update(timing_summary([tuple(t) for t in counters["plan_seconds"]], E))
-    if graph is not None:  # share of episode-plans aimed at a subgoal rather than the goal itself
+    if controller.graph is not None:  # share of episode-plans aimed at a subgoal rather than the goal itself
         summary["subgoal_fraction"] = counters["subgoal_plans"] / max(counters["episode_plans"], 1)
     per_episode = {"seed": eps.seeds, "success": stats.success.tolist(), "steps": stats.steps.tolist(),
                    "final_distance": stats.final_distance.round(4).tolist()}
@@ -219,23 +239,51 @@ def run(cfg) -> dict:
         summary["warning"] = (f"zero actions already succeed in {summary['success_rate_zero']:.0%} of episodes "
                               f"(> {ZERO_WARN:.0%}): the goals are too easy to measure planning")
         print(f"[wm plan] warning: {summary['warning']}")
-    summary["gifs"] = save_gifs(stats, eps.goal_frames, out_dir / "gifs", cfg.gif_fps) if cfg.gifs else []
-    summary["protocol"] = {
-        **eps.settings, "env": env_id, "env_kwargs": env_kwargs, "resolution": resolution,
-        "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
-        "precision": cfg.precision, "rollout_dtype": controller.rollout_dtype_name,
-        "action_repeat": action_repeat, "horizon_env_steps": planner.horizon * action_repeat, "seeds": eps.seeds,
-        "seed": int(cfg.seed), "planner": asdict(planner), "energy": asdict(energy), "subgoals": asdict(subgoals),
-        "energy_probe": probe_info,
-        "baseline_random": "uniform, held action_repeat", "success": "envs.protocol.is_success at any env step",
-        "device": str(device),
-    }
+    summary["gifs"] = save_gifs(stats, eps.goal_frames, Path(cfg.out_dir) / "gifs", cfg.gif_fps) if cfg.gifs else []
+    return summary, per_episode
+
+
+def protocol_record(cfg, st: Setup, eps, controller: PlannerController, probe_info: dict | None, device) -> dict:
+    """Every setting that defines the result, for the summary."""
+    return {**eps.settings, "env": st.env_id, "env_kwargs": st.env_kwargs, "resolution": st.resolution,
+            "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
+            "precision": cfg.precision, "rollout_dtype": controller.rollout_dtype_name,
+            "action_repeat": st.model.frame_skip, "horizon_env_steps": st.planner.horizon * st.model.frame_skip,
+            "seeds": eps.seeds, "seed": int(cfg.seed), "planner": asdict(st.planner), "energy": asdict(st.energy),
+            "subgoals": asdict(st.subgoals), "energy_probe": probe_info,
+            "baseline_random": "uniform, held action_repeat", "success": "envs.protocol.is_success at any env step",
+            "device": str(device)}
+
+
+def run(cfg) -> dict:
+    """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
+    device = resolve_device(cfg.device)
+    if cfg.threads > 0:
+        torch.set_num_threads(int(cfg.threads))
+    st = load_setup(cfg, device)
+    goal_data, goal_ids = goal_episodes_of(cfg, st.ckpt_cfg)  # protocol=dataset: the episodes planning is judged on
+    same = goal_data is not None and (Path(goal_data).resolve()
+                                      == Path(cfg.probe_dataset or dataset_of(config=st.ckpt_cfg)).resolve())
+    # fitted before any env exists (MuJoCo's EGL + late imports crash); no evaluation frame reaches planning
+    probe, probe_info, graph = planner_aids(cfg, st, goal_ids if same else None)
+    eps = goal_episodes(cfg, st, goal_data, goal_ids)
+    criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
+    if probe is not None and st.energy.criterion_weight != 1.0 and criterion_dims is not None \
+            and cfg.mode == "oracle":
+        probe.weight_dims(criterion_dims, st.energy.criterion_weight)
+        probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
+    settings = PlanSettings(st.planner, st.energy, int(cfg.execute_steps), int(cfg.max_batch), cfg.precision)
+    controller = PlannerController(st.model, Goals(eps.goal_frames, eps.seeds, eps.low, eps.high), settings, probe,
+                                   graph)
+    phases = PhaseStore(Path(cfg.out_dir), run_key(OmegaConf.to_container(cfg, resolve=True), st.checkpoint))
+    summary, per_episode = run_phases(cfg, st, eps, controller, phases)
+    summary["protocol"] = protocol_record(cfg, st, eps, controller, probe_info, device)
     summary["per_episode"] = per_episode
     eps.close()
     phases.clear()
-    print(f"[wm plan] {env_id}: success {summary['success_rate']:.2f} "
+    print(f"[wm plan] {st.env_id}: success {summary['success_rate']:.2f} "
           f"(random {summary.get('success_rate_random', float('nan')):.2f}, "
-          f"zero {summary.get('success_rate_zero', float('nan')):.2f}) over {E} episodes, "
+          f"zero {summary.get('success_rate_zero', float('nan')):.2f}) over {cfg.episodes} episodes, "
           f"{summary['seconds_per_plan']:.3f} s per batched plan; {cfg.mode} mode, privileged inputs: "
-          f"{privileged or 'none'}")
+          f"{st.privileged or 'none'}")
     return summary
