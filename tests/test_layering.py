@@ -185,3 +185,21 @@ def test_the_planning_path_stays_small():
     run = next(n for n in ast.parse((ROOT / "worldmodel" / "planning" / "evaluate.py").read_text()).body
                if isinstance(n, ast.FunctionDef) and n.name == "run")
     assert run.end_lineno - run.lineno + 1 <= 50
+
+
+CONFIG_MODULES = ("worldmodel.config", "worldmodel.commands", "worldmodel.cli", "worldmodel.confighelp",
+                  "worldmodel.pipeline", "worldmodel.bench")  # the command layer and the config plumbing
+
+
+def test_hydra_stays_in_the_command_layer():
+    """Library modules take plain values and dataclasses; hydra and OmegaConf are imported only where commands
+    are composed and run."""
+    users = []
+    for path in sources():
+        me = module_name(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            if any(n.split(".")[0] in ("hydra", "omegaconf") for n in names) and not me.startswith(CONFIG_MODULES):
+                users.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert users == []

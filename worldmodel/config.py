@@ -26,8 +26,24 @@ def register_schema(name: str, node: Any) -> None:
 
 
 def to_dict(cfg: DictConfig) -> dict:
-    """Plain-python copy of a config (for checkpoints and summary.json)."""
+    """Plain-python copy of a config (for checkpoints and summary.json); a plain dict or list is copied as it is."""
+    if not OmegaConf.is_config(cfg):
+        return dict(cfg) if isinstance(cfg, dict) else cfg
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def select(cfg: DictConfig, key: str) -> Any:
+    """The value at a dotted ``key`` of a config (None when absent)."""
+    return OmegaConf.select(cfg, key)
+
+
+def open_schema(schema: type, *paths: str) -> DictConfig:
+    """A structured schema whose nodes at ``paths`` stay open to new keys (``env.kwargs.width=64`` on the command
+    line), the rest strict."""
+    node = OmegaConf.structured(schema)
+    for path in paths:
+        OmegaConf.set_struct(OmegaConf.select(node, path), False)
+    return node
 
 
 def require(name: str, value: Any, minimum: float) -> None:

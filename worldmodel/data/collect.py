@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import worldmodel.envs as envs
-from worldmodel.config import register_schema, require
+from worldmodel.config import open_schema, register_schema, require, to_dict
 from worldmodel.data.episodes import (
     MANIFEST,
     EpisodeWriter,
@@ -64,17 +64,8 @@ class CollectConfig:
     out_dir: str = "runs/collect"  # summary.json and config.yaml (and the dataset by default)
 
 
-def _schema():
-    """The structured schema with ``env.kwargs`` left open, so ``env.kwargs.width=64`` or
-    ``env.kwargs={width: 64}`` can add keys on the command line (the rest of the config stays strict)."""
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.structured(CollectConfig)
-    OmegaConf.set_struct(node.env.kwargs, False)
-    return node
-
-
-register_schema("collect", _schema())
+# env.kwargs stays open: env.kwargs.width=64 or env.kwargs={width: 64} add keys on the command line
+register_schema("collect", open_schema(CollectConfig, "env.kwargs"))
 
 COVERAGE_DIMS = {"worldmodel/PointReach-v0": (0, 1), "worldmodel/TwoRoom-v0": (0, 1),  # by env id, never class name
                  "worldmodel/ArmReach-v0": (4, 5), "worldmodel/PushBlock-v0": (2, 3)}
@@ -240,7 +231,6 @@ def run(cfg) -> dict:
 
 
 def _collect(cfg, root: Path) -> dict:
-    from omegaconf import OmegaConf
     from tqdm import tqdm
 
     for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1)):
@@ -250,7 +240,7 @@ def _collect(cfg, root: Path) -> dict:
                f"{workers} collection processes (about {WORKER_BYTES / 1e6:.0f} MB each)", hint="lower workers")
     if cfg.policy not in ("random", "ou", "scripted"):
         raise ValueError(f"policy={cfg.policy!r}: expected random, ou or scripted")
-    env_kwargs = OmegaConf.to_container(cfg.env.kwargs, resolve=True) if cfg.env.kwargs is not None else {}
+    env_kwargs = to_dict(cfg.env.kwargs) if cfg.env.kwargs is not None else {}
     probe = make_env(cfg.env.id, env_kwargs, cfg.resolution, cfg.steps, render=False)
     _, info = probe.reset(seed=0)
     state_dim = int(np.asarray(info["state"]).size)

@@ -26,9 +26,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from omegaconf import OmegaConf  # noqa: E402
 
-from worldmodel.config import register_schema, require  # noqa: E402
+from worldmodel.config import register_schema, require, to_dict  # noqa: E402
 from worldmodel.data.formats import KeyMap, as_native  # noqa: E402
 from worldmodel.data.reader import EpisodeReader  # noqa: E402
 from worldmodel.evaluation.report_doc import Doc  # noqa: E402
@@ -103,8 +102,8 @@ def run(cfg) -> dict:
     reader = EpisodeReader(dataset)
     check_dataset_compatible(model, reader.manifest, dataset, cfg.checkpoint)
     ids = ids or reader.ids
-    planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
-    energy = EnergyConfig(**{**OmegaConf.to_container(cfg.energy, resolve=True), "probe_weight": 0.0,
+    planner = PlannerConfig(**to_dict(cfg.planner))
+    energy = EnergyConfig(**{**to_dict(cfg.energy), "probe_weight": 0.0,
                              "state_weight": 0.0})
     k, fs = int(cfg.goal_steps or planner.horizon), model.frame_skip
     planner.horizon = k

@@ -35,9 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
-from worldmodel.config import register_schema, require
+from worldmodel.config import register_schema, require, select, to_dict
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.envs.config import EnvConfig
 from worldmodel.models.registry import load_world_model
@@ -148,7 +147,7 @@ def load_setup(cfg, device: torch.device) -> Setup:
     for name, low in (("episodes", 1), ("budget", 0), ("goal_offset", 0), ("execute_steps", 1), ("resolution", 0),
                       ("planner.horizon", 1), ("planner.samples", 1), ("planner.elites", 1),
                       ("planner.iterations", 1)):
-        require(name, OmegaConf.select(cfg, name), low)
+        require(name, select(cfg, name), low)
     rollout_dtype(cfg.precision, device)  # refuses an unknown precision before anything is built
     model, kind = load_world_model(checkpoint, device, cfg.model_kind)
     ckpt_cfg = load_checkpoint(checkpoint).get("config", {})  # its dataset and split (probe, protocol=dataset)
@@ -157,14 +156,14 @@ def load_setup(cfg, device: torch.device) -> Setup:
     if not env_id:
         raise ValueError(f"wm plan: the checkpoint {checkpoint} does not name its env; set env=<name> or env.id=ID")
     own_kwargs = manifest.get("env_kwargs") if env_id == manifest.get("env_id") else {}
-    env_kwargs = {**(own_kwargs or {}), **OmegaConf.to_container(cfg.env.kwargs, resolve=True)}
+    env_kwargs = {**(own_kwargs or {}), **to_dict(cfg.env.kwargs)}
     res = manifest.get("resolution", 64)  # int, or [H, W] (square frames)
     resolution = int(cfg.resolution or (res[0] if isinstance(res, (list, tuple)) else res))
     check_env_compatible(model, env_id, env_kwargs, resolution, checkpoint, cfg.allow_other_env)
-    planner = PlannerConfig(**OmegaConf.to_container(cfg.planner, resolve=True))
-    energy = EnergyConfig(**OmegaConf.to_container(cfg.energy, resolve=True))
+    planner = PlannerConfig(**to_dict(cfg.planner))
+    energy = EnergyConfig(**to_dict(cfg.energy))
     check_plan_memory(model, int(cfg.episodes), planner, int(cfg.max_batch))
-    subgoals = SubgoalConfig(**OmegaConf.to_container(cfg.subgoals, resolve=True))
+    subgoals = SubgoalConfig(**to_dict(cfg.subgoals))
     proprio = proprio_dims_of(env_id, env_kwargs, manifest)
     privileged = privileged_inputs(cfg.mode, model.state_dims, proprio, energy, subgoals)
     return Setup(model, kind, checkpoint, ckpt_cfg, env_id, env_kwargs, resolution, planner, energy, subgoals,
@@ -275,7 +274,7 @@ def run(cfg) -> dict:
     settings = PlanSettings(st.planner, st.energy, int(cfg.execute_steps), int(cfg.max_batch), cfg.precision)
     controller = PlannerController(st.model, Goals(eps.goal_frames, eps.seeds, eps.low, eps.high), settings, probe,
                                    graph)
-    phases = PhaseStore(Path(cfg.out_dir), run_key(OmegaConf.to_container(cfg, resolve=True), st.checkpoint))
+    phases = PhaseStore(Path(cfg.out_dir), run_key(to_dict(cfg), st.checkpoint))
     summary, per_episode = run_phases(cfg, st, eps, controller, phases)
     summary["protocol"] = protocol_record(cfg, st, eps, controller, probe_info, device)
     summary["per_episode"] = per_episode

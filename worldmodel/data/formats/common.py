@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from omegaconf import OmegaConf
+
+from worldmodel.config import to_dict
 
 
 @dataclass
@@ -25,7 +26,7 @@ class KeyMap:
     @classmethod
     def of(cls, node) -> "KeyMap":
         """A KeyMap from a config node (``dataset_keys`` of a command's config) or a plain dict."""
-        return cls(**(OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else dict(node)))
+        return cls(**to_dict(node))
 
 
 @dataclass
