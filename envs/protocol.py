@@ -1,4 +1,4 @@
-"""The goal-reaching protocol (ARCHITECTURE.md), for our tasks and for any adapted gymnasium env.
+"""The goal-reaching protocol (docs/environments.md), for our tasks and for any adapted gymnasium env.
 
 1. ``goal = make_goal(env, seed, goal_offset)``: ``reset(seed=seed)``, roll the env's goal policy (seeded by
    ``seed``, so deterministic) for ``goal_offset`` steps, record the goal frame and goal state.

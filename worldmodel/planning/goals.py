@@ -1,7 +1,7 @@
 """Goal-reaching episodes and their bookkeeping: the protocol's goals for E envs, closed-loop runs of any
 controller on them, success statistics with Wilson intervals, planning latency, and GIFs.
 
-Goal protocol (ARCHITECTURE.md), per episode i with seed s_i = seed + i: ``protocol.make_goal(env, s_i,
+Goal protocol (docs/environments.md), per episode i with seed s_i = seed + i: ``protocol.make_goal(env, s_i,
 goal_offset)`` gives the goal frame and state (the env's goal policy rolled ``goal_offset`` steps from
 ``reset(seed=s_i)``); then ``protocol.start`` resets with s_i again and the controller gets ``budget`` env
 steps; success is the env's state criterion at any step. The planner, random and zero actions run on the same

@@ -11,7 +11,7 @@ model.frame_skip`` env steps, render the new frame, replan from a warm start (th
 instead of the goal frame. An episode stops at success (checked after every env step with the protocol's state
 criterion), at the step budget, or when the env terminates/truncates; finished episodes stop stepping and leave
 the batch. The predictor sees each planned action as the stack of its repeats (``frame_skip * A``), exactly the
-env actions executed, as in training (see the time-step decision in ARCHITECTURE.md).
+env actions executed, as in training (the time step: docs/datasets.md).
 """
 from __future__ import annotations
 
