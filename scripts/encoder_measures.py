@@ -8,6 +8,10 @@ Per dataset and encoder: the grid probe's held-out R² on the position-like dims
 and over every dim, and the landscape's rank correlation of the latent L1 distance (latents pooled ``pool`` x
 ``pool`` as train-ac's cpu preset does) with the true distance to held-out goal frames. The landscape of a trained
 predictor's encoder is what ``wm drift`` reports; this is the same measure on the encoder alone, for recipe work.
+
+``--temporal-metric``: also a label-free metric on the latents: a linear map fit on training episodes so that the
+Euclidean distance between two frames' mapped latents matches the number of steps between them (pairs up to
+``--max-gap`` apart, within an episode; no state), and the landscape of that distance.
 """
 from __future__ import annotations
 
@@ -26,17 +30,44 @@ from worldmodel.models.world_model import encode_observations
 
 
 @torch.no_grad()
-def held_out_latents(encoder, dataset: str, pool: int, episodes: int) -> tuple[list, list]:
-    """Pooled latents (T, N, D) and states (T, S) of the dataset's held-out episodes (25%, seed 0)."""
+def held_out_latents(encoder, dataset: str, pool: int, episodes: int, part: int = 1) -> tuple[list, list]:
+    """Pooled latents (T, N, D) and states (T, S) of the dataset's held-out episodes (25%, seed 0; ``part=0``: the
+    others)."""
     manifest = read_manifest(dataset)
-    _, test_ids = split_episodes(manifest, 0.25, 0)
+    ids = split_episodes(manifest, 0.25, 0)[part]
     lat, states = [], []
-    for _, ep in EpisodeReader(dataset, 1.0, manifest).episodes(list(test_ids)[:episodes]):
+    for _, ep in EpisodeReader(dataset, 1.0, manifest).episodes(list(ids)[:episodes]):
         frames = torch.as_tensor(ep["frames"])
         lat.append(torch.cat([encode_observations(encoder, frames[i:i + 64], pool).float()
                               for i in range(0, len(frames), 64)]))
         states.append(torch.as_tensor(ep["states"], dtype=torch.float32))
     return lat, states
+
+
+def temporal_metric(latents: list[torch.Tensor], dim: int = 32, max_gap: int = 30, steps: int = 600,
+                    seed: int = 0):
+    """A linear map of flattened latents whose Euclidean distances match steps between frames of one episode;
+    returns map(latents (T, N, D)) -> (T, 1, dim)."""
+    flat = [z.flatten(1) for z in latents]  # (T, N*D) each
+    allz = torch.cat(flat)
+    mu, sd = allz.mean(0), allz.std(0) + 1e-6
+    g = torch.Generator().manual_seed(seed)
+    proj = torch.nn.Linear(allz.shape[1], dim, bias=False)
+    opt = torch.optim.Adam(proj.parameters(), lr=1e-3)
+    with torch.enable_grad():
+        for _ in range(steps):
+            e = torch.randint(0, len(flat), (512,), generator=g)
+            T = torch.tensor([len(flat[i]) for i in e.tolist()])
+            a = (torch.rand(512, generator=g) * T).long()
+            b = (a + torch.randint(-max_gap, max_gap + 1, (512,), generator=g)).clamp(torch.zeros_like(T), T - 1)
+            za = torch.stack([flat[i][j] for i, j in zip(e.tolist(), a.tolist())])
+            zb = torch.stack([flat[i][j] for i, j in zip(e.tolist(), b.tolist())])
+            d = proj((za - zb) / sd).norm(dim=-1)  # (512,)
+            loss = ((d - (a - b).abs().float()) ** 2 / ((a - b).abs().float() + 1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return lambda z: proj((z.flatten(1) - mu) / sd).detach()[:, None, :]
 
 
 def main() -> None:
@@ -47,6 +78,8 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=10, help="held-out episodes of the landscape")
     ap.add_argument("--seed", type=int, default=0, help="init seed of the random-init twin")
     ap.add_argument("--json", default="", help="also write the figures here")
+    ap.add_argument("--temporal-metric", action="store_true", help="also fit and score a label-free temporal metric")
+    ap.add_argument("--max-gap", type=int, default=30, help="temporal metric: largest step gap of its pairs")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     trained = load_encoder(args.encoder)
@@ -65,6 +98,11 @@ def main() -> None:
             row = {"grid_r2_criterion_dims": float(np.mean(pos)) if pos else None,
                    "grid_r2_all": float(np.mean([v for v in r2.values() if v is not None])),
                    "landscape": scape["rank_corr"], "landscape_steps": scape["rank_corr_steps"]}
+            if args.temporal_metric:
+                train_lat, _ = held_out_latents(enc, dataset, args.pool, 60, part=0)
+                metric = temporal_metric(train_lat, max_gap=args.max_gap, seed=args.seed)
+                row["landscape_temporal"] = energy_landscape([metric(z) for z in lat], states, crit, "l2")["rank_corr"]
+                print(f"{'':28s} {name:11s} landscape ρ of the temporal metric {row['landscape_temporal']:.3f}")
             out.setdefault(manifest.get("env_id", dataset), {})[name] = row
             print(f"{manifest.get('env_id', dataset):28s} {name:11s} grid R² (success dims) "
                   f"{row['grid_r2_criterion_dims'] or float('nan'):.3f}  (all dims) {row['grid_r2_all']:.3f}  "
