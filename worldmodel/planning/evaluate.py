@@ -5,7 +5,7 @@ actions run on the same seeds and goals, so their rows compare episode by episod
 predictor step and held for ``action_repeat`` env steps, like the planner's.
 
 The model comes from ``checkpoint`` (any kind in :mod:`worldmodel.models.registry`). The env defaults to the one
-the model was trained on; ``env=<name>`` (``worldmodel/configs/env/``) or ``env.id=<gymnasium id>`` picks another.
+the model was trained on; ``env=<name>`` (``configs/env/``) or ``env.id=<gymnasium id>`` picks another.
 
 With ``subgoals.enabled`` the planner aims at roadmap subgoals where the way to the goal is not straight
 (``worldmodel/planning/subgoals.py``); the roadmap is built from the frames the energy's probe is fit on.
