@@ -232,32 +232,32 @@ def run(cfg) -> dict:
     w = gather_windows(val_eps, windows, cfg.horizon, wm.frame_skip)
     var = z_tr[sel].float().flatten(1).var(0).mean().item()  # per-channel variance of training latents
     frames = None  # the windows' frames (W, H+1, Hi, Wi, 3) uint8, read when a model needs them
-    if cfg.compare_checkpoints or wm.scene_dim:
+    compared = {}  # short name -> compared model (loaded once: drift curves and landscape)
+    for path in cfg.compare_checkpoints:
+        model, kind = load_world_model(path, device)
+        compared[short_name(kind)] = model
+    val_frames = {}  # held-out episode position -> its frames (T, Hi, Wi, 3) uint8, read once
+    if compared or wm.scene_dim:
+        reader = EpisodeReader(dataset, 1.0, manifest)  # the held-out episodes were read fine above
+        needed = range(len(val_eps.ids)) if compared else sorted({i for i, _ in windows})
+        val_frames = {i: torch.as_tensor(reader.load(val_eps.ids[i])["frames"]) for i in needed}
         k = torch.arange(cfg.horizon + 1) * wm.frame_skip
-        reader = EpisodeReader(dataset, 1.0, manifest)  # the windows' episodes were read fine above
-        episodes = {i: torch.as_tensor(reader.load(val_eps.ids[i])["frames"]) for i in {i for i, _ in windows}}
-        frames = torch.stack([episodes[i][t0 + k] for i, t0 in windows])
+        frames = torch.stack([val_frames[i][t0 + k] for i, t0 in windows])
     # the state token's input at the first frames, as planning builds it (scene keypoints read from the frames)
     s0 = wm.state_input(frames[:, 0], w["states"][:, 0][:, wm.state_dims]) if wm.scene_dim else None
     check_rollout_memory(wm, cfg, len(windows), device)
     curves = {"latent": drift_curves(wm, w["states"], w["actions"], probe, targets=w["z"], batch_size=cfg.batch_size,
                                      var=var, state0=s0)}
-    if cfg.compare_checkpoints:  # other models start from the same frames, states and actions
-        for path in cfg.compare_checkpoints:
-            model, kind = load_world_model(path, device)
-            check_rollout_memory(model, cfg, len(windows), device)
-            name = short_name(kind)
-            curves[name] = drift_curves(model, w["states"], w["actions"], probe, frames=frames,
-                                        encode_for_probe=wm.encode, batch_size=cfg.batch_size)
+    for name, model in compared.items():  # other models start from the same frames, states and actions
+        check_rollout_memory(model, cfg, len(windows), device)
+        curves[name] = drift_curves(model, w["states"], w["actions"], probe, frames=frames,
+                                    encode_for_probe=wm.encode, batch_size=cfg.batch_size)
 
     crit = criterion_dims(manifest)
     scapes = {"latent": energy_landscape(val_eps.latents, val_eps.states, crit, cfg.landscape_metric)}
-    for path in cfg.compare_checkpoints:  # the same held-out frames, encoded the way each model plans with them
-        model, kind = load_world_model(path, device)
-        reader = EpisodeReader(dataset, 1.0, manifest)
-        own = [encode_frames(model, reader.load(i)["frames"], s, cfg.batch_size) for i, s in zip(val_eps.ids,
-                                                                                              val_eps.states)]
-        scapes[short_name(kind)] = energy_landscape(own, val_eps.states, crit, cfg.landscape_metric)
+    for name, model in compared.items():  # the same held-out frames, encoded the way each model plans with them
+        own = [encode_frames(model, val_frames[i], s, cfg.batch_size) for i, s in enumerate(val_eps.states)]
+        scapes[name] = energy_landscape(own, val_eps.states, crit, cfg.landscape_metric)
 
     horizons = list(range(1, cfg.horizon + 1))
     lat = curves["latent"]
