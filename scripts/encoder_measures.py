@@ -29,19 +29,19 @@ from worldmodel.models.video_vit import VideoViT, load_encoder
 from worldmodel.models.world_model import encode_observations
 
 
-@torch.no_grad()
-def held_out_latents(encoder, dataset: str, pool: int, episodes: int, part: int = 1) -> tuple[list, list]:
-    """Pooled latents (T, N, D) and states (T, S) of the dataset's held-out episodes (25%, seed 0; ``part=0``: the
-    others)."""
+def read_episodes(dataset: str, part: int, episodes: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Frames (T, H, W, 3) uint8 and states (T, S) of the dataset's held-out episodes (25%, seed 0; ``part=0``: the
+    others), read once for every encoder."""
     manifest = read_manifest(dataset)
     ids = split_episodes(manifest, 0.25, 0)[part]
-    lat, states = [], []
-    for _, ep in EpisodeReader(dataset, 1.0, manifest).episodes(list(ids)[:episodes]):
-        frames = torch.as_tensor(ep["frames"])
-        lat.append(torch.cat([encode_observations(encoder, frames[i:i + 64], pool).float()
-                              for i in range(0, len(frames), 64)]))
-        states.append(torch.as_tensor(ep["states"], dtype=torch.float32))
-    return lat, states
+    return [(torch.as_tensor(ep["frames"]), torch.as_tensor(ep["states"], dtype=torch.float32))
+            for _, ep in EpisodeReader(dataset, 1.0, manifest).episodes(list(ids)[:episodes])]
+
+
+@torch.no_grad()
+def pooled(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
+    """One episode's frames -> pooled latents (T, N, D), in batches of 64."""
+    return torch.cat([encode_observations(encoder, frames[i:i + 64], pool).float() for i in range(0, len(frames), 64)])
 
 
 def temporal_metric(latents: list[torch.Tensor], dim: int = 32, max_gap: int = 30, steps: int = 600,
@@ -90,17 +90,20 @@ def main() -> None:
         manifest = read_manifest(dataset)
         crit = criterion_dims(manifest)
         data = episode_frames(dataset, 10)
+        held_out = read_episodes(dataset, 1, args.episodes)
+        states = [s for _, s in held_out]
+        train = read_episodes(dataset, 0, 60) if args.temporal_metric else []
         for name, enc in encoders.items():
             r2 = grid_probe_r2(enc, data)
-            lat, states = held_out_latents(enc, dataset, args.pool, args.episodes)
+            lat = [pooled(enc, f, args.pool) for f, _ in held_out]
             scape = energy_landscape(lat, states, crit)
             pos = [r2[data["labels"][d]] for d in (crit or [])]
             row = {"grid_r2_criterion_dims": float(np.mean(pos)) if pos else None,
                    "grid_r2_all": float(np.mean([v for v in r2.values() if v is not None])),
                    "landscape": scape["rank_corr"], "landscape_steps": scape["rank_corr_steps"]}
             if args.temporal_metric:
-                train_lat, _ = held_out_latents(enc, dataset, args.pool, 60, part=0)
-                metric = temporal_metric(train_lat, max_gap=args.max_gap, seed=args.seed)
+                metric = temporal_metric([pooled(enc, f, args.pool) for f, _ in train], max_gap=args.max_gap,
+                                         seed=args.seed)
                 row["landscape_temporal"] = energy_landscape([metric(z) for z in lat], states, crit, "l2")["rank_corr"]
                 print(f"{'':28s} {name:11s} landscape ρ of the temporal metric {row['landscape_temporal']:.3f}")
             out.setdefault(manifest.get("env_id", dataset), {})[name] = row
