@@ -28,9 +28,10 @@ def num(x, digits: int = 3) -> str:
 def table(summary: dict) -> str:
     """Markdown table of the headline figures."""
     head = summary["headline"]
-    lines = ["| task | drift h=max: latent / pixel / copy-last | latent, pure | pixel, pure | latent, oracle | "
-             "latent on random-init encoder, pure | random / zero | landscape ρ: latent / random-init / pixel | "
-             "grid probe R²: pretrained / random-init |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| task | drift h=max: latent / pixel / copy-last | latent | latent on random-init encoder | pixel | "
+             "random / zero | latent, with proprio probe | latent, oracle | "
+             "landscape ρ: latent / random-init / pixel | grid probe R²: pretrained / random-init |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for task in summary["tasks"]:
         d, p = head["drift"].get(task, {}), head["plan"].get(task, {})
         drift = " / ".join(num(d.get(k)) for k in ("probe_error_latent", "probe_error_pixel", "probe_error_copy_last"))
@@ -39,9 +40,9 @@ def table(summary: dict) -> str:
                            for k in ("latent", "latent_random_encoder", "pixel"))
         g = head.get("grid_probe", {}).get(task, {})
         grid = f"{num(g.get('mean_r2'), 2)} / {num(g.get('mean_r2_random_init'), 2)}"
-        lines.append(f"| {task} | {drift} | {pct(p.get('latent'))} | {pct(p.get('pixel'))} | "
-                     f"{pct(p.get('latent_oracle'))} | {pct(p.get('latent_random_encoder'))} | {base} | {scape} | "
-                     f"{grid} |")
+        lines.append(f"| {task} | {drift} | {pct(p.get('latent'))} | {pct(p.get('latent_random_encoder'))} | "
+                     f"{pct(p.get('pixel'))} | {base} | {pct(p.get('latent_proprio'))} | "
+                     f"{pct(p.get('latent_oracle'))} | {scape} | {grid} |")
     return "\n".join(lines)
 
 

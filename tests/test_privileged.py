@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import worldmodel.envs as envs
-from worldmodel.commands import run_command
+from worldmodel.commands import compose_config, run_command
+from worldmodel.config import to_dict
 from worldmodel.data.episodes import episode_paths, read_manifest
 from worldmodel.envs import protocol
 from worldmodel.planning.energy import EnergyConfig
@@ -100,8 +101,8 @@ def test_plans_ignore_non_proprio_state(pushblock_model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(PlannerController, "__call__", recording)
     args = ["preset=smoke", f"checkpoint={ckpt}", "episodes=3", "goal_offset=50", "budget=6", "gifs=0",
-            "baselines=false", "energy.state_weight=1", "energy.probe_weight=0.5", "subgoals.enabled=true",
-            "energy.probe_episodes=6"]
+            "baselines=false", "energy.state_weight=1", "energy.probe_weight=0.5", "energy.temporal_weight=1",
+            "subgoals.enabled=true", "energy.probe_episodes=6"]
     key = "true"
     s_true = run_command("plan", args + [f"probe_dataset={data}", f"out_dir={tmp_path / 'a'}"])
     key = "hidden"
@@ -145,3 +146,14 @@ def test_oracle_rows_list_what_they_used():
     assert len(latent_graph) == 1 and latent_graph[0].startswith("state token reads simulator state dims [2, 3]")
     assert privileged_inputs("pure", proprio, proprio, EnergyConfig(state_weight=1.0),
                              SubgoalConfig(enabled=True, space="latent")) == []
+
+
+def test_the_cpu_default_energy_is_latent():
+    """The presets plan on a latent energy (the temporal metric, fit on frame order alone): no probe of
+    proprioception or state ranks plans and no roadmap over recorded states aims them."""
+    for preset in ("cpu", "gpu"):
+        cfg = compose_config("plan", [f"preset={preset}", "checkpoint=x.pt"])
+        energy, subgoals = EnergyConfig(**to_dict(cfg.energy)), SubgoalConfig(**to_dict(cfg.subgoals))
+        assert energy.temporal_weight > 0 and energy.state_weight == 0 and energy.probe_weight == 0, preset
+        assert not subgoals.enabled, preset
+        assert privileged_inputs("pure", [0, 1], [0, 1], energy, subgoals) == []

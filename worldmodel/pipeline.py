@@ -6,7 +6,8 @@ Chain (every stage is a ``wm`` command run through ``worldmodel.commands.run_com
     collect_<task> ─┬─► pretrain (synthetic videos + env rollout videos) ─┐
                     └───────────────────────────────────────────────────┴─► train_ac_<task> ─► train_pixel_<task>
         ─► drift_<task> (latent vs pixel vs copy-last) ─► compare_<task> (pixel probe, pixel error; in-process)
-        ─► plan_latent_<task>, plan_pixel_<task> (pure), plan_oracle_<task> ─► report.html, report.md
+        ─► plan_latent_<task>, plan_pixel_<task> (pure, latent energy), plan_proprio_<task> (pure, proprio-probe
+           energy and roadmap), plan_oracle_<task> ─► report.html, report.md
     encoder ablation (``ablation_tasks``): pretrain_random (no step) ─► train_ac_random_<task> ─► drift_random_<task>,
         plan_random_<task>
     grid_probe (in-process): the pretrained and the random-init encoder's token grids probed for every state dim on
@@ -42,7 +43,8 @@ from worldmodel.utils.device import resolve_device
 
 # stage kinds, in run order
 STAGE_KINDS = ("collect", "pretrain", "train_ac", "train_pixel", "drift", "compare", "plan_latent", "plan_pixel",
-               "plan_oracle", "pretrain_random", "train_ac_random", "drift_random", "plan_random", "grid_probe")
+               "plan_proprio", "plan_oracle", "pretrain_random", "train_ac_random", "drift_random", "plan_random",
+               "grid_probe")
 
 
 @dataclass
@@ -73,11 +75,18 @@ class PipelineConfig:
     plan: StageConfig = field(default_factory=StageConfig)
     # extra overrides for the pixel model's plan stages only (after plan.overrides); empty = same planner
     plan_pixel_overrides: list[str] = field(default_factory=list)
+    # also plan with the latent model under the proprioception-probe energy and roadmap (pure mode), a separate row
+    proprio: bool = True
+    # overrides of those stages (after plan's): the predicted proprioception vs a probe's reading of the goal image
+    proprio_overrides: list[str] = field(default_factory=lambda: [
+        "energy.temporal_weight=0", "energy.state_weight=1", "subgoals.enabled=true", "subgoals.lookahead=6",
+        "baselines=false", "gifs=0"])
     # also plan with the latent model in oracle mode (probes and roadmap on the full simulator state), beside pure
     oracle: bool = True
     # overrides of the oracle plan stages (after plan's): the aids the oracle row uses
-    oracle_overrides: list[str] = field(default_factory=lambda: ["energy.criterion_weight=3", "baselines=false",
-                                                                 "gifs=0"])
+    oracle_overrides: list[str] = field(default_factory=lambda: [
+        "energy.temporal_weight=0", "energy.state_weight=1", "subgoals.enabled=true", "subgoals.lookahead=6",
+        "energy.criterion_weight=3", "baselines=false", "gifs=0"])
     # tasks whose predictor is also trained (same data, budget, seeds) on a random-init encoder: the encoder ablation
     ablation_tasks: list[str] = field(default_factory=list)
     # share of the built-in synthetic videos in the pretraining mix (the rest: env rollout videos, split evenly)
@@ -245,6 +254,10 @@ def build_stages(cfg: DictConfig, root: Path) -> list[Stage]:
                 stages.append(Stage(f"plan_{model}_{t}", f"plan_{model}", "plan",
                                     sc("plan", t) + extra + [f"checkpoint={q(ckpt)}"], inputs=[src], task=t,
                                     model=model))
+        if cfg.proprio:
+            stages.append(Stage(f"plan_proprio_{t}", "plan_proprio", "plan", sc("plan", t) + list(cfg.proprio_overrides)
+                                + [f"checkpoint={q(latent)}"], inputs=[f"train_ac_{t}"], task=t,
+                                model="latent, with proprio probe"))
         if cfg.oracle:
             stages.append(Stage(f"plan_oracle_{t}", "plan_oracle", "plan", sc("plan", t) + list(cfg.oracle_overrides)
                                 + ["mode=oracle", f"checkpoint={q(latent)}"], inputs=[f"train_ac_{t}"], task=t,
@@ -305,7 +318,8 @@ def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
                                "pixel_error": last(c.get("pixel_error")),
                                "pixel_error_copy_last": last(c.get("pixel_error_copy_last"))}
         row = {}
-        for model, stage in (("latent", "plan_latent"), ("pixel", "plan_pixel"), ("latent_oracle", "plan_oracle"),
+        for model, stage in (("latent", "plan_latent"), ("pixel", "plan_pixel"), ("latent_proprio", "plan_proprio"),
+                             ("latent_oracle", "plan_oracle"),
                              ("latent_random_encoder", "plan_random")):
             s = runner.summaries.get(f"{stage}_{t}", {})
             if s:

@@ -24,7 +24,8 @@ from worldmodel.evaluation.report_plots import plot_curves, plot_drift, plot_hea
 
 # plan stage kind -> (model, encoder), in the headline's row order
 PLAN_ROWS = (("plan_latent", "latent", "pretrained"), ("plan_random", "latent", "random init"),
-             ("plan_pixel", "pixel", "none (pixel patches)"), ("plan_oracle", "latent", "pretrained"))
+             ("plan_pixel", "pixel", "none (pixel patches)"), ("plan_proprio", "latent", "pretrained"),
+             ("plan_oracle", "latent", "pretrained"))
 
 
 def energy_label(summary: dict, model: str) -> str:
@@ -33,6 +34,8 @@ def energy_label(summary: dict, model: str) -> str:
     e, sg = p.get("energy") or {}, p.get("subgoals") or {}
     space = "pixel-patch" if model == "pixel" else "latent"
     parts = [f"{e.get('metric', 'l1').upper()} {space} distance to the goal image"]
+    if e.get("temporal_weight"):
+        parts.append(f"temporal-distance metric on {space}s (fit without labels) ×{e['temporal_weight']:g}")
     if e.get("probe_weight"):
         parts.append(f"latent-to-state metric ×{e['probe_weight']:g}")
     if e.get("state_weight"):

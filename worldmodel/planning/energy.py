@@ -16,6 +16,10 @@ which keeps a slope where the plain token distance is flat (bodies far from thei
 ``state_weight > 0`` adds ``state_weight * mean_k w_k |s_hat_h - probe(g)|_k`` for models that predict states,
 where ``w_k`` is ``criterion_weight`` times larger on the state dims the env's success criterion reads
 (``criterion_dims``; e.g. PushBlock's block position, not the pusher's) and normalized to mean 1.
+
+``temporal_weight > 0`` adds ``temporal_weight * |M z_h - M g|_2``, a label-free metric fit on the training
+episodes' latents so that distances count env steps between frames (``worldmodel.planning.temporal``); it reads
+no state, so it is a pure latent energy, and at weight 1 it dominates the token distance (env steps vs ~0.1).
 """
 from __future__ import annotations
 
@@ -43,6 +47,10 @@ class EnergyConfig:
     criterion_weight: float = 1.0  # state term: weight of the dims the env's success criterion reads vs the others
     # state_weight: read the goal state from the goal frame's unpooled latents (if the model has them)
     goal_fine: bool = True
+    temporal_weight: float = 0.0  # weight of the learned temporal-distance metric on latents (env steps; no labels)
+    temporal_dim: int = 32  # temporal metric: output width of its linear map
+    temporal_max_gap: int = 30  # temporal metric: largest env-step gap of the frame pairs it is fit on
+    temporal_components: int = 0  # temporal metric: read only this many leading principal components (0: all)
 
 
 def token_distance(z: torch.Tensor, goal: torch.Tensor, metric: str = "l1") -> torch.Tensor:
@@ -75,12 +83,14 @@ def uses_probe(cfg: EnergyConfig) -> bool:
 
 
 def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=None,
-                states: torch.Tensor | None = None, goal_state: torch.Tensor | None = None) -> torch.Tensor:
+                states: torch.Tensor | None = None, goal_state: torch.Tensor | None = None,
+                temporal=None) -> torch.Tensor:
     """Energy of predicted latents z (B, H, N, D) against the goal latent (B, N, D) -> (B,).
 
     ``probe``: a ``LatentProbe``, needed when ``uses_probe(cfg)``; ``states``: (B, H, S) predicted states, needed
     when ``cfg.state_weight > 0`` (see the module docstring); ``goal_state``: (B, K) standardized goal state
-    already read from the goal frame (default: the probe reads it from ``goal``).
+    already read from the goal frame (default: the probe reads it from ``goal``); ``temporal``: a
+    ``TemporalMetric``, needed when ``cfg.temporal_weight > 0``.
     """
     if cfg.steps not in STEP_MODES:
         raise ValueError(f"unknown energy.steps {cfg.steps!r}; expected one of {STEP_MODES}")
@@ -97,6 +107,10 @@ def goal_energy(z: torch.Tensor, goal: torch.Tensor, cfg: EnergyConfig, probe=No
         if states is None:
             raise ValueError("energy.state_weight > 0 needs a world model that predicts states (Rollout.states)")
         d = d + cfg.state_weight * probe.state_distance(states, goal, goal_state)  # (B, H')
+    if cfg.temporal_weight > 0:
+        if temporal is None:
+            raise ValueError("energy.temporal_weight > 0 needs a fitted temporal metric (planning.temporal)")
+        d = d + cfg.temporal_weight * temporal.distance(z, goal)  # (B, H')
     if cfg.steps == "last":
         return d[:, 0]  # (B,)
     if cfg.steps == "min":

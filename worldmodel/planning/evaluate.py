@@ -63,6 +63,7 @@ from worldmodel.planning.phases import PhaseStore, run_key
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe, stored_frames
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
+from worldmodel.planning.temporal import fit_temporal_metric
 from worldmodel.utils.checkpoint import load_checkpoint
 from worldmodel.utils.device import resolve_device
 
@@ -170,12 +171,24 @@ def load_setup(cfg, device: torch.device) -> Setup:
                  proprio, privileged)
 
 
-def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> tuple[Any, dict | None, SubgoalGraph | None]:
-    """The energy's probe and the subgoal roadmap, fit on recorded frames (never those of the ``exclude``
-    episodes), with what they were fit on; (None, None, None) when the energy and roadmap need none."""
+@dataclass
+class Aids:
+    """What the planner is fit on recorded frames before it plans (each None when the energy and roadmap need none),
+    with a record of what they were fit on (``info``, the summary's ``energy_probe``)."""
+
+    probe: Any = None  # LatentProbe (planning/probe.py): energy.probe_weight / state_weight, the state roadmap
+    temporal: Any = None  # TemporalMetric (planning/temporal.py): energy.temporal_weight
+    graph: SubgoalGraph | None = None  # the subgoal roadmap
+    info: dict | None = None
+
+
+def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> Aids:
+    """The energy's probe and temporal metric and the subgoal roadmap, fit on recorded frames (never those of the
+    ``exclude`` episodes), with what they were fit on."""
     energy, model = st.energy, st.model
-    if not (uses_probe(energy) or st.subgoals.enabled):
-        return None, None, None
+    needs_probe = uses_probe(energy) or st.subgoals.enabled
+    if not (needs_probe or energy.temporal_weight > 0):
+        return Aids()
     dataset = cfg.probe_dataset or dataset_of(config=st.ckpt_cfg)
     fine = energy.goal_fine and (energy.state_weight > 0 or st.subgoals.enabled)
     labels = st.proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
@@ -183,17 +196,27 @@ def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> tuple[Any, dict |
                                    energy.probe_stride, state_dims=labels, max_bad_fraction=cfg.max_bad_fraction,
                                    exclude=exclude)
     frames = encode_frames(model, picked, fine=fine)
+    info: dict[str, Any] = {"dataset": dataset, "frames_from": source,
+                            "episodes": sorted(set(map(int, picked.episode)))}
+    aids = Aids(info=info)
+    if energy.temporal_weight > 0:  # frames and their order in time only: no label is read
+        aids.temporal = fit_temporal_metric(frames.z, frames.episode, frames.step, energy.temporal_dim,
+                                            energy.temporal_max_gap, energy.temporal_components)
+        info["temporal"] = {"labels": "none (env steps between frames of one episode)",
+                            "held_out_rank_corr": aids.temporal.held_out_corr,
+                            "fit_loss": round(aids.temporal.fit_loss, 3)}
+    if not needs_probe:
+        return aids
     probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
     if energy.state_weight > 0 and model.uses_state:
         probe.match_predicted(model.state_dims, labels)
-    info = {"dataset": dataset, "frames_from": source, "labels": "proprio" if labels is not None else "full state",
-            "label_dims": labels, "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale,
-            "goal_r2": probe.goal_r2, "episodes": sorted(set(map(int, picked.episode)))}
-    graph = None
+    info.update({"labels": "proprio" if labels is not None else "full state", "label_dims": labels,
+                 "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale, "goal_r2": probe.goal_r2})
+    aids.probe = probe
     if st.subgoals.enabled:
-        graph = SubgoalGraph.build(frames, probe, st.subgoals, energy.probe_stride)
-        info["graph"] = {"nodes": len(graph.x), "edges": graph.edges, "speed": graph.speed}
-    return probe, info, graph
+        aids.graph = SubgoalGraph.build(frames, probe, st.subgoals, energy.probe_stride)
+        info["graph"] = {"nodes": len(aids.graph.x), "edges": aids.graph.edges, "speed": aids.graph.speed}
+    return aids
 
 
 def goal_episodes(cfg, st: Setup, goal_data: str | None, goal_ids: list[int]):
@@ -264,7 +287,8 @@ def run(cfg) -> dict:
     same = goal_data is not None and (Path(goal_data).resolve()
                                       == Path(cfg.probe_dataset or dataset_of(config=st.ckpt_cfg)).resolve())
     # fitted before any env exists (MuJoCo's EGL + late imports crash); no evaluation frame reaches planning
-    probe, probe_info, graph = planner_aids(cfg, st, goal_ids if same else None)
+    aids = planner_aids(cfg, st, goal_ids if same else None)
+    probe, probe_info = aids.probe, aids.info
     eps = goal_episodes(cfg, st, goal_data, goal_ids)
     criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
     if probe is not None and st.energy.criterion_weight != 1.0 and criterion_dims is not None \
@@ -273,7 +297,7 @@ def run(cfg) -> dict:
         probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
     settings = PlanSettings(st.planner, st.energy, int(cfg.execute_steps), int(cfg.max_batch), cfg.precision)
     controller = PlannerController(st.model, Goals(eps.goal_frames, eps.seeds, eps.low, eps.high), settings, probe,
-                                   graph)
+                                   aids.graph, aids.temporal)
     phases = PhaseStore(Path(cfg.out_dir), run_key(to_dict(cfg), st.checkpoint))
     summary, per_episode = run_phases(cfg, st, eps, controller, phases)
     summary["protocol"] = protocol_record(cfg, st, eps, controller, probe_info, device)

@@ -60,7 +60,7 @@ def rollout_dtype(precision: str, device: torch.device) -> torch.dtype | None:
 
 def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal: torch.Tensor,
                    action_repeat: int, energy_cfg: EnergyConfig, max_batch: int = 0, probe=None,
-                   goal_state: Optional[torch.Tensor] = None, dtype: torch.dtype | None = None):
+                   goal_state: Optional[torch.Tensor] = None, dtype: torch.dtype | None = None, temporal=None):
     """Energy over action sequences for E episodes, for the optimizers.
 
     z0 (E, N, D) current latents, state0 (E, S) | None, goal (E, N, D). Returns energy_fn(actions (E, S, H, A))
@@ -69,7 +69,8 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
     ``max_batch`` > 0 splits the E * S rollouts into chunks of at most that many (memory). ``probe``: the
     learned metric of ``energy.probe_weight`` (``worldmodel.planning.probe``); ``goal_state`` (E, K): the
     standardized goal states of ``energy.state_weight`` when read from the goal frames beforehand. ``dtype``:
-    autocast dtype of the rollouts (``rollout_dtype``; None: float32).
+    autocast dtype of the rollouts (``rollout_dtype``; None: float32). ``temporal``: the metric of
+    ``energy.temporal_weight`` (``worldmodel.planning.temporal``).
     """
     def energy_fn(actions: torch.Tensor) -> torch.Tensor:
         E, S, H, A = actions.shape
@@ -87,7 +88,7 @@ def make_energy_fn(model, z0: torch.Tensor, state0: Optional[torch.Tensor], goal
                 pred = model.rollout(z[sl], None if s is None else s[sl], a[sl])
             states = pred.states.float() if energy_cfg.state_weight > 0 and pred.states is not None else None
             out.append(goal_energy(pred.latents, g[sl].float(), energy_cfg, probe, states,
-                                   None if gs is None else gs[sl]))  # (b,)
+                                   None if gs is None else gs[sl], temporal))  # (b,)
         return torch.cat(out).reshape(E, S)
 
     return energy_fn
@@ -128,12 +129,14 @@ class PlannerController:
         settings: optimizer, energy, execution.
         probe: the energy's latent probe (``planning/probe.py``), fitted beforehand; None without probe terms.
         graph: a subgoal roadmap (``planning/subgoals.py``) or None: always aim at the goal itself.
+        temporal: the energy's temporal metric (``planning/temporal.py``), fitted beforehand; None without it.
     """
 
-    def __init__(self, model: WorldModel, goals: Goals, settings: PlanSettings, probe=None, graph=None):
+    def __init__(self, model: WorldModel, goals: Goals, settings: PlanSettings, probe=None, graph=None,
+                 temporal=None):
         if graph is not None and probe is None:
             raise ValueError("subgoals need the probe that reads states from frames (planning.probe.fit_probe)")
-        self.model, self.settings, self.probe, self.graph = model, settings, probe, graph
+        self.model, self.settings, self.probe, self.graph, self.temporal = model, settings, probe, graph, temporal
         self.observe = Observer(model, probe)
         self.device = model.device
         self.dtype = rollout_dtype(settings.precision, self.device)  # None: float32 rollouts
@@ -186,7 +189,7 @@ class PlannerController:
             s0 = self.observe.state_input(frames, states, now.fine) if self.model.uses_state else None
             goal, goal_state = self.aim(active, idx, now)
             fn = make_energy_fn(self.model, now.latents, s0, goal, self.model.frame_skip, cfg.energy, cfg.max_batch,
-                                self.probe, goal_state, self.dtype)
+                                self.probe, goal_state, self.dtype, self.temporal)
             res = plan(fn, cfg.planner, self.low, self.high, len(active), [self.gens[i] for i in active],
                        mean=self.mean[idx])
         k = min(cfg.execute_steps, cfg.planner.horizon)

@@ -1,0 +1,118 @@
+"""A label-free temporal-distance metric on latents: the planning energy's default term (``energy.temporal_weight``).
+
+Why: the token-wise distance between two frames' latents is nearly flat once a small body has left its goal's
+patches (Spearman ρ 0.46-0.65 against the true distance on the main job's tasks, for a pretrained and a
+random-init encoder alike), although a linear read-out finds the body's position in the same tokens. A metric
+learned on the latents of the world model's own training episodes, so that the distance between two frames of one
+episode matches the number of env steps between them, gives the slope back (ρ 0.78-0.87, lab note
+``docs/experiments/2026-12-07-encoder-screen.md``) and needs no state label: only frames and their order in time,
+which every recording has. It is the "temporal distance within episodes" of value-guided / quasimetric planners.
+
+Model: a linear map M (N * D -> ``dim``) of standardized flattened latents,
+    d(z_a, z_b) = || M ((z_a - z_b) / sd) ||_2        (in env steps),
+fit with Adam on random pairs (a, b) of frames of one episode at most ``max_gap`` env steps apart, loss
+(d - Δt)² / (Δt + 1), Δt = |step_a - step_b| (the weight keeps near pairs as precise as far ones in relative
+terms). Being linear, d is a distance between the latents (a seminorm), applied the same way to predicted latents
+and to the goal image's latent. Fitting takes seconds on the cpu preset's planner frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class TemporalMetric:
+    """A fitted temporal-distance metric on flattened latents (see the module docstring); immutable."""
+
+    weight: torch.Tensor  # (N * D, dim) the map M, applied to latents divided by ``scale``
+    scale: torch.Tensor  # (N * D,) per-coordinate std of the fit's latents
+    fit_loss: float  # the fit's final weighted squared error (env steps²)
+    held_out_corr: float  # Spearman ρ between d and Δt on pairs of held-out episodes
+
+    def embed(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (..., N, D) -> metric coordinates (..., dim): d(a, b) = |embed(a) - embed(b)|."""
+        x = z.flatten(-2).float() / self.scale.to(z.device)  # (..., N*D)
+        return x @ self.weight.to(z.device)  # (..., dim)
+
+    def distance(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Predicted latents z (B, H, N, D) vs the goal latent (B, N, D) -> (B, H) distance in env steps."""
+        return (self.embed(z) - self.embed(goal)[:, None]).norm(dim=-1)  # (B, H)
+
+
+def _pairs(episode: np.ndarray, step: np.ndarray, n: int, max_gap: int,
+           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` random index pairs (a, b) of frames of one episode at most ``max_gap`` env steps apart."""
+    order = np.lexsort((step, episode))  # frames sorted by episode, then step
+    ep_sorted = episode[order]
+    starts = np.searchsorted(ep_sorted, ep_sorted, side="left")  # (n_frames,) first frame of each frame's episode
+    ends = np.searchsorted(ep_sorted, ep_sorted, side="right")  # (n_frames,) one past its last frame
+    i = rng.integers(0, len(order), n)  # positions in ``order``
+    # the partner: a frame of the same episode within the window of positions that ``max_gap`` allows
+    stride = max(int(np.median(np.diff(step[order])[np.diff(ep_sorted) == 0])) if len(order) > 1 else 1, 1)
+    reach = max(max_gap // stride, 1)
+    lo, hi = np.maximum(starts[i], i - reach), np.minimum(ends[i] - 1, i + reach)
+    j = lo + (rng.random(n) * (hi - lo + 1)).astype(np.int64)
+    return order[i], order[j]
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman rank correlation of two 1-D arrays (ties broken by order; nan when one is constant)."""
+    ra, rb = a.argsort().argsort().astype(float), b.argsort().argsort().astype(float)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def fit_temporal_metric(z: torch.Tensor, episode: np.ndarray, step: np.ndarray, dim: int = 32, max_gap: int = 30,
+                        components: int = 0, steps: int = 600, batch: int = 512, lr: float = 1e-3,
+                        seed: int = 0) -> TemporalMetric:
+    """Fit the metric on encoded frames: z (n, N, D) latents, ``episode`` (n,) and ``step`` (n,) each frame's
+    episode id and env step. No state is read. A fifth of the episodes is held out to report ``held_out_corr``.
+
+    Raises ValueError when no episode has two frames (no pair to learn from)."""
+    episode, step = np.asarray(episode), np.asarray(step)
+    ids = np.unique(episode)
+    if len(episode) < 2 or all((episode == e).sum() < 2 for e in ids):
+        raise ValueError("the temporal metric needs episodes with at least two frames each; got "
+                         f"{len(episode)} frames in {len(ids)} episodes")
+    rng = np.random.default_rng(seed)
+    held = set(rng.choice(ids, size=len(ids) // 5, replace=False).tolist()) if len(ids) >= 5 else set()
+    train = np.array([e not in held for e in episode])
+    x = z.flatten(1).float()  # (n, N*D)
+    scale = x[torch.from_numpy(train)].std(0) + 1e-6  # (N*D,)
+    x = x / scale
+    basis = None
+    if components > 0:  # read only the latents' leading principal directions, which a predictor gets right
+        xc = x[torch.from_numpy(train)] - x[torch.from_numpy(train)].mean(0)
+        _, sv, vh = torch.linalg.svd(xc, full_matrices=False)
+        basis = vh[:components].T * (np.sqrt(len(xc)) / sv[:components].clamp_min(1e-6))  # (N*D, p) whitening
+        x = x @ basis  # (n, p)
+    tr_idx = np.flatnonzero(train)
+    gen = torch.Generator().manual_seed(seed)
+    weight = (torch.randn(x.shape[1], dim, generator=gen) / np.sqrt(x.shape[1])).requires_grad_()  # (N*D, dim)
+    opt = torch.optim.Adam([weight], lr=lr)
+    loss = torch.zeros(())
+    with torch.enable_grad():
+        for _ in range(steps):
+            a, b = _pairs(episode[tr_idx], step[tr_idx], batch, max_gap, rng)
+            a, b = tr_idx[a], tr_idx[b]
+            gap = torch.from_numpy(np.abs(step[a] - step[b])).float()  # (batch,) env steps
+            d = ((x[a] - x[b]) @ weight).norm(dim=-1)  # (batch,)
+            loss = ((d - gap) ** 2 / (gap + 1)).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    weight = weight.detach() if basis is None else basis @ weight.detach()  # (N*D, dim)
+    metric = TemporalMetric(weight, scale, float(loss.detach()), float("nan"))
+    if held:
+        te_idx = np.flatnonzero(~train)
+        a, b = _pairs(episode[te_idx], step[te_idx], 2048, max_gap, rng)
+        a, b = te_idx[a], te_idx[b]
+        with torch.no_grad():
+            d = (metric.embed(z[a]) - metric.embed(z[b])).norm(dim=-1).numpy()  # (2048,)
+        metric = TemporalMetric(metric.weight, scale, metric.fit_loss, round(_spearman(d, np.abs(step[a] - step[b])),
+                                                                                 4))
+    return metric
