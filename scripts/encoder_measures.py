@@ -9,9 +9,10 @@ and over every dim, and the landscape's rank correlation of the latent L1 distan
 ``pool`` as train-ac's cpu preset does) with the true distance to held-out goal frames. The landscape of a trained
 predictor's encoder is what ``wm drift`` reports; this is the same measure on the encoder alone, for recipe work.
 
-``--temporal-metric``: also a label-free metric on the latents: a linear map fit on training episodes so that the
-Euclidean distance between two frames' mapped latents matches the number of steps between them (pairs up to
-``--max-gap`` apart, within an episode; no state), and the landscape of that distance.
+``--temporal-metric``: also the planner's label-free metric on the latents (``worldmodel.planning.temporal``): a
+linear map fit on training episodes so that the Euclidean distance between two frames' mapped latents matches the
+number of steps between them (pairs up to ``--max-gap`` apart, within an episode; no state), and the landscape of
+that distance.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from worldmodel.evaluation.encoder_probe import episode_frames, grid_probe_r2
 from worldmodel.evaluation.landscape import criterion_dims, energy_landscape
 from worldmodel.models.video_vit import VideoViT, load_encoder
 from worldmodel.models.world_model import encode_observations
+from worldmodel.planning.temporal import fit_temporal_metric
 
 
 def read_episodes(dataset: str, part: int, episodes: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -44,30 +46,14 @@ def pooled(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
     return torch.cat([encode_observations(encoder, frames[i:i + 64], pool).float() for i in range(0, len(frames), 64)])
 
 
-def temporal_metric(latents: list[torch.Tensor], dim: int = 32, max_gap: int = 30, steps: int = 600,
-                    seed: int = 0):
-    """A linear map of flattened latents whose Euclidean distances match steps between frames of one episode;
+def temporal_metric(latents: list[torch.Tensor], max_gap: int, seed: int):
+    """The planner's temporal metric (``worldmodel.planning.temporal``) fit on whole episodes' latents (T, N, D);
     returns map(latents (T, N, D)) -> (T, 1, dim)."""
-    flat = [z.flatten(1) for z in latents]  # (T, N*D) each
-    allz = torch.cat(flat)
-    mu, sd = allz.mean(0), allz.std(0) + 1e-6
-    g = torch.Generator().manual_seed(seed)
-    proj = torch.nn.Linear(allz.shape[1], dim, bias=False)
-    opt = torch.optim.Adam(proj.parameters(), lr=1e-3)
-    with torch.enable_grad():
-        for _ in range(steps):
-            e = torch.randint(0, len(flat), (512,), generator=g)
-            T = torch.tensor([len(flat[i]) for i in e.tolist()])
-            a = (torch.rand(512, generator=g) * T).long()
-            b = (a + torch.randint(-max_gap, max_gap + 1, (512,), generator=g)).clamp(torch.zeros_like(T), T - 1)
-            za = torch.stack([flat[i][j] for i, j in zip(e.tolist(), a.tolist())])
-            zb = torch.stack([flat[i][j] for i, j in zip(e.tolist(), b.tolist())])
-            d = proj((za - zb) / sd).norm(dim=-1)  # (512,)
-            loss = ((d - (a - b).abs().float()) ** 2 / ((a - b).abs().float() + 1)).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-    return lambda z: proj((z.flatten(1) - mu) / sd).detach()[:, None, :]
+    z = torch.cat(latents)  # (n, N, D)
+    episode = np.concatenate([np.full(len(x), i) for i, x in enumerate(latents)])
+    step = np.concatenate([np.arange(len(x)) for x in latents])
+    metric = fit_temporal_metric(z, episode, step, max_gap=max_gap, seed=seed)
+    return lambda x: metric.embed(x)[:, None, :]
 
 
 def main() -> None:

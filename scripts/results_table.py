@@ -30,13 +30,14 @@ def table(summary: dict) -> str:
     head = summary["headline"]
     lines = ["| task | drift h=max: latent / pixel / copy-last | latent | latent on random-init encoder | pixel | "
              "random / zero | latent, with proprio probe | latent, oracle | "
-             "landscape ρ: latent / random-init / pixel | grid probe R²: pretrained / random-init |",
+             "landscape ρ (temporal metric): latent / random-init / pixel | "
+             "grid probe R²: pretrained / random-init |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for task in summary["tasks"]:
         d, p = head["drift"].get(task, {}), head["plan"].get(task, {})
         drift = " / ".join(num(d.get(k)) for k in ("probe_error_latent", "probe_error_pixel", "probe_error_copy_last"))
         base = f"{(p.get('random') or 0) * 100:.0f}% / {(p.get('zero') or 0) * 100:.0f}%" if p else "—"
-        scape = " / ".join(num(d.get(f"landscape_rank_corr_{k}"), 2)
+        scape = " / ".join(num(d.get(f"landscape_temporal_{k}"), 2)
                            for k in ("latent", "latent_random_encoder", "pixel"))
         g = head.get("grid_probe", {}).get(task, {})
         grid = f"{num(g.get('mean_r2'), 2)} / {num(g.get('mean_r2_random_init'), 2)}"

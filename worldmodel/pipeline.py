@@ -332,9 +332,12 @@ def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
         if r and d:
             out["drift"][t]["probe_error_latent_random_encoder"] = last(r.get("probe_error"))
             out["drift"][t]["landscape_rank_corr_latent_random_encoder"] = r.get("landscape_rank_corr")
+            out["drift"][t]["landscape_temporal_latent_random_encoder"] = r.get("landscape_rank_corr_temporal")
         if d:
             out["drift"][t].update({"landscape_rank_corr_latent": d.get("landscape_rank_corr"),
-                                    "landscape_rank_corr_pixel": d.get("landscape_rank_corr_pixel")})
+                                    "landscape_rank_corr_pixel": d.get("landscape_rank_corr_pixel"),
+                                    "landscape_temporal_latent": d.get("landscape_rank_corr_temporal"),
+                                    "landscape_temporal_pixel": d.get("landscape_rank_corr_temporal_pixel")})
         if row:
             out["plan"][t] = row
     return _rounded(out)

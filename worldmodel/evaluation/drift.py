@@ -39,7 +39,7 @@ import torch
 from worldmodel.config import register_schema
 from worldmodel.data.episodes import read_manifest, split_episodes
 from worldmodel.data.reader import EpisodeReader
-from worldmodel.evaluation.landscape import criterion_dims, energy_landscape
+from worldmodel.evaluation.landscape import criterion_dims, energy_landscape, temporal_landscape
 from worldmodel.models.ac_predictor import step_memory_bytes
 from worldmodel.models.protocol import PixelSpace
 from worldmodel.models.registry import load_world_model, short_name
@@ -69,6 +69,8 @@ class DriftConfig:
     device: str = "auto"  # auto | cpu | cuda
     max_bad_fraction: float = 0.1  # corrupt episodes are skipped and counted; the run stops past this share
     landscape_metric: str = "l1"  # the energy landscape's per-token distance (as the planner's energy.metric)
+    landscape_temporal: bool = True  # also the landscape of the planner's temporal metric, fit on training episodes
+    landscape_train_episodes: int = 200  # training episodes that metric is fit on (as wm plan's energy.probe_episodes)
     compare_checkpoints: list[str] = field(default_factory=list)  # extra world models (e.g. train-pixel checkpoints)
     bootstrap: bool = False  # no checkpoint given: train one at preset=smoke under out_dir/bootstrap (smoke only)
     bootstrap_overrides: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm train-ac`
@@ -255,9 +257,19 @@ def run(cfg) -> dict:
 
     crit = criterion_dims(manifest)
     scapes = {"latent": energy_landscape(val_eps.latents, val_eps.states, crit, cfg.landscape_metric)}
-    for name, model in compared.items():  # the same held-out frames, encoded the way each model plans with them
-        own = [encode_frames(model, val_frames[i], s, cfg.batch_size) for i, s in enumerate(val_eps.states)]
-        scapes[name] = energy_landscape(own, val_eps.states, crit, cfg.landscape_metric)
+    own = {}  # compared model -> the same held-out frames, encoded the way it plans with them
+    for name, model in compared.items():
+        own[name] = [encode_frames(model, val_frames[i], s, cfg.batch_size) for i, s in enumerate(val_eps.states)]
+        scapes[name] = energy_landscape(own[name], val_eps.states, crit, cfg.landscape_metric)
+    if cfg.landscape_temporal:  # the planner's default energy, fit per model on the same training episodes
+        fit_ids = list(range(min(cfg.landscape_train_episodes, len(train_eps.ids))))
+        scapes["temporal"] = temporal_landscape([train_eps.latents[i] for i in fit_ids], val_eps.latents,
+                                                val_eps.states, crit)
+        train_frames = {i: torch.as_tensor(reader.load(train_eps.ids[i])["frames"])
+                        for i in (fit_ids if compared else [])}
+        for name, model in compared.items():
+            fit = [encode_frames(model, train_frames[i], train_eps.states[i], cfg.batch_size) for i in fit_ids]
+            scapes[f"temporal_{name}"] = temporal_landscape(fit, own[name], val_eps.states, crit)
 
     horizons = list(range(1, cfg.horizon + 1))
     lat = curves["latent"]
@@ -291,7 +303,7 @@ def run(cfg) -> dict:
         "landscape_goals": scapes["latent"]["goals"],
         "seconds": round(time.time() - t0, 2),
     })
-    for name, scape in scapes.items():
+    for name, scape in scapes.items():  # landscape_rank_corr[_temporal][_<compared model>]
         tail = "" if name == "latent" else f"_{name}"
         summary[f"landscape_rank_corr{tail}"] = scape["rank_corr"]
         summary[f"landscape_rank_corr_steps{tail}"] = scape["rank_corr_steps"]

@@ -7,7 +7,8 @@ the env's success-criterion dims (evaluation only: no state reaches a model here
 correlation over the candidates; reported as the mean over goals (``rank_corr``), with ``rank_corr_steps``: within
 the goal's own episode, the correlation of the energy with the number of steps between frame and goal (frames before
 the goal). A token-wise distance that is flat once the body has left the goal's patches gives a low correlation;
-it is the cheap predictor of how far latent-energy planning can get.
+it is the cheap predictor of how far latent-energy planning can get. ``temporal_landscape`` measures the same for the
+planner's default energy, the temporal metric fit on the training episodes.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from scipy.stats import spearmanr
 import worldmodel.envs as envs
 from worldmodel.envs import protocol
 from worldmodel.planning.energy import token_distance
+from worldmodel.planning.temporal import fit_temporal_metric
 
 
 def criterion_dims(manifest: dict) -> list[int] | None:
@@ -79,3 +81,14 @@ def energy_landscape(latents: list[torch.Tensor], states: list[torch.Tensor], di
     mean = lambda xs: (round(float(np.mean([x for x in xs if x is not None])), 4)  # noqa: E731
                        if any(x is not None for x in xs) else None)
     return {"rank_corr": mean(rho), "rank_corr_steps": mean(rho_steps), "goals": len(rho), "candidates": len(cand_z)}
+
+
+def temporal_landscape(train: list[torch.Tensor], latents: list[torch.Tensor], states: list[torch.Tensor],
+                       dims: list[int] | None, stride: int = 2) -> dict:
+    """``energy_landscape`` of the planner's temporal metric (``worldmodel.planning.temporal``), fit as ``wm plan``
+    fits it: on every ``stride``-th frame of the training episodes' latents ``train`` (each (T, N, D)), no label."""
+    z = torch.cat([x[::stride] for x in train]).float()  # (n, N, D)
+    episode = np.concatenate([np.full(len(x[::stride]), i) for i, x in enumerate(train)])
+    step = np.concatenate([np.arange(0, len(x), stride) for x in train])
+    metric = fit_temporal_metric(z, episode, step)
+    return energy_landscape([metric.embed(x.float())[:, None] for x in latents], states, dims, "l2")

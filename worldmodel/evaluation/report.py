@@ -195,13 +195,15 @@ def _task_section(doc: Doc, task: str, summary, assets: Path, max_gifs: int) -> 
         doc.table(["at horizon " + fmt(last(d.get("horizons"))), "state-probe error"],
                   [[label, fmt(last(ys))] for label, ys, _ in lines if ys],
                   caption="State-probe error at the largest horizon (lower is better)")
-        scape = [[label, fmt(src.get(f"landscape_rank_corr{tail}")), fmt(src.get(f"landscape_rank_corr_steps{tail}"))]
-                 for label, src, tail in (("latent, pretrained encoder", d, ""), ("latent, random-init encoder", r, ""),
-                                          ("pixel model", d, "_pixel"))
+        scape = [[f"{label}, {energy}", fmt(src.get(f"landscape_rank_corr{tail}")),
+                  fmt(src.get(f"landscape_rank_corr_steps{tail}"))]
+                 for energy, pre in (("temporal metric (the planner's energy)", "_temporal"), ("token L1", ""))
+                 for label, src, tail in (("latent, pretrained encoder", d, pre),
+                                          ("latent, random-init encoder", r, pre), ("pixel model", d, f"{pre}_pixel"))
                  if src.get(f"landscape_rank_corr{tail}") is not None]
         if scape:
             dims = d.get("landscape_dims")
-            doc.table(["model", "vs true distance", "vs steps to the goal"], scape,
+            doc.table(["model, energy", "vs true distance", "vs steps to the goal"], scape,
                       caption="Energy landscape: rank correlation of the planner's distance to a held-out goal frame "
                               f"with the true distance over {', '.join(dims) if isinstance(dims, list) else dims} "
                               "(1 is a perfect slope)")
