@@ -24,6 +24,7 @@ from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import Goals, PlannerController, PlanSettings
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.probe import LatentProbe
+from worldmodel.planning.temporal import TemporalMetric
 from worldmodel.utils.device import resolve_device
 
 
@@ -66,15 +67,19 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
     states = rng.standard_normal((E, model.state_dim)).astype(np.float32)  # (E, S)
     A = model.action_dim
     energy = EnergyConfig(**to_dict(plan_cfg.energy))
+    ND = model.tokens_per_frame * model.predictor.cfg.embed_dim  # flattened latent width
     probe = None
     if uses_probe(energy):  # a probe of the right shapes (its values do not change the cost)
-        K, ND = model.state_dim, model.tokens_per_frame * model.predictor.cfg.embed_dim
+        K = model.state_dim
         probe = LatentProbe(weight=torch.randn(ND, K) / ND ** 0.5, x_mean=torch.zeros(ND), y_mean=torch.zeros(K),
                             y_std=torch.ones(K), dims=list(range(K)), r2=[1.0] * K, latent_scale=1.0)
+    temporal = None
+    if energy.temporal_weight > 0:  # a metric of the right shapes (its values do not change the cost)
+        temporal = TemporalMetric(torch.randn(ND, energy.temporal_dim) / ND ** 0.5, torch.ones(ND), 0.0, float("nan"))
     goals = Goals(frames[::-1].copy(), list(range(E)), -np.ones(A, np.float32), np.ones(A, np.float32))
     settings = PlanSettings(PlannerConfig(**to_dict(plan_cfg.planner)), energy, int(plan_cfg.execute_steps),
                             int(plan_cfg.max_batch), str(plan_cfg.precision))
-    ctrl = PlannerController(model, goals, settings, probe)
+    ctrl = PlannerController(model, goals, settings, probe, temporal=temporal)
     active = np.arange(E)
     for _ in range(warmup + repeats):
         ctrl(active, frames, states)
