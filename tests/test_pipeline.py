@@ -58,6 +58,7 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     assert drift["probe_error_pixel_direct"] is not None and drift["pixel_error"] is not None
     for model in ("latent", "pixel", "latent_random_encoder"):  # the energy landscape of every model
         assert -1 <= drift[f"landscape_rank_corr_{model}"] <= 1
+        assert -1 <= drift[f"landscape_temporal_{model}"] <= 1  # ... under the planner's temporal metric too
     grid = json.loads(Path(first["stages"]["grid_probe"]["summary"]).read_text())["tasks"]["PointReach"]
     labels = json.loads((out / "collect_PointReach" / "manifest.json").read_text())["state_labels"]
     assert list(grid["r2"]) == list(grid["r2_random_init"]) == labels  # every state dim, both encoders
@@ -68,6 +69,13 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     assert plan["latent"]["mode"] == "pure" and plan["latent"]["privileged_inputs"] == []
     assert plan["latent_oracle"]["mode"] == "oracle" and plan["latent_oracle"]["privileged_inputs"]
     assert plan["latent_random_encoder"]["mode"] == "pure"
+    assert plan["latent_proprio"]["mode"] == "pure" and plan["latent_proprio"]["privileged_inputs"] == []
+    latent_plan = json.loads(Path(first["stages"]["plan_latent_PointReach"]["summary"]).read_text())["protocol"]
+    proprio_plan = json.loads(Path(first["stages"]["plan_proprio_PointReach"]["summary"]).read_text())["protocol"]
+    assert latent_plan["energy"]["temporal_weight"] > 0 and latent_plan["energy"]["state_weight"] == 0
+    assert not latent_plan["subgoals"]["enabled"]
+    assert latent_plan["energy_probe"]["temporal"]["labels"].startswith("none")  # fit on frame order alone
+    assert proprio_plan["energy"]["state_weight"] > 0 and proprio_plan["energy"]["temporal_weight"] == 0
     assert first["headline"]["drift"]["PointReach"]["probe_error_latent_random_encoder"] is not None
     md = Path(first["report_md"]).read_text()
     assert "| task | model | encoder | mode | inputs | energy | episodes | success | 95% CI | s/step |" in md
@@ -75,6 +83,7 @@ def test_smoke_pipeline_writes_report_and_summary(smoke_runs):
     assert "\n| PointReach | pixel | none (pixel patches) | pure | frames, proprioception, goal image |" in md
     assert "\n| PointReach | latent | pretrained | oracle | " in md and "success-criterion dims" in md
     assert "\n| PointReach | latent | random init | pure | frames, proprioception, goal image |" in md
+    assert "\n| PointReach | latent, with proprio probe | pretrained | pure | " in md and "temporal-distance" in md
 
 
 class Outline(HTMLParser):

@@ -24,18 +24,18 @@ from worldmodel.evaluation.report_plots import plot_curves, plot_drift, plot_hea
 
 # plan stage kind -> (model, encoder), in the headline's row order
 PLAN_ROWS = (("plan_latent", "latent", "pretrained"), ("plan_random", "latent", "random init"),
-             ("plan_pixel", "pixel", "none (pixel patches)"), ("plan_proprio", "latent", "pretrained"),
-             ("plan_oracle", "latent", "pretrained"))
+             ("plan_pixel", "pixel", "none (pixel patches)"),
+             ("plan_proprio", "latent, with proprio probe", "pretrained"), ("plan_oracle", "latent", "pretrained"))
 
 
 def energy_label(summary: dict, model: str) -> str:
     """What ranked the plans, from a plan summary's protocol: the goal distance and any added terms."""
     p = summary.get("protocol") or {}
     e, sg = p.get("energy") or {}, p.get("subgoals") or {}
-    space = "pixel-patch" if model == "pixel" else "latent"
+    space, plural = ("pixel-patch", "pixel patches") if model == "pixel" else ("latent", "latents")
     parts = [f"{e.get('metric', 'l1').upper()} {space} distance to the goal image"]
     if e.get("temporal_weight"):
-        parts.append(f"temporal-distance metric on {space}s (fit without labels) ×{e['temporal_weight']:g}")
+        parts.append(f"temporal-distance metric on {plural} (fit without labels) ×{e['temporal_weight']:g}")
     if e.get("probe_weight"):
         parts.append(f"latent-to-state metric ×{e['probe_weight']:g}")
     if e.get("state_weight"):
