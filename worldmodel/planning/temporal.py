@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 
 @dataclass(frozen=True)
@@ -58,17 +59,8 @@ def _pairs(episode: np.ndarray, step: np.ndarray, n: int, max_gap: int,
     return order[i], order[j]
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two 1-D arrays (ties broken by order; nan when one is constant)."""
-    ra, rb = a.argsort().argsort().astype(float), b.argsort().argsort().astype(float)
-    if ra.std() == 0 or rb.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
 def fit_temporal_metric(z: torch.Tensor, episode: np.ndarray, step: np.ndarray, dim: int = 32, max_gap: int = 30,
-                        components: int = 0, steps: int = 600, batch: int = 512, lr: float = 1e-3,
-                        seed: int = 0) -> TemporalMetric:
+                        steps: int = 600, batch: int = 512, lr: float = 1e-3, seed: int = 0) -> TemporalMetric:
     """Fit the metric on encoded frames: z (n, N, D) latents, ``episode`` (n,) and ``step`` (n,) each frame's
     episode id and env step. No state is read. A fifth of the episodes is held out to report ``held_out_corr``.
 
@@ -84,12 +76,6 @@ def fit_temporal_metric(z: torch.Tensor, episode: np.ndarray, step: np.ndarray, 
     x = z.flatten(1).float()  # (n, N*D)
     scale = x[torch.from_numpy(train)].std(0) + 1e-6  # (N*D,)
     x = x / scale
-    basis = None
-    if components > 0:  # read only the latents' leading principal directions, which a predictor gets right
-        xc = x[torch.from_numpy(train)] - x[torch.from_numpy(train)].mean(0)
-        _, sv, vh = torch.linalg.svd(xc, full_matrices=False)
-        basis = vh[:components].T * (np.sqrt(len(xc)) / sv[:components].clamp_min(1e-6))  # (N*D, p) whitening
-        x = x @ basis  # (n, p)
     tr_idx = np.flatnonzero(train)
     gen = torch.Generator().manual_seed(seed)
     weight = (torch.randn(x.shape[1], dim, generator=gen) / np.sqrt(x.shape[1])).requires_grad_()  # (N*D, dim)
@@ -105,14 +91,13 @@ def fit_temporal_metric(z: torch.Tensor, episode: np.ndarray, step: np.ndarray, 
             opt.zero_grad()
             loss.backward()
             opt.step()
-    weight = weight.detach() if basis is None else basis @ weight.detach()  # (N*D, dim)
-    metric = TemporalMetric(weight, scale, float(loss.detach()), float("nan"))
+    metric = TemporalMetric(weight.detach(), scale, float(loss.detach()), float("nan"))
     if held:
         te_idx = np.flatnonzero(~train)
         a, b = _pairs(episode[te_idx], step[te_idx], 2048, max_gap, rng)
         a, b = te_idx[a], te_idx[b]
         with torch.no_grad():
             d = (metric.embed(z[a]) - metric.embed(z[b])).norm(dim=-1).numpy()  # (2048,)
-        metric = TemporalMetric(metric.weight, scale, metric.fit_loss, round(_spearman(d, np.abs(step[a] - step[b])),
-                                                                                 4))
+        metric = TemporalMetric(metric.weight, scale, metric.fit_loss, round(float(
+            spearmanr(d, np.abs(step[a] - step[b])).statistic), 4))
     return metric
