@@ -50,6 +50,7 @@ class EnergyConfig:
     temporal_weight: float = 0.0  # weight of the learned temporal-distance metric on latents (env steps; no labels)
     temporal_dim: int = 32  # temporal metric: output width of its linear map
     temporal_max_gap: int = 30  # temporal metric: largest env-step gap of the frame pairs it is fit on
+    temporal_steps: int = 600  # temporal metric: Adam steps of its fit (512 pairs each)
 
 
 def token_distance(z: torch.Tensor, goal: torch.Tensor, metric: str = "l1") -> torch.Tensor:

@@ -201,7 +201,7 @@ def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> Aids:
     aids = Aids(info=info)
     if energy.temporal_weight > 0:  # frames and their order in time only: no label is read
         aids.temporal = fit_temporal_metric(frames.z, frames.episode, frames.step, energy.temporal_dim,
-                                            energy.temporal_max_gap)
+                                            energy.temporal_max_gap, energy.temporal_steps)
         info["temporal"] = {"labels": "none (env steps between frames of one episode)",
                             "held_out_rank_corr": aids.temporal.held_out_corr,
                             "fit_loss": round(aids.temporal.fit_loss, 3)}

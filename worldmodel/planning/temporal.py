@@ -43,20 +43,24 @@ class TemporalMetric:
         return (self.embed(z) - self.embed(goal)[:, None]).norm(dim=-1)  # (B, H)
 
 
-def _pairs(episode: np.ndarray, step: np.ndarray, n: int, max_gap: int,
-           rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` random index pairs (a, b) of frames of one episode at most ``max_gap`` env steps apart."""
+def _pair_sampler(episode: np.ndarray, step: np.ndarray, max_gap: int):
+    """A sampler ``(n, rng) -> (a, b)`` of ``n`` random index pairs of frames of one episode at most ``max_gap`` env
+    steps apart (the frames' order is sorted once here, not per batch)."""
     order = np.lexsort((step, episode))  # frames sorted by episode, then step
     ep_sorted = episode[order]
     starts = np.searchsorted(ep_sorted, ep_sorted, side="left")  # (n_frames,) first frame of each frame's episode
     ends = np.searchsorted(ep_sorted, ep_sorted, side="right")  # (n_frames,) one past its last frame
-    i = rng.integers(0, len(order), n)  # positions in ``order``
-    # the partner: a frame of the same episode within the window of positions that ``max_gap`` allows
-    stride = max(int(np.median(np.diff(step[order])[np.diff(ep_sorted) == 0])) if len(order) > 1 else 1, 1)
-    reach = max(max_gap // stride, 1)
-    lo, hi = np.maximum(starts[i], i - reach), np.minimum(ends[i] - 1, i + reach)
-    j = lo + (rng.random(n) * (hi - lo + 1)).astype(np.int64)
-    return order[i], order[j]
+    same = np.diff(ep_sorted) == 0
+    stride = max(int(np.median(np.diff(step[order])[same])) if same.any() else 1, 1)  # env steps between frames
+    reach = max(max_gap // stride, 1)  # partners within this many positions of the sorted order
+
+    def sample(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        i = rng.integers(0, len(order), n)  # positions in ``order``
+        lo, hi = np.maximum(starts[i], i - reach), np.minimum(ends[i] - 1, i + reach)
+        j = lo + (rng.random(n) * (hi - lo + 1)).astype(np.int64)
+        return order[i], order[j]
+
+    return sample
 
 
 def fit_temporal_metric(z: torch.Tensor, episode: np.ndarray, step: np.ndarray, dim: int = 32, max_gap: int = 30,
@@ -81,9 +85,10 @@ def fit_temporal_metric(z: torch.Tensor, episode: np.ndarray, step: np.ndarray, 
     weight = (torch.randn(x.shape[1], dim, generator=gen) / np.sqrt(x.shape[1])).requires_grad_()  # (N*D, dim)
     opt = torch.optim.Adam([weight], lr=lr)
     loss = torch.zeros(())
+    sample = _pair_sampler(episode[tr_idx], step[tr_idx], max_gap)
     with torch.enable_grad():
         for _ in range(steps):
-            a, b = _pairs(episode[tr_idx], step[tr_idx], batch, max_gap, rng)
+            a, b = sample(batch, rng)
             a, b = tr_idx[a], tr_idx[b]
             gap = torch.from_numpy(np.abs(step[a] - step[b])).float()  # (batch,) env steps
             d = ((x[a] - x[b]) @ weight).norm(dim=-1)  # (batch,)
@@ -94,7 +99,7 @@ def fit_temporal_metric(z: torch.Tensor, episode: np.ndarray, step: np.ndarray, 
     metric = TemporalMetric(weight.detach(), scale, float(loss.detach()), float("nan"))
     if held:
         te_idx = np.flatnonzero(~train)
-        a, b = _pairs(episode[te_idx], step[te_idx], 2048, max_gap, rng)
+        a, b = _pair_sampler(episode[te_idx], step[te_idx], max_gap)(2048, rng)
         a, b = te_idx[a], te_idx[b]
         with torch.no_grad():
             d = (metric.embed(z[a]) - metric.embed(z[b])).norm(dim=-1).numpy()  # (2048,)
