@@ -25,10 +25,9 @@ import torch
 from worldmodel.data.episodes import read_manifest, split_episodes
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.evaluation.encoder_probe import episode_frames, grid_probe_r2
-from worldmodel.evaluation.landscape import criterion_dims, energy_landscape
+from worldmodel.evaluation.landscape import criterion_dims, energy_landscape, temporal_landscape
 from worldmodel.models.video_vit import VideoViT, load_encoder
 from worldmodel.models.world_model import encode_observations
-from worldmodel.planning.temporal import fit_temporal_metric
 
 
 def read_episodes(dataset: str, part: int, episodes: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -44,16 +43,6 @@ def read_episodes(dataset: str, part: int, episodes: int) -> list[tuple[torch.Te
 def pooled(encoder, frames: torch.Tensor, pool: int) -> torch.Tensor:
     """One episode's frames -> pooled latents (T, N, D), in batches of 64."""
     return torch.cat([encode_observations(encoder, frames[i:i + 64], pool).float() for i in range(0, len(frames), 64)])
-
-
-def temporal_metric(latents: list[torch.Tensor], max_gap: int, seed: int):
-    """The planner's temporal metric (``worldmodel.planning.temporal``) fit on whole episodes' latents (T, N, D);
-    returns map(latents (T, N, D)) -> (T, 1, dim)."""
-    z = torch.cat(latents)  # (n, N, D)
-    episode = np.concatenate([np.full(len(x), i) for i, x in enumerate(latents)])
-    step = np.concatenate([np.arange(len(x)) for x in latents])
-    metric = fit_temporal_metric(z, episode, step, max_gap=max_gap, seed=seed)
-    return lambda x: metric.embed(x)[:, None, :]
 
 
 def main() -> None:
@@ -88,9 +77,9 @@ def main() -> None:
                    "grid_r2_all": float(np.mean([v for v in r2.values() if v is not None])),
                    "landscape": scape["rank_corr"], "landscape_steps": scape["rank_corr_steps"]}
             if args.temporal_metric:
-                metric = temporal_metric([pooled(enc, f, args.pool) for f, _ in train], max_gap=args.max_gap,
-                                         seed=args.seed)
-                row["landscape_temporal"] = energy_landscape([metric(z) for z in lat], states, crit, "l2")["rank_corr"]
+                fit = [pooled(enc, f, args.pool) for f, _ in train]  # every frame of the training episodes
+                row["landscape_temporal"] = temporal_landscape(fit, lat, states, crit, stride=1, max_gap=args.max_gap,
+                                                               seed=args.seed)["rank_corr"]
                 print(f"{'':28s} {name:11s} landscape ρ of the temporal metric {row['landscape_temporal']:.3f}")
             out.setdefault(manifest.get("env_id", dataset), {})[name] = row
             print(f"{manifest.get('env_id', dataset):28s} {name:11s} grid R² (success dims) "

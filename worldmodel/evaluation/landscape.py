@@ -84,11 +84,11 @@ def energy_landscape(latents: list[torch.Tensor], states: list[torch.Tensor], di
 
 
 def temporal_landscape(train: list[torch.Tensor], latents: list[torch.Tensor], states: list[torch.Tensor],
-                       dims: list[int] | None, stride: int = 2) -> dict:
+                       dims: list[int] | None, stride: int = 2, max_gap: int = 30, seed: int = 0) -> dict:
     """``energy_landscape`` of the planner's temporal metric (``worldmodel.planning.temporal``), fit as ``wm plan``
     fits it: on every ``stride``-th frame of the training episodes' latents ``train`` (each (T, N, D)), no label."""
     z = torch.cat([x[::stride] for x in train]).float()  # (n, N, D)
     episode = np.concatenate([np.full(len(x[::stride]), i) for i, x in enumerate(train)])
     step = np.concatenate([np.arange(0, len(x), stride) for x in train])
-    metric = fit_temporal_metric(z, episode, step)
+    metric = fit_temporal_metric(z, episode, step, max_gap=max_gap, seed=seed)
     return energy_landscape([metric.embed(x.float())[:, None] for x in latents], states, dims, "l2")
