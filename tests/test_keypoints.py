@@ -36,7 +36,7 @@ def readout_r2(x: torch.Tensor, y: torch.Tensor, x_test: torch.Tensor, y_test: t
 
 def test_keypoints_fit_without_labels_carry_the_object():
     z, body, obj = scene(2048)
-    kp, _ = fit_keypoints(z, (body - body.mean(0)) / body.std(0), 8, 8, KeypointConfig(num=2, steps=1000),
+    kp, _ = fit_keypoints(z, (body - body.mean(0)) / body.std(0), 8, 8, KeypointConfig(num=2, steps=300),
                           progress=False)
     z_test, _, obj_test = scene(512, seed=1)
     r2 = readout_r2(keypoints_of(kp, z), obj, keypoints_of(kp, z_test), obj_test)

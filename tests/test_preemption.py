@@ -98,7 +98,7 @@ def test_collect_workers_stop_on_a_group_sigterm(tmp_path):
     """Two worker processes, SIGTERM to the whole process group (what a scheduler sends): the episodes
     finished before the signal stay, the run exits 75, the rerun completes the dataset."""
     out = tmp_path / "run"
-    argv = [sys.executable, "-m", "worldmodel.cli", "collect", "preset=smoke", "episodes=40", "workers=2",
+    argv = [sys.executable, "-m", "worldmodel.cli", "collect", "preset=smoke", "episodes=16", "workers=2",
             "resolution=32", "progress=false", f"out_dir={out}"]
     proc = subprocess.Popen(argv, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -113,7 +113,7 @@ def test_collect_workers_stop_on_a_group_sigterm(tmp_path):
     kept = len(list((out / "episodes").glob("*.npz")))
     assert kept >= seen and json.loads((out / "manifest.json").read_text())["episodes"] == kept
     assert subprocess.run(argv, capture_output=True).returncode == 0
-    assert json.loads((out / "summary.json").read_text())["episodes"] == 40
+    assert json.loads((out / "summary.json").read_text())["episodes"] == 16
 
 
 def test_plan_keeps_finished_phases(tmp_path, monkeypatch):
