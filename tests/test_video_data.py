@@ -123,6 +123,20 @@ def test_clips_shapes_folder_source_and_determinism(videos):
     assert torch.equal(list(clip_loader(ds, 2, 4, 5, seed=0))[0], batches[1])
 
 
+def test_decoded_video_cache_gives_the_same_clips(videos):
+    """Clips sliced from videos decoded whole and kept in memory equal clips decoded one by one, and the cache
+    stays inside its budget (a budget of one video keeps one; the others are decoded clip by clip)."""
+    root, _ = videos
+    plain = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16)
+    one = plain.lengths[0] * plain._frame_bytes[0] / 2**20  # MB of one decoded video
+    cached = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16, cache_mb=100)
+    small = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16, cache_mb=one)
+    for key in [(i % 3, seed) for i, seed in enumerate(range(100, 112))]:
+        ref = plain[key]
+        assert torch.equal(cached[key], ref) and torch.equal(small[key], ref)
+    assert len(cached._decoded) == 3 and len(small._decoded) == 1 and plain._decoded == {}
+
+
 def test_mixture_weights(videos, tmp_path):
     root, csv = videos
     other = tmp_path / "other.csv"

@@ -103,13 +103,16 @@ class VideoClipDataset(torch.utils.data.Dataset):
     def __init__(self, sources: list, weights: list[float] | None = None, num_frames: int = 8, frame_step: int = 1,
                  img_size: int = 64, crop_scale: tuple[float, float] = (0.3, 1.0),
                  crop_ratio: tuple[float, float] = (0.75, 1.35), hflip: bool = True,
-                 max_bad_fraction: float = 0.5):
+                 max_bad_fraction: float = 0.5, cache_mb: float = 0.0):
         weights = list(weights) if weights else [1.0] * len(sources)
         if len(weights) != len(sources):
             raise ValueError(f"{len(sources)} video sources but {len(weights)} weights")
         self.num_frames, self.frame_step, self.img_size = num_frames, frame_step, img_size
         self.crop_scale, self.crop_ratio, self.hflip = tuple(crop_scale), tuple(crop_ratio), hflip
         self.span = (num_frames - 1) * frame_step + 1  # frames a clip covers
+        self.cache_bytes = int(cache_mb * 2**20)  # decoded videos kept in memory, per process
+        self._decoded: dict[int, torch.Tensor] = {}  # video index -> uint8 (n, H, W, 3), every frame
+        self._frame_bytes: list[int] = []
         self.videos: list[str] = []
         self.lengths: list[int] = []
         self.bad: list[tuple[str, str]] = []
@@ -141,11 +144,12 @@ class VideoClipDataset(torch.utils.data.Dataset):
             vr = _reader(path)
             n = len(vr)
             if n >= self.span:
-                vr[0]  # decode one frame: catches files whose header parses but whose stream does not
+                shape = vr[0].shape  # decode one frame: catches files whose header parses but whose stream does not
         except Exception as e:  # decord raises its own error types for unreadable/corrupt files
             return path, self._mark_bad(path, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
         if n < self.span:
             return path, self._mark_bad(path, f"too short ({n} frames < {self.span} per clip)")
+        self._frame_bytes.append(math.prod(shape))
         return path, n
 
     def _mark_bad(self, path: str, reason: str) -> None:
@@ -157,10 +161,24 @@ class VideoClipDataset(torch.utils.data.Dataset):
         return len(self.videos)
 
     def read_clip(self, index: int, g: torch.Generator) -> torch.Tensor:
-        """uint8 (num_frames, H, W, 3) from a random start in video ``index``."""
+        """uint8 (num_frames, H, W, 3) from a random start in video ``index``.
+
+        While ``cache_mb`` has room, a video is decoded whole on first use and its frames are kept, so later clips
+        of it are slices (the same frames the reader gives: decoding is deterministic); otherwise only the
+        clip's frames are decoded, every time."""
         start = int(torch.randint(0, self.lengths[index] - self.span + 1, (), generator=g))
+        frames = self._decoded.get(index)
+        n = self.lengths[index]
+        if frames is None and self._cached_bytes() + n * self._frame_bytes[index] <= self.cache_bytes:
+            frames = self._decoded[index] = torch.from_numpy(
+                _reader(self.videos[index]).get_batch(list(range(n))).asnumpy())  # (n, H, W, 3)
+        if frames is not None:
+            return frames[start:start + self.span:self.frame_step]
         idx = list(range(start, start + self.span, self.frame_step))
         return torch.from_numpy(_reader(self.videos[index]).get_batch(idx).asnumpy())
+
+    def _cached_bytes(self) -> int:
+        return sum(f.numel() for f in self._decoded.values())
 
     def __getitem__(self, key) -> torch.Tensor:
         index, seed = key if isinstance(key, tuple) else (key, key)

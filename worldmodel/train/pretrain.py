@@ -77,6 +77,9 @@ class VideoDataConfig:
     hflip: bool = True
     # stop when more than this fraction of the videos is unusable
     max_bad_fraction: float = 0.5
+    # MB of decoded videos kept in memory per loader process (a video decoded whole on first use, later clips
+    # sliced from it; the same clips as decoding each one); videos past the budget are decoded clip by clip; 0: off
+    cache_mb: float = 1024.0
 
 
 REGULARIZERS = ("ema", "sigreg", "rdmreg", "vicreg")
@@ -217,7 +220,7 @@ def prepare_data(cfg, trainer: Trainer) -> VideoClipDataset:
         paths = [str(train_dir / "train.csv")]
     return VideoClipDataset(paths, weights or None, cfg.data.num_frames, cfg.data.frame_step, cfg.model.img_size,
                             tuple(cfg.data.crop_scale), tuple(cfg.data.crop_ratio), cfg.data.hflip,
-                            cfg.data.max_bad_fraction)
+                            cfg.data.max_bad_fraction, cfg.data.cache_mb)
 
 
 def train_step(cfg, trainer: Trainer, target: nn.Module, x: torch.Tensor, step: int) -> tuple[torch.Tensor, dict]:
