@@ -1,15 +1,22 @@
 """The `wm` contract: help, presets, strict configs, clean errors."""
-import subprocess
-import sys
+import contextlib
+import io
+from types import SimpleNamespace
 
 import pytest
 from hydra.errors import HydraException
 
+from worldmodel.cli import main
 from worldmodel.commands import COMMANDS, compose_config
 
 
-def _wm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "worldmodel.cli", *args], capture_output=True, text=True, timeout=120)
+def _wm(*args: str) -> SimpleNamespace:
+    """``wm *args`` in this process (the same ``main`` the console script runs; tests/test_bad_inputs.py runs it as
+    a separate program): its exit code and what it printed. An uncaught exception fails the test."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return SimpleNamespace(returncode=code, stdout=out.getvalue(), stderr=err.getvalue())
 
 
 def test_help_lists_every_command():
