@@ -154,7 +154,7 @@ def main() -> None:
           (("theirs", their_roll), ("ours cached", our_cached), ("ours recompute", our_full))}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}")
-    print(f"| | facebookresearch/vjepa2 | this project | ratio |\n|---|---|---|---|")
+    print("| | facebookresearch/vjepa2 | this project | ratio |\n|---|---|---|---|")
     print(f"| pretrain step, batch {args.batch} x {args.frames // 2 * (args.size // 8) ** 2} tokens, encoder 192x6, "
           f"predictor 96x4 | {pt['theirs']:.3f} s | {pt['ours']:.3f} s | {pt['theirs'] / pt['ours']:.2f}x |")
     print(f"| AC rollout {args.rollouts} x {args.steps} steps, 64 tokens/frame, predictor 192x4 | "

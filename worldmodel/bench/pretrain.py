@@ -7,7 +7,10 @@ Measured in one run, on the device the pretrain config resolves to:
 - FLOPs of that step counted with ``torch.utils.flop_counter.FlopCounterMode`` (matmuls, convolutions, SDPA);
 - tokens/s = clips x tokens per clip / step time; achieved GFLOP/s = step FLOPs / step time, and its
   fraction of the matmul peak.
-Data loading is not included (it runs in loader workers alongside training).
+- loader: clips/s of the training clip loader (``train.num_workers``) once every video has been read, with the
+  decoded-video cache (``data.cache_mb``) and decoding every clip from its file, and the share of a step each
+  batch costs (the loader runs on the step's critical path when ``train.num_workers`` is 0).
+The step itself is timed on random clips, without the loader.
 """
 from __future__ import annotations
 
@@ -19,12 +22,13 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from worldmodel.commands import compose_config
 from worldmodel.config import to_dict
+from worldmodel.data.video import clip_loader
 from worldmodel.losses import latent_loss
 from worldmodel.masks import sample_masks
 from worldmodel.models.masked_predictor import PredictorConfig
 from worldmodel.models.video_vit import VideoViTConfig
 from worldmodel.train.core import build_optimizer
-from worldmodel.train.pretrain import JEPA, ema_update
+from worldmodel.train.pretrain import JEPA, ema_update, prepare_data
 from worldmodel.utils.device import resolve_device
 
 
@@ -46,6 +50,28 @@ def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> floa
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+class _Solo:
+    """The parts of a Trainer that ``prepare_data`` reads: one process."""
+    is_main, world_size = True, 1
+
+
+def loader_seconds(pcfg, cache_mb: float, batches: int, repeats: int) -> float:
+    """Median seconds per batch of the clip loader at ``pcfg``, after one read of every video (cache filled)."""
+    pcfg.data.cache_mb = cache_mb
+    ds = prepare_data(pcfg, _Solo())
+    for i in range(len(ds)):
+        ds[(i, i)]  # every video read once: what the cache holds after the first pass of a run
+    times = []
+    for r in range(repeats):
+        loader = clip_loader(ds, pcfg.train.batch_size, r * batches, (r + 1) * batches, pcfg.train.seed, 0,
+                             pcfg.train.num_workers)
+        t0 = time.perf_counter()
+        for _ in loader:
+            pass
+        times.append((time.perf_counter() - t0) / batches)
+    return statistics.median(times)
 
 
 def run(cfg) -> dict:
@@ -103,6 +129,12 @@ def run(cfg) -> dict:
         "step_gflop": round(flops / 1e9, 2), "achieved_gflops": round(achieved, 2),
         "matmul_peak_gflops": round(peak, 2), "fraction_of_matmul_peak": round(achieved / peak, 3),
     }
+    cached = loader_seconds(pcfg, float(pcfg.data.cache_mb) or 1024.0, 10, cfg.repeats)
+    plain = loader_seconds(pcfg, 0.0, 10, cfg.repeats)
+    out.update({"loader_clips_per_s_cached": round(B / cached, 1), "loader_clips_per_s_decoding": round(B / plain, 1),
+                "loader_cache_speedup": round(plain / cached, 2),
+                "loader_share_of_step_cached": round(cached / step_s, 3),
+                "loader_share_of_step_decoding": round(plain / step_s, 3)})
     width = max(map(len, out))
     print("wm bench pretrain")
     for k, v in out.items():
