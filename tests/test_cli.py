@@ -66,6 +66,17 @@ def test_command_help_describes_every_setting_after_overrides():
     assert undocumented == []
 
 
+def test_bench_pretrain_smoke(tmp_path, monkeypatch):
+    """`wm bench pretrain` times the step and the clip loader with and without the decoded-video cache."""
+    from worldmodel.commands import run_command
+
+    monkeypatch.chdir(tmp_path)  # the synthetic videos are generated under the working folder
+    s = run_command("bench", ["target=pretrain", "preset=smoke", f"out_dir={tmp_path / 'bench'}", "repeats=1",
+                              "warmup=0"])
+    assert s["step_seconds"] > 0 and s["step_gflop"] > 0
+    assert s["loader_clips_per_s_cached"] > 0 and s["loader_clips_per_s_decoding"] > 0
+
+
 def test_bench_encode_smoke(tmp_path):
     """`wm bench encode` times every encoder kind through the same interface, as ratios to ours."""
     from worldmodel.commands import run_command

@@ -22,13 +22,6 @@ if __name__ == "__main__" or os.path.basename(sys.argv[0]) == "wm":  # the wm pr
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-from hydra.errors import HydraException  # noqa: E402
-
-from worldmodel.commands import COMMANDS, compose_config, run_command  # noqa: E402
-from worldmodel.confighelp import describe  # noqa: E402
-from worldmodel.train.core import NonFiniteLossError  # noqa: E402
-from worldmodel.utils.atomic import DiskFullError  # noqa: E402
-
 USAGE = """usage: wm <command> [key=value ...]
 
 commands:
@@ -57,6 +50,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    # imported here, not at the top: a collection worker process re-imports this module (as multiprocessing's
+    # __mp_main__) and needs none of torch, hydra or the commands
+    from hydra.errors import HydraException
+
+    from worldmodel.commands import COMMANDS, compose_config, run_command
+    from worldmodel.confighelp import describe
+    from worldmodel.train.core import NonFiniteLossError
+    from worldmodel.utils.atomic import DiskFullError
+
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0

@@ -8,8 +8,10 @@ they exist to stop settings that are off by orders of magnitude, not to pack mem
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a device is asked about: collection workers load this without it
+    import torch
 
 F32 = 4  # bytes per float32
 
@@ -20,6 +22,8 @@ class MemoryBudgetError(ValueError):
 
 def available_bytes(device: torch.device | str = "cpu") -> int:
     """Free memory for new allocations: the GPU's free memory, or MemAvailable capped by the cgroup's limit."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -70,6 +74,8 @@ def check_fits(setting: str, need: float, what: str, device: torch.device | str 
     setting: the user's setting and value at fault (``"planner.samples=200000000"``); what: what needs the
     memory (``"one CEM iteration"``); hint: how to lower it.
     """
+    import torch
+
     avail = available_bytes(device)
     if need > avail:
         tail = f"; {hint}" if hint else ""
