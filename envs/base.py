@@ -20,6 +20,8 @@ import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 
+from worldmodel.envs.variation import SceneVariation, Variation
+
 ASSETS = Path(__file__).resolve().parent / "assets"
 
 
@@ -42,6 +44,7 @@ class TaskEnv(MujocoEnv):
         resolution: int = 64,
         width: int | None = None,
         height: int | None = None,
+        variation: dict | None = None,
     ):
         width = int(width or resolution)
         height = int(height or resolution)
@@ -58,6 +61,8 @@ class TaskEnv(MujocoEnv):
         )
         self.resolution = (height, width)
         self.goal_state = np.zeros(len(self.state_labels), np.float32)
+        v = Variation.parse(variation)  # factors of variation of the frames (envs/variation.py); none by default
+        self.scene = SceneVariation(v, self.model) if v.active else None
 
     # ---- task interface (subclasses) -------------------------------------------------------------
     def state(self) -> np.ndarray:
@@ -102,6 +107,18 @@ class TaskEnv(MujocoEnv):
         self.set_state(qpos, qvel)
         return self._get_obs()
 
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        obs, info = super().reset(seed=seed, options=options)
+        if self.scene is not None:
+            self.scene.reset(seed)  # after the task's own draws, from a stream of its own
+        return obs, info
+
+    def render(self):
+        frame = super().render()
+        if self.scene is not None and self.render_mode == "rgb_array":
+            frame = self.scene.frame(frame)
+        return frame
+
     def _get_obs(self) -> np.ndarray:
         return self.state().astype(np.float64)
 
@@ -117,6 +134,8 @@ class TaskEnv(MujocoEnv):
         self.do_simulation(action, self.frame_skip)
         state = self.state()
         info = self._info(state)
+        if self.scene is not None:
+            self.scene.step()
         # Continuing task: reaching the goal does not terminate; TimeLimit truncates.
         return state.astype(np.float64), -info["distance"], False, False, info
 

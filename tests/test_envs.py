@@ -126,3 +126,41 @@ def test_pushblock_scripted_policy_touches_block():
         s = info["state"]
         touched += env.unwrapped.touching()
     assert touched > 0 and np.linalg.norm(s[2:4] - start) > 0.1
+
+
+VARIED = {"floor_rgb": [0.3, 0.5, 0.8], "floor_jitter": 0.1, "light": 0.7, "light_jitter": 0.2, "distractors": 3,
+          "frame_noise": 8.0}
+
+
+def _rollout(env, seed: int, actions: np.ndarray):
+    _, info = env.reset(seed=seed)
+    states, success, frames = [info["state"]], [info["success"]], [env.render()]
+    for a in actions:
+        _, _, _, _, info = env.step(a)
+        states.append(info["state"]), success.append(info["success"]), frames.append(env.render())
+    return np.stack(states), success, np.stack(frames)
+
+
+@pytest.mark.parametrize("env_id", list(envs.TASKS))
+def test_variation_changes_the_frames_never_the_task(env_id):
+    """Floor colour, lighting, moving distractors and frame noise: the same seed and actions give bit-identical states
+    and success with and without them (the distractors are in no state), different frames, and the same varied frames
+    again on a rerun; another seed draws another scene."""
+    actions = np.random.default_rng(0).uniform(-1, 1, (15, envs.make(env_id, render=False).action_space.shape[0]))
+    s0, ok0, f0 = _rollout(envs.make(env_id), 3, actions)
+    s1, ok1, f1 = _rollout(envs.make(env_id, variation=VARIED), 3, actions)
+    _, _, f2 = _rollout(envs.make(env_id, variation=VARIED), 3, actions)
+    _, _, f3 = _rollout(envs.make(env_id, variation=VARIED), 4, actions)
+    assert np.array_equal(s0, s1) and ok0 == ok1
+    assert np.abs(f0.astype(int) - f1).mean() > 20 and np.array_equal(f1, f2) and not np.array_equal(f1[0], f3[0])
+    moving = envs.make(env_id, variation={"distractors": 2, "distractor_speed": 0.1})
+    _, _, fm = _rollout(moving, 3, np.zeros_like(actions))
+    _, _, fz = _rollout(envs.make(env_id), 3, np.zeros_like(actions))
+    assert (np.abs(fm[1:].astype(int) - fm[:-1]).sum() > np.abs(fz[1:].astype(int) - fz[:-1]).sum() + 1000)
+
+
+def test_variation_settings_are_checked_in_one_line():
+    with pytest.raises(ValueError, match=r"env.kwargs.variation.floor_color: unknown"):
+        envs.make("worldmodel/PointReach-v0", variation={"floor_color": [1, 0, 0]})
+    with pytest.raises(ValueError, match=r"env.kwargs.variation.floor_rgb=\[2.0, 0.0, 0.0\]"):
+        envs.make("worldmodel/PointReach-v0", variation={"floor_rgb": [2, 0, 0]})

@@ -142,3 +142,8 @@ def test_wm_plan_smoke(tmp_path: Path):
     assert again["checkpoint"] == summary["checkpoint"] and again["gifs"] == []
     assert again["protocol"]["energy_probe"]["dims"] and "success_rate_random" not in again
     assert again["protocol"]["energy_probe"]["graph"]["nodes"] > 0 and 0 <= again["subgoal_fraction"] <= 1
+    # test-on-shifted: the env's factors of variation set at plan time, apart from the training data's
+    shifted = run_command("plan", ["preset=smoke", f"out_dir={tmp_path}", "gifs=0", "baselines=false",
+                                   "env.kwargs.variation={distractors: 2, frame_noise: 4.0}"])
+    assert shifted["protocol"]["variation"] == {"distractors": 2, "frame_noise": 4.0}
+    assert shifted["protocol"]["train_variation"] == {} and shifted["privileged_inputs"] == []

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class CollectConfig:
     steps: int = 100  # env steps per episode (an episode ends earlier if the env terminates)
     policy: str = "scripted"  # random | ou | scripted (noisy goal-directed, our tasks only)
     workers: int = 2  # parallel collection processes (1: in this process)
+    threads: int = 1  # CPU threads of each worker process (OpenMP, torch, llvmpipe): workers x threads fill the cores
     resolution: int = 64  # rendered frame size (square)
     seed: int = 0  # base seed; episode i is seeded from (seed, i)
     append: bool = False  # add `episodes` new episodes to an existing dataset instead of topping it up
@@ -86,9 +88,13 @@ def make_env(env_id: str, env_kwargs: dict, resolution: int, steps: int, render:
     return envs.make(env_id, resolution=resolution, render=render, max_episode_steps=int(steps), **env_kwargs)
 
 
-def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int, pooled: bool = False) -> None:
-    if pooled:  # one llvmpipe thread per worker: K workers already fill the cores (set before GL starts)
-        os.environ.setdefault("LP_NUM_THREADS", "1")
+def _init_worker(env_id: str, env_kwargs: dict, resolution: int, steps: int, pooled: bool = False,
+                 threads: int = 1) -> None:
+    if pooled:  # K workers already fill the cores: `threads` each for GL, OpenMP and torch (set before they start)
+        for var in ("LP_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
+        if "torch" in sys.modules:  # an env package that imported torch before this point
+            sys.modules["torch"].set_num_threads(threads)
         preempt.ignore_in_worker()  # the main process decides when to stop; the episode in flight finishes
     _WORKER["env"] = make_env(env_id, env_kwargs, resolution, steps)
 
@@ -131,12 +137,12 @@ def collect_episode(job: dict) -> dict:
         raise
 
 
-def _pooled(jobs: list[dict], workers: int, init: tuple):
+def _pooled(jobs: list[dict], workers: int, init: tuple, threads: int = 1):
     """Episodes collected by ``workers`` spawned processes, as they finish, at most two per worker in flight.
     After a stop signal no episode starts and those in flight finish (workers leave the signal to this process);
     an episode that a signal to the whole process group broke (its ffmpeg) is lost, its partial files removed."""
     pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                               initargs=(*init, True))
+                               initargs=(*init, True, threads))
     todo, clean = iter(jobs), False
     try:
         pending = {pool.submit(collect_episode, job) for job in islice(todo, 2 * workers)}
@@ -233,7 +239,7 @@ def run(cfg) -> dict:
 def _collect(cfg, root: Path) -> dict:
     from tqdm import tqdm
 
-    for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1)):
+    for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1), ("threads", 1)):
         require(name, cfg[name], low)
     workers = min(int(cfg.workers), int(cfg.episodes))
     check_fits(f"workers={cfg.workers}", workers * WORKER_BYTES,
@@ -281,7 +287,7 @@ def _collect(cfg, root: Path) -> dict:
             _init_worker(*init)
             results = (collect_episode(job) for job in jobs if not preempt.requested())
         else:
-            results = _pooled(jobs, min(cfg.workers, len(jobs)), init)
+            results = _pooled(jobs, min(cfg.workers, len(jobs)), init, int(cfg.threads))
         for entry in results:
             entries[entry["id"]] = entry
             unsynced.add(entry["id"])

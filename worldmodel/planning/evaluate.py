@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from worldmodel.config import register_schema, require, select, to_dict
+from worldmodel.config import open_schema, register_schema, require, select, to_dict
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.envs.config import EnvConfig
 from worldmodel.models.registry import load_world_model
@@ -102,7 +102,8 @@ class PlanConfig:
     subgoals: SubgoalConfig = field(default_factory=SubgoalConfig)  # roadmap subgoals (planning/subgoals.py)
 
 
-register_schema("plan", PlanConfig)
+# env.kwargs stays open, as for wm collect: 'env.kwargs.variation={distractors: 2}' plans on a shifted scene
+register_schema("plan", open_schema(PlanConfig, "env.kwargs"))
 
 ZERO_WARN = 0.2  # a zero-action success rate above this makes the goals too easy to measure anything
 
@@ -268,6 +269,8 @@ def run_phases(cfg, st: Setup, eps, controller: PlannerController, phases: Phase
 def protocol_record(cfg, st: Setup, eps, controller: PlannerController, probe_info: dict | None, device) -> dict:
     """Every setting that defines the result, for the summary."""
     return {**eps.settings, "env": st.env_id, "env_kwargs": st.env_kwargs, "resolution": st.resolution,
+            "variation": st.env_kwargs.get("variation") or {},  # the frames' factors here and in the training data
+            "train_variation": (st.model.manifest.get("env_kwargs") or {}).get("variation") or {},
             "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
             "precision": cfg.precision, "rollout_dtype": controller.rollout_dtype_name,
             "action_repeat": st.model.frame_skip, "horizon_env_steps": st.planner.horizon * st.model.frame_skip,
