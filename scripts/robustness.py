@@ -1,0 +1,69 @@
+"""Robustness table: the main job's planners, trained on nominal frames, planning on shifted ones.
+
+    python scripts/robustness.py runs/main --task PointReach --episodes 20 --out runs/robustness
+
+For each model the main job trained on the task (latent: ``train_ac_<task>``; pixel: ``train_pixel_<task>``;
+random-init encoder: ``train_ac_random_<task>`` where it exists) and each factor of variation below, runs
+``wm plan preset=cpu`` with the same goals (seed 100000, as the main job's plan stages), the main job's latent
+energy, and the env's ``variation`` set at plan time only (the training data stay nominal), then prints one markdown
+table of success with 95% intervals. Every row's ``privileged_inputs`` must be empty, or the script stops.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from worldmodel.cli import main as wm
+
+FACTORS = {  # name -> env.kwargs.variation at plan time (nominal: none)
+    "nominal": None,
+    "floor colour": "{floor_rgb: [0.45, 0.6, 0.85]}",
+    "lighting": "{light: 0.6}",
+    "moving distractors": "{distractors: 3, distractor_speed: 0.05}",
+    "frame noise": "{frame_noise: 10.0}",
+}
+MODELS = {"latent": "train_ac_{task}", "pixel": "train_pixel_{task}", "random-init encoder": "train_ac_random_{task}"}
+
+
+def plan(checkpoint: Path, variation: str | None, episodes: int, out: Path) -> dict:
+    """One ``wm plan`` run (reused when its summary exists); its summary."""
+    if not (out / "summary.json").is_file():
+        argv = ["plan", "preset=cpu", f"checkpoint={checkpoint}", f"episodes={episodes}", "seed=100000",
+                "baselines=false", "gifs=0", f"out_dir={out}"]
+        if variation:
+            argv.append(f"env.kwargs.variation={variation}")
+        if wm(argv) != 0:
+            sys.exit(f"robustness: wm {' '.join(argv)} failed")
+    summary = json.loads((out / "summary.json").read_text())
+    if summary.get("privileged_inputs"):
+        sys.exit(f"robustness: {out} used privileged inputs {summary['privileged_inputs']}")
+    return summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("run", type=Path, help="a main-job folder (wm pipeline out_dir)")
+    ap.add_argument("--task", default="PointReach")
+    ap.add_argument("--episodes", type=int, default=20)
+    ap.add_argument("--out", type=Path, default=Path("runs/robustness"))
+    args = ap.parse_args()
+    models = {name: args.run / pattern.format(task=args.task) / "checkpoint.pt" for name, pattern in MODELS.items()}
+    models = {name: ckpt for name, ckpt in models.items() if ckpt.is_file()}
+    if not models:
+        sys.exit(f"robustness: no checkpoint of {args.task} under {args.run}")
+    print(f"| {args.task}, {args.episodes} episodes | " + " | ".join(FACTORS) + " |")
+    print("|---" * (len(FACTORS) + 1) + "|")
+    for name, ckpt in models.items():
+        cells = []
+        for factor, variation in FACTORS.items():
+            tag = factor.replace(" ", "_")
+            s = plan(ckpt, variation, args.episodes, args.out / args.task / name.split()[0] / tag)
+            lo, hi = s["success_ci95"]
+            cells.append(f"{s['success_rate']:.0%} [{lo:.0%}, {hi:.0%}]")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
