@@ -71,6 +71,7 @@ class SceneVariation:
         self.nominal_light = (model.vis.headlight.ambient.copy(), model.vis.headlight.diffuse.copy())
         self.seed, self.episode, self.t = 0, 0, 0
         self.pos = self.vel = self.colours = np.zeros((0, 3))
+        self.rng = np.random.default_rng([SALT])  # replaced at every reset
 
     def reset(self, seed: int | None) -> None:
         """New episode draws: from ``seed`` when the reset had one, else the next episode of the last seed."""

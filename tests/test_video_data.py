@@ -128,7 +128,7 @@ def test_decoded_video_cache_gives_the_same_clips(videos):
     stays inside its budget (a budget of one video keeps one; the others are decoded clip by clip)."""
     root, _ = videos
     plain = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16)
-    one = plain.lengths[0] * plain._frame_bytes[0] / 2**20  # MB of one decoded video
+    one = plain.lengths[0] * plain.frame_bytes[0] / 2**20  # MB of one decoded video
     cached = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16, cache_mb=100)
     small = VideoClipDataset([root / "syn" / "videos"], num_frames=4, frame_step=2, img_size=16, cache_mb=one)
     for key in [(i % 3, seed) for i, seed in enumerate(range(100, 112))]:

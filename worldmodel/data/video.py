@@ -112,7 +112,8 @@ class VideoClipDataset(torch.utils.data.Dataset):
         self.span = (num_frames - 1) * frame_step + 1  # frames a clip covers
         self.cache_bytes = int(cache_mb * 2**20)  # decoded videos kept in memory, per process
         self._decoded: dict[int, torch.Tensor] = {}  # video index -> uint8 (n, H, W, 3), every frame
-        self._frame_bytes: list[int] = []
+        self._decoded_bytes = 0
+        self.frame_bytes: list[int] = []  # bytes of one decoded frame, per video
         self.videos: list[str] = []
         self.lengths: list[int] = []
         self.bad: list[tuple[str, str]] = []
@@ -121,10 +122,11 @@ class VideoClipDataset(torch.utils.data.Dataset):
         for source, weight in zip(sources, weights):
             found = list_videos(source)
             total += len(found)
-            good = [(p, n) for p, n in map(self._check, found) if n is not None]
-            for p, n in good:
+            good = [(p, n, b) for p, n, b in map(self._check, found) if n is not None]
+            for p, n, b in good:
                 self.videos.append(p)
                 self.lengths.append(n)
+                self.frame_bytes.append(b)
                 video_weights.append(weight / len(good))
         if not self.videos:
             raise ValueError(
@@ -138,19 +140,18 @@ class VideoClipDataset(torch.utils.data.Dataset):
         self.weights = torch.tensor(video_weights, dtype=torch.float64)
         self.weights /= self.weights.sum()
 
-    def _check(self, path: str) -> tuple[str, int | None]:
-        """(path, frame count) if usable, else (path, None) after recording why."""
+    def _check(self, path: str) -> tuple[str, int | None, int]:
+        """(path, frame count, bytes of a decoded frame) if usable, else (path, None, 0) after recording why."""
         try:
             vr = _reader(path)
             n = len(vr)
             if n >= self.span:
                 shape = vr[0].shape  # decode one frame: catches files whose header parses but whose stream does not
         except Exception as e:  # decord raises its own error types for unreadable/corrupt files
-            return path, self._mark_bad(path, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})")
+            return path, self._mark_bad(path, f"unreadable ({type(e).__name__}: {str(e).splitlines()[0][:120]})"), 0
         if n < self.span:
-            return path, self._mark_bad(path, f"too short ({n} frames < {self.span} per clip)")
-        self._frame_bytes.append(math.prod(shape))
-        return path, n
+            return path, self._mark_bad(path, f"too short ({n} frames < {self.span} per clip)"), 0
+        return path, n, math.prod(shape)
 
     def _mark_bad(self, path: str, reason: str) -> None:
         log.warning("skipping video %s: %s", path, reason)
@@ -169,16 +170,14 @@ class VideoClipDataset(torch.utils.data.Dataset):
         start = int(torch.randint(0, self.lengths[index] - self.span + 1, (), generator=g))
         frames = self._decoded.get(index)
         n = self.lengths[index]
-        if frames is None and self._cached_bytes() + n * self._frame_bytes[index] <= self.cache_bytes:
+        if frames is None and self._decoded_bytes + n * self.frame_bytes[index] <= self.cache_bytes:
             frames = self._decoded[index] = torch.from_numpy(
                 _reader(self.videos[index]).get_batch(list(range(n))).asnumpy())  # (n, H, W, 3)
+            self._decoded_bytes += frames.numel()
         if frames is not None:
             return frames[start:start + self.span:self.frame_step]
         idx = list(range(start, start + self.span, self.frame_step))
         return torch.from_numpy(_reader(self.videos[index]).get_batch(idx).asnumpy())
-
-    def _cached_bytes(self) -> int:
-        return sum(f.numel() for f in self._decoded.values())
 
     def __getitem__(self, key) -> torch.Tensor:
         index, seed = key if isinstance(key, tuple) else (key, key)
