@@ -1,9 +1,11 @@
 """Robustness table: the main job's planners, trained on nominal frames, planning on shifted ones.
 
     python scripts/robustness.py runs/main --task PointReach --episodes 20 --out runs/robustness
+    python scripts/robustness.py runs/main --task PointReach --model "latent, varied=runs/varied/train_ac_PointReach"
 
 For each model the main job trained on the task (latent: ``train_ac_<task>``; pixel: ``train_pixel_<task>``;
-random-init encoder: ``train_ac_random_<task>`` where it exists) and each factor of variation below, runs
+random-init encoder: ``train_ac_random_<task>`` where it exists; ``--model "name=folder"`` adds a row, e.g. a
+predictor trained on varied data) and each factor of variation below, runs
 ``wm plan preset=cpu`` with the same goals (seed 100000, as the main job's plan stages), the main job's latent
 energy, and the env's ``variation`` set at plan time only (the training data stay nominal), then prints one markdown
 table of success with 95% intervals. Every row's ``privileged_inputs`` must be empty, or the script stops.
@@ -48,8 +50,12 @@ def main() -> None:
     ap.add_argument("--task", default="PointReach")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--out", type=Path, default=Path("runs/robustness"))
+    ap.add_argument("--model", action="append", default=[], help="an extra row: 'name=run folder of a checkpoint'")
     args = ap.parse_args()
     models = {name: args.run / pattern.format(task=args.task) / "checkpoint.pt" for name, pattern in MODELS.items()}
+    for extra in args.model:
+        name, _, folder = extra.partition("=")
+        models[name] = Path(folder) / "checkpoint.pt"
     models = {name: ckpt for name, ckpt in models.items() if ckpt.is_file()}
     if not models:
         sys.exit(f"robustness: no checkpoint of {args.task} under {args.run}")
@@ -59,7 +65,8 @@ def main() -> None:
         cells = []
         for factor, variation in FACTORS.items():
             tag = factor.replace(" ", "_")
-            s = plan(ckpt, variation, args.episodes, args.out / args.task / name.split()[0] / tag)
+            row = "".join(c if c.isalnum() else "_" for c in name)
+            s = plan(ckpt, variation, args.episodes, args.out / args.task / row / tag)
             lo, hi = s["success_ci95"]
             cells.append(f"{s['success_rate']:.0%} [{lo:.0%}, {hi:.0%}]")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
