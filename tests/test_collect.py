@@ -72,3 +72,18 @@ def test_bench_collect_ratio(tmp_path):
                                     "warmup=0", f"out_dir={tmp_path}"])
     assert summary["ratio"] > 0 and summary["bare_frames_per_s"] > summary["collect_frames_per_s"] > 0
     assert not list(tmp_path.glob("bench_collect_*"))  # the temporary dataset is removed
+
+
+def test_collection_workers_take_the_threads_setting():
+    """A pooled worker sets `threads` for OpenMP, llvmpipe and torch (the parent here asks for 2), whether torch was
+    imported before the worker started (an env package that renders with it) or after."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\n{pre}from worldmodel.data.collect import _init_worker\n"
+            "_init_worker('worldmodel/PointReach-v0', {{}}, 32, 5, True, {threads})\nimport torch\n"
+            "print(os.environ['OMP_NUM_THREADS'], os.environ['LP_NUM_THREADS'], torch.get_num_threads())")
+    for pre, threads in (("", 1), ("import torch\n", 3)):
+        out = subprocess.run([sys.executable, "-c", code.format(pre=pre, threads=threads)], capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "2", "MUJOCO_GL": "egl"})
+        assert out.stdout.split() == [str(threads)] * 3, (pre, out.stdout, out.stderr[-500:])
