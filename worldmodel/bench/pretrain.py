@@ -61,7 +61,7 @@ def loader_seconds(pcfg, cache_mb: float, batches: int, repeats: int) -> float:
     """Median seconds per batch of the clip loader at ``pcfg``, after one read of every video (cache filled)."""
     pcfg.data.cache_mb = cache_mb
     ds = prepare_data(pcfg, _Solo())
-    for i in range(len(ds)):
+    for i in range(len(ds) if cache_mb else 0):
         ds[(i, i)]  # every video read once: what the cache holds after the first pass of a run
     times = []
     for r in range(repeats):
