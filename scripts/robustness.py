@@ -17,10 +17,12 @@ import json
 import sys
 from pathlib import Path
 
+import yaml
+
 from worldmodel.cli import main as wm
 
-FACTORS = {  # name -> env.kwargs.variation at plan time (nominal: none)
-    "nominal": None,
+FACTORS = {  # name -> env.kwargs.variation at plan time; always given: a plan otherwise inherits the data's variation
+    "nominal": "{}",
     "floor colour": "{floor_rgb: [0.45, 0.6, 0.85]}",
     "lighting": "{light: 0.6}",
     "moving distractors": "{distractors: 3, distractor_speed: 0.05}",
@@ -29,18 +31,18 @@ FACTORS = {  # name -> env.kwargs.variation at plan time (nominal: none)
 MODELS = {"latent": "train_ac_{task}", "pixel": "train_pixel_{task}", "random-init encoder": "train_ac_random_{task}"}
 
 
-def plan(checkpoint: Path, variation: str | None, episodes: int, out: Path) -> dict:
+def plan(checkpoint: Path, variation: str, episodes: int, out: Path) -> dict:
     """One ``wm plan`` run (reused when its summary exists); its summary."""
     if not (out / "summary.json").is_file():
         argv = ["plan", "preset=cpu", f"checkpoint={checkpoint}", f"episodes={episodes}", "seed=100000",
-                "baselines=false", "gifs=0", f"out_dir={out}"]
-        if variation:
-            argv.append(f"env.kwargs.variation={variation}")
+                "baselines=false", "gifs=0", f"out_dir={out}", f"env.kwargs.variation={variation}"]
         if wm(argv) != 0:
             sys.exit(f"robustness: wm {' '.join(argv)} failed")
     summary = json.loads((out / "summary.json").read_text())
     if summary.get("privileged_inputs"):
         sys.exit(f"robustness: {out} used privileged inputs {summary['privileged_inputs']}")
+    if summary["protocol"]["variation"] != yaml.safe_load(variation):
+        sys.exit(f"robustness: {out} planned under {summary['protocol']['variation']}, not {variation}")
     return summary
 
 
