@@ -81,8 +81,8 @@ def main() -> None:
                 row["landscape_temporal"] = temporal_landscape(fit, lat, states, crit, stride=1, max_gap=args.max_gap,
                                                                seed=args.seed)["rank_corr"]
                 print(f"{'':28s} {name:11s} landscape ρ of the temporal metric {row['landscape_temporal']:.3f}")
-            out.setdefault(manifest.get("env_id", dataset), {})[name] = row
-            print(f"{manifest.get('env_id', dataset):28s} {name:11s} grid R² (success dims) "
+            out.setdefault(manifest.env_id or dataset, {})[name] = row
+            print(f"{manifest.env_id or dataset:28s} {name:11s} grid R² (success dims) "
                   f"{row['grid_r2_criterion_dims'] or float('nan'):.3f}  (all dims) {row['grid_r2_all']:.3f}  "
                   f"landscape ρ {row['landscape']:.3f}  (steps) {row['landscape_steps'] or float('nan'):.3f}")
     if args.json:

@@ -13,6 +13,7 @@ import argparse
 
 import torch
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.models.keypoints import SceneKeypoints, keypoints_of
 from worldmodel.models.world_model import LatentWorldModel, encoder_identity
 from worldmodel.train.latent_cache import load_latents
@@ -38,10 +39,10 @@ def main() -> None:
     if model.keypoints is None:
         raise SystemExit(f"{args.checkpoint}: no scene keypoints (trained with keypoints.num=0)")
     ckpt = load_checkpoint(args.checkpoint)
-    resolved = ckpt["config"]["resolved"]
+    record = CheckpointMeta.of(ckpt, args.checkpoint).record(args.checkpoint)
     enc_file, digest = encoder_identity(ckpt, args.checkpoint)
-    fine = load_latents(resolved["dataset"], enc_file, 1, encoder=model.encoder, encoder_digest=digest, progress=False)
-    train, val = fine.subset(resolved["train_episodes"]), fine.subset(resolved["val_episodes"])
+    fine = load_latents(record.dataset, enc_file, 1, encoder=model.encoder, encoder_digest=digest, progress=False)
+    train, val = fine.subset(record.train_episodes), fine.subset(record.val_episodes)
     untrained = SceneKeypoints(**model.keypoints.config())
     untrained.latent_mean.copy_(model.keypoints.latent_mean), untrained.latent_std.copy_(model.keypoints.latent_std)
     for spec in args.dims:

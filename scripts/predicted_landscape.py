@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.episodes import read_manifest
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.evaluation.landscape import criterion_dims
@@ -35,8 +36,8 @@ from worldmodel.utils.checkpoint import load_checkpoint
 def measure(checkpoint: str, horizon: int, episodes: int, goals: int, seed: int = 0) -> dict:
     """The four landscapes and the near-goal ones for one checkpoint (see the module docstring)."""
     model, _ = load_world_model(checkpoint, torch.device("cpu"), "auto")
-    resolved = load_checkpoint(checkpoint)["config"]["resolved"]
-    dataset, val = resolved["dataset"], [int(i) for i in resolved["val_episodes"]]
+    meta = CheckpointMeta.of(load_checkpoint(checkpoint), checkpoint)
+    dataset, val = meta.dataset, meta.val_episodes
     frames = encode_frames(model, pick_frames(dataset, 200, 2, exclude=val), fine=False)
     metric = fit_temporal_metric(frames.z, frames.episode, frames.step)
     crit = criterion_dims(read_manifest(dataset))

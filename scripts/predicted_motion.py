@@ -16,6 +16,7 @@ import argparse
 import numpy as np
 import torch
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.world_model import LatentWorldModel
 from worldmodel.probes.linear import RidgeProbe
@@ -45,14 +46,14 @@ def main() -> None:
     bodies = {b.split("=")[0]: [int(d) for d in b.split("=")[1].split(",")] for b in args.bodies}
     dims = sorted({d for v in bodies.values() for d in v})
     model = LatentWorldModel.load(args.checkpoint)
-    cfg = load_checkpoint(args.checkpoint)["config"]
-    resolved = cfg["resolved"]
-    reader = EpisodeReader(cfg["dataset"])
+    meta = CheckpointMeta.of(load_checkpoint(args.checkpoint), args.checkpoint)
+    record = meta.record(args.checkpoint)
+    reader = EpisodeReader(meta.dataset)
     fs, H = model.frame_skip, args.horizon
-    train = encode_episodes(model, reader, resolved["train_episodes"][:60])
+    train = encode_episodes(model, reader, record.train_episodes[:60])
     probe = RidgeProbe(torch.cat([z[::2] for z, *_ in train]), torch.cat([s[::2][:, dims] for _, s, *_ in train]))
     z0, s0, x0, sh, acts = [], [], [], [], []
-    for z, s, a, x in encode_episodes(model, reader, resolved["val_episodes"]):
+    for z, s, a, x in encode_episodes(model, reader, record.val_episodes):
         for t in range(0, len(z) - H * fs, 5):
             z0.append(z[t]), s0.append(s[t]), sh.append(s[t + H * fs]), x0.append(s[t] if x is None else x[t])
             acts.append(a[t:t + H * fs].reshape(H, fs * a.shape[1]))

@@ -17,10 +17,10 @@ def test_smoke_collect_then_append(tmp_path):
     for key in ("episodes", "frames", "dataset", "frames_per_s", "coverage"):
         assert key in on_disk, key
     m = read_manifest(tmp_path)
-    assert on_disk["dataset"] == str(tmp_path) and summary["episodes"] == m["episodes"] == 4
-    assert m["frames"] == summary["frames"] == 4 * (m["episode_list"][0]["steps"] + 1)
-    assert m["env_id"] == "worldmodel/PointReach-v0" and m["frame_skip"] == 1 and m["resolution"] == [64, 64]
-    assert m["protocol"]["budget"] > 0 and summary["frames_per_s"] > 0
+    assert on_disk["dataset"] == str(tmp_path) and summary["episodes"] == m.episodes == 4
+    assert m.frames == summary["frames"] == 4 * (m.episode_list[0].steps + 1)
+    assert m.env_id == "worldmodel/PointReach-v0" and m.frame_skip == 1 and m.resolution == [64, 64]
+    assert m.protocol["budget"] > 0 and summary["frames_per_s"] > 0
     ep = load_episode(tmp_path, 0)
     assert ep["frames"].shape == (25, 64, 64, 3) and ep["actions"].shape == (24, 2) and ep["states"].shape == (25, 4)
     assert np.abs(ep["actions"]).max() <= 1.0
@@ -29,8 +29,8 @@ def test_smoke_collect_then_append(tmp_path):
     assert again["new_episodes"] == 0 and again["episodes"] == 4
     more = run_command("collect", ["preset=smoke", f"out_dir={tmp_path}", "append=true", "episodes=2", "seed=1"])
     m = read_manifest(tmp_path)
-    assert more["new_episodes"] == 2 and m["episodes"] == 6
-    assert [e["id"] for e in m["episode_list"]] == list(range(6))
+    assert more["new_episodes"] == 2 and m.episodes == 6
+    assert m.episode_ids == list(range(6))
     assert len(RolloutDataset(tmp_path, num_frames=4, frame_skip=2)) == 6 * (24 - 6 + 1)
     with pytest.raises(ValueError, match="env_id"):
         run_command("collect", ["preset=smoke", f"out_dir={tmp_path}", "env=armreach"])
@@ -60,8 +60,8 @@ def test_foreign_gymnasium_env(tmp_path):
     summary = run_command("collect", ["preset=smoke", "env=reacher", "policy=ou", "episodes=2", "steps=6",
                                       "resolution=32", f"out_dir={tmp_path}"])
     m = read_manifest(tmp_path)
-    assert summary["episodes"] == 2 and m["env_id"] == "Reacher-v5" and m["state_dim"] == 10
-    assert m["env_kwargs"]["state_dims"] == [0, 1, 2, 3]
+    assert summary["episodes"] == 2 and m.env_id == "Reacher-v5" and m.state_dim == 10
+    assert m.env_kwargs["state_dims"] == [0, 1, 2, 3]
     assert load_episode(tmp_path, 1)["frames"].shape == (7, 32, 32, 3)
     with pytest.raises(ValueError, match="scripted"):
         run_command("collect", ["preset=smoke", "env=reacher", f"out_dir={tmp_path / 'x'}"])

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from worldmodel.commands import run_command
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.finetune import EncoderPredictor
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig, encoder_weights
@@ -59,7 +60,7 @@ def test_finetuned_checkpoint_carries_the_trained_encoder(finetuned):
     assert summary["encoder_finetuned_blocks"] == 1
     assert "val_collapse_latent_std" in summary and summary["val_collapse_latent_std"] > 0
     ckpt = load_checkpoint(summary["checkpoint"])
-    assert ckpt["config"]["resolved"]["encoder"]["finetuned"]
+    assert CheckpointMeta.of(ckpt).finetuned
     tuned, _ = split_state(ckpt["model"])
     _, start = encoder_weights(first["encoder_checkpoint"])
     last = max(int(k.split(".")[1]) for k in start if k.startswith("blocks."))

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # module prefix -> layer; a module may import its own layer and the layers below it, never one above
 LAYERS = {
-    "worldmodel.config": 0, "worldmodel.configs": 0, "worldmodel.utils": 0,
+    "worldmodel.config": 0, "worldmodel.configs": 0, "worldmodel.utils": 0, "worldmodel.contracts": 0,
     "worldmodel.envs": 1, "worldmodel.data": 1,
     "worldmodel.models": 2, "worldmodel.probes": 2, "worldmodel.masks": 2, "worldmodel.losses": 2,
     "worldmodel.train": 3,

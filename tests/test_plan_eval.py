@@ -37,7 +37,7 @@ class LinearOracle:
 
     device = torch.device("cpu")
     uses_state = True
-    manifest: dict = {}
+    manifest = None  # built without a dataset
     state_dims = [0, 1, 2, 3]  # an oracle: it reads the whole simulator state
 
     def __init__(self, A_mat, B_mat, frame_skip=1, scale=(1.0, 1.0, 0.1, 0.1)):

@@ -50,7 +50,7 @@ class HideBlock(gym.Wrapper):
 def swap_block_in_dataset(src: Path, dst: Path) -> None:
     """A copy of the dataset whose non-pusher state dims come from another episode (time-reversed)."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("latent_cache"))
-    ids = [e["id"] for e in read_manifest(dst)["episode_list"]]
+    ids = read_manifest(dst).episode_ids
     states = {}
     for i in ids:
         with np.load(episode_paths(src, i)[1]) as z:
@@ -82,7 +82,7 @@ def test_state_token_carries_proprioception_only(pushblock_model):
     from worldmodel.models.registry import load_world_model
 
     _, data, ckpt = pushblock_model
-    assert read_manifest(data)["proprio_dims"] == PUSHER
+    assert read_manifest(data).proprio_dims == PUSHER
     model, _ = load_world_model(ckpt)
     assert model.state_dims == PUSHER and model.predictor.cfg.state_dim == len(PUSHER) + model.scene_dim
 

@@ -9,6 +9,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from worldmodel.contracts.manifest import EpisodeEntry, Manifest  # noqa: E402
 from worldmodel.data import collect  # noqa: E402
 from worldmodel.data.rollouts import (  # noqa: E402
     EpisodeError,
@@ -40,17 +41,17 @@ def make_dataset(root: Path, lengths=(9, 12, 7)) -> dict:
         entries.append(write_episode(root, i, frames, actions, states, np.zeros(T), np.zeros(T, bool), fps=20,
                                      seed=100 + i))
         eps[i] = dict(frames=frames, actions=actions, states=states)
-    write_manifest(root, {
+    write_manifest(root, Manifest.from_dict({
         "env_id": "test", "env_kwargs": {}, "action_low": [-1.0] * A, "action_high": [1.0] * A, "action_dim": A,
         "state_dim": S, "frame_skip": 1, "fps": 20, "resolution": [H, H], "episodes": len(entries),
-        "frames": sum(T + 1 for T in lengths), "policy": "test", "episode_list": entries})
+        "frames": sum(T + 1 for T in lengths), "policy": "test", "episode_list": entries}))
     return eps
 
 
 def test_round_trip_is_lossless(tmp_path):
     eps = make_dataset(tmp_path)
     m = read_manifest(tmp_path)
-    assert m["episode_list"][1] == {"id": 1, "steps": 12, "seed": 101}
+    assert m.episode_list[1] == EpisodeEntry(id=1, steps=12, seed=101)
     for i, ref in eps.items():
         ep = load_episode(tmp_path, i)
         assert ep["frames"].dtype == np.uint8 and ep["frames"].shape == ref["frames"].shape
@@ -129,11 +130,18 @@ def test_validation_errors_name_the_problem(tmp_path):
         read_manifest(tmp_path / "nowhere")
 
 
+def episodes_manifest(n: int) -> Manifest:
+    """A manifest listing episodes 0..n-1 of 5 steps each."""
+    return Manifest(env_id="test", action_low=[-1.0], action_high=[1.0], action_dim=1, state_dim=1, frame_skip=1,
+                    fps=20.0, resolution=[8, 8], episodes=n, frames=6 * n,
+                    episode_list=[EpisodeEntry(id=i, steps=5) for i in range(n)])
+
+
 def test_split_episodes_deterministic():
-    m = {"episode_list": [{"id": i} for i in range(10)]}
+    m = episodes_manifest(10)
     tr, va = split_episodes(m, 0.2, seed=3)
     assert len(va) == 2 and sorted(tr + va) == list(range(10)) and (tr, va) == split_episodes(m, 0.2, seed=3)
-    assert split_episodes({"episode_list": [{"id": 0}, {"id": 1}]}, 0.01)[1] != []
+    assert split_episodes(episodes_manifest(2), 0.01)[1] != []
 
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
@@ -155,7 +163,7 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         collect.run(cfg)
     m = read_manifest(tmp_path)
-    assert m["episodes"] == 2 and [e["id"] for e in m["episode_list"]] == [0, 1]
+    assert m.episodes == 2 and m.episode_ids == [0, 1]
     first = load_episode(tmp_path, 1)
     monkeypatch.setattr(collect, "collect_episode", real)
     summary = collect.run(cfg)  # the same command resumes

@@ -40,8 +40,7 @@ def test_world_model_loads_by_path(smoke_ac):
 
     _, summary = smoke_ac
     wm = LatentWorldModel.load(summary["checkpoint"], "cpu")
-    res = wm.manifest["resolution"]
-    res = res[0] if isinstance(res, list | tuple) else res
+    res = wm.manifest.height_width[0]
     frames = torch.randint(0, 256, (3, res, res, 3), dtype=torch.uint8)
     z = wm.encode(frames)
     assert z.shape[:2] == (3, summary["tokens_per_frame"])

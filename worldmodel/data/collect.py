@@ -32,6 +32,8 @@ import numpy as np
 
 import worldmodel.envs as envs
 from worldmodel.config import open_schema, register_schema, require, to_dict
+from worldmodel.contracts.manifest import EpisodeEntry, Manifest
+from worldmodel.contracts.records import from_dict
 from worldmodel.data.episodes import (
     MANIFEST,
     EpisodeWriter,
@@ -166,7 +168,7 @@ def _pooled(jobs: list[dict], workers: int, init: tuple, threads: int = 1):
             child.join()
 
 
-def coverage(root: Path, entries: list[dict], env_id: str) -> dict:
+def coverage(root: Path, entries: list[EpisodeEntry], env_id: str) -> dict:
     """Coverage statistics over the dataset's episodes (reads the npz state arrays)."""
 
     if not entries:
@@ -175,7 +177,7 @@ def coverage(root: Path, entries: list[dict], env_id: str) -> dict:
     cells: set = set()
     crossed, touched, moved, succ, lo, hi = [], [], [], [], None, None
     for e in entries:
-        z = load_arrays(root, e["id"])
+        z = load_arrays(root, e.id)
         s = z["states"]  # (T+1, S)
         lo = s.min(0) if lo is None else np.minimum(lo, s.min(0))
         hi = s.max(0) if hi is None else np.maximum(hi, s.max(0))
@@ -201,32 +203,34 @@ def coverage(root: Path, entries: list[dict], env_id: str) -> dict:
     return out
 
 
-def _manifest(cfg, env, state_dim: int, fps: float, entries: list[dict], env_kwargs: dict) -> dict:
-
-    entries = sorted(entries, key=lambda e: e["id"])
+def _manifest(cfg, env, state_dim: int, fps: float, entries: list, env_kwargs: dict) -> Manifest:
+    """The dataset's manifest: the env's facts and one entry (an ``EpisodeEntry`` or its dict) per episode."""
+    entries = sorted((from_dict(EpisodeEntry, e, "episode entry") for e in entries), key=lambda e: e.id)
     try:
         proto = protocol.settings(env)
     except TypeError:
         proto = None
-    return {
-        "env_id": cfg.env.id, "env_kwargs": env_kwargs,
-        "action_low": np.asarray(env.action_space.low, float).tolist(),
-        "action_high": np.asarray(env.action_space.high, float).tolist(),
-        "action_dim": int(np.prod(env.action_space.shape)), "state_dim": int(state_dim),
-        "state_labels": list(getattr(env.unwrapped, "state_labels", [])),
-        "proprio_dims": list((proto or {}).get("proprio_dims") or []),
-        "frame_skip": 1, "fps": fps, "resolution": [int(cfg.resolution), int(cfg.resolution)],
-        "episodes": len(entries), "frames": int(sum(e["steps"] + 1 for e in entries)),
-        "policy": cfg.policy, "seed": int(cfg.seed), "video": {"codec": "libx264rgb", "crf": int(cfg.crf)},
-        "protocol": proto, "episode_list": entries,
-    }
+    return Manifest(
+        env_id=cfg.env.id, env_kwargs=env_kwargs,
+        action_low=np.asarray(env.action_space.low, float).tolist(),
+        action_high=np.asarray(env.action_space.high, float).tolist(),
+        action_dim=int(np.prod(env.action_space.shape)), state_dim=int(state_dim),
+        state_labels=list(getattr(env.unwrapped, "state_labels", [])),
+        proprio_dims=list((proto or {}).get("proprio_dims") or []),
+        frame_skip=1, fps=fps, resolution=[int(cfg.resolution), int(cfg.resolution)],
+        episodes=len(entries), frames=int(sum(e.steps + 1 for e in entries)),
+        policy=cfg.policy, seed=int(cfg.seed), video={"codec": "libx264rgb", "crf": int(cfg.crf)},
+        protocol=proto, episode_list=entries)
 
 
-def _check_compatible(old: dict, new: dict, root: Path) -> None:
-    for key in ("env_id", "env_kwargs", "resolution", "action_dim", "state_dim", "action_low", "action_high"):
-        if old.get(key) != new.get(key):
-            raise ValueError(f"{root} holds a dataset with {key}={old.get(key)!r}, this run has "
-                             f"{key}={new.get(key)!r}: use another out_dir/dataset")
+COMPATIBLE = ("env_id", "env_kwargs", "resolution", "action_dim", "state_dim", "action_low", "action_high")
+
+
+def _check_compatible(old: Manifest, new: Manifest, root: Path) -> None:
+    for key in COMPATIBLE:
+        if getattr(old, key) != getattr(new, key):
+            raise ValueError(f"{root} holds a dataset with {key}={getattr(old, key)!r}, this run has "
+                             f"{key}={getattr(new, key)!r}: use another out_dir/dataset")
 
 
 def run(cfg) -> dict:
@@ -259,9 +263,9 @@ def _collect(cfg, root: Path) -> dict:
     if (root / MANIFEST).exists():
         old = read_manifest(root)
         _check_compatible(old, _manifest(cfg, probe, state_dim, fps, [], env_kwargs), root)
-        for e in old["episode_list"]:  # keep richer entries written by the earlier run
-            if int(e["id"]) in entries:
-                entries[int(e["id"])] = e
+        for e in old.episode_list:  # keep richer entries written by the earlier run
+            if e.id in entries:
+                entries[e.id] = e
     if cfg.append:
         first = max(entries, default=-1) + 1
         todo = list(range(first, first + cfg.episodes))
@@ -309,11 +313,11 @@ def _collect(cfg, root: Path) -> dict:
     seconds = time.time() - t0
     manifest = read_manifest(root)
     summary = {
-        "episodes": manifest["episodes"], "new_episodes": len(jobs), "frames": manifest["frames"],
+        "episodes": manifest.episodes, "new_episodes": len(jobs), "frames": manifest.frames,
         "new_frames": new_frames, "dataset": str(root), "frames_per_s": round(new_frames / max(seconds, 1e-9), 1),
         "collect_seconds": round(seconds, 2), "env_id": cfg.env.id, "policy": cfg.policy,
         "workers": int(cfg.workers), "steps": int(cfg.steps), "resolution": int(cfg.resolution),
-        "coverage": coverage(root, manifest["episode_list"], cfg.env.id),
+        "coverage": coverage(root, manifest.episode_list, cfg.env.id),
     }
     probe.close()
     print(f"[collect] {summary['new_episodes']} new episodes, {new_frames} frames in {seconds:.1f}s "

@@ -4,21 +4,15 @@ module for the layout, the video settings and the time-step convention.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from worldmodel.contracts.manifest import MANIFEST, Manifest
 from worldmodel.utils.atomic import fsync_path, write_json
 
 EPISODE_DIR = "episodes"
-MANIFEST = "manifest.json"
-REQUIRED_MANIFEST = {
-    "env_id": str, "action_low": list, "action_high": list, "action_dim": int, "state_dim": int,
-    "frame_skip": int, "fps": (int, float), "resolution": list, "episodes": int, "frames": int,
-    "episode_list": list,
-}
 ACTION_TOL = 1e-4  # actions may exceed the bounds by this much (float32 rounding)
 
 
@@ -214,52 +208,21 @@ def episode_entry(root: str | Path, index: int) -> dict:
     return entry
 
 
-def write_manifest(root: str | Path, manifest: dict) -> None:
+def write_manifest(root: str | Path, manifest: Manifest) -> None:
     """Write manifest.json atomically (``worldmodel.utils.atomic``)."""
-    write_json(Path(root) / MANIFEST, manifest)
-
-
-def state_token_dims(manifest: dict, which: str) -> list[int]:
-    """State dims a model's state token carries: ``proprio`` (the agent's own body, as the env declared it in
-    ``manifest["proprio_dims"]``; none when it declared nothing) or ``all`` (the full simulator state: oracle runs)."""
-    if which == "proprio":
-        return [int(d) for d in manifest.get("proprio_dims") or []]
-    if which == "all":
-        return list(range(int(manifest["state_dim"])))
-    raise ValueError(f"state_dims={which!r}; expected proprio (the agent's own body) or all (oracle)")
+    write_json(Path(root) / MANIFEST, manifest.to_dict())
 
 
 # ---- reading --------------------------------------------------------------------------------------
-def read_manifest(root: str | Path) -> dict:
+def read_manifest(root: str | Path) -> Manifest:
     """Load and validate manifest.json; raises ValueError naming the path and the offending field."""
-    path = Path(root) / MANIFEST
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no manifest.json (is {root} an episode dataset from `wm collect`?)")
-    try:
-        m = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from e
-    for key, typ in REQUIRED_MANIFEST.items():
-        if key not in m:
-            raise ValueError(f"{path}: missing field {key!r}")
-        if not isinstance(m[key], typ) or isinstance(m[key], bool):
-            raise ValueError(f"{path}: field {key!r} should be {typ}, got {type(m[key]).__name__}")
-    a = m["action_dim"]
-    if len(m["action_low"]) != a or len(m["action_high"]) != a:
-        raise ValueError(f"{path}: action_low/action_high must have action_dim={a} entries")
-    if np.any(np.asarray(m["action_low"]) > np.asarray(m["action_high"])):
-        raise ValueError(f"{path}: action_low > action_high")
-    if len(m["resolution"]) != 2 or m["frame_skip"] < 1:
-        raise ValueError(f"{path}: resolution must be [H, W] and frame_skip >= 1")
-    if m["episodes"] != len(m["episode_list"]):
-        raise ValueError(f"{path}: episodes={m['episodes']} but episode_list has {len(m['episode_list'])} entries")
-    return m
+    return Manifest.read(root)
 
 
-def validate_episode(ep: dict, manifest: dict, index: int) -> None:
+def validate_episode(ep: dict, manifest: Manifest, index: int) -> None:
     """Check shapes and action bounds of a loaded episode against the manifest (EpisodeError names it)."""
     name = f"episode {index}"
-    a, s = manifest["action_dim"], manifest["state_dim"]
+    a, s = manifest.action_dim, manifest.state_dim
     acts, states = ep["actions"], ep["states"]
     if acts.ndim != 2 or acts.shape[1] != a:
         raise EpisodeError(f"{name}: actions have shape {acts.shape}, manifest says (T, {a})")
@@ -269,7 +232,7 @@ def validate_episode(ep: dict, manifest: dict, index: int) -> None:
     for key in ("rewards", "success"):
         if ep[key].shape != (t,):
             raise EpisodeError(f"{name}: {key} has shape {ep[key].shape}, expected ({t},)")
-    low, high = np.asarray(manifest["action_low"]), np.asarray(manifest["action_high"])
+    low, high = np.asarray(manifest.action_low), np.asarray(manifest.action_high)
     bad = (acts < low - ACTION_TOL) | (acts > high + ACTION_TOL)
     if bad.any():
         step, dim = np.argwhere(bad)[0]
@@ -285,7 +248,7 @@ def load_arrays(root: str | Path, index: int) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def load_episode(root: str | Path, index: int, manifest: dict | None = None) -> dict:
+def load_episode(root: str | Path, index: int, manifest: Manifest | None = None) -> dict:
     """Episode ``index`` with frames: dict(frames (T+1, H, W, 3) uint8, actions (T, A), states (T+1, S),
     rewards (T,), success (T,), ...), validated against the manifest."""
     manifest = read_manifest(root) if manifest is None else manifest
@@ -298,10 +261,10 @@ def load_episode(root: str | Path, index: int, manifest: dict | None = None) -> 
     return ep
 
 
-def split_episodes(manifest: dict, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+def split_episodes(manifest: Manifest, val_fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
     """Deterministic split of the manifest's episode ids: (train_ids, val_ids); at least one train id,
     and at least one val id when val_fraction > 0 and there are 2+ episodes."""
-    ids = sorted(int(e["id"]) for e in manifest["episode_list"])
+    ids = manifest.episode_ids
     perm = np.random.default_rng(seed).permutation(len(ids))
     n_val = int(round(val_fraction * len(ids)))
     if val_fraction > 0 and len(ids) > 1:

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Iterator
 
+from worldmodel.contracts.manifest import Manifest
 from worldmodel.data.episodes import (
     episode_paths,
     load_arrays,
@@ -35,7 +36,7 @@ class EpisodeReader:
         manifest: the validated manifest when already read.
     """
 
-    def __init__(self, root: str | Path, max_bad_fraction: float = 0.1, manifest: dict | None = None):
+    def __init__(self, root: str | Path, max_bad_fraction: float = 0.1, manifest: Manifest | None = None):
         if not 0.0 <= max_bad_fraction <= 1.0:
             raise ValueError(f"max_bad_fraction={max_bad_fraction}; expected a fraction in [0, 1]")
         self.root = Path(root)
@@ -47,7 +48,7 @@ class EpisodeReader:
     @property
     def ids(self) -> list[int]:
         """Every episode id the manifest lists, sorted."""
-        return sorted(int(e["id"]) for e in self.manifest["episode_list"])
+        return self.manifest.episode_ids
 
     def load(self, index: int, video: str = "decode") -> dict | None:
         """Episode ``index`` or None when corrupt: its arrays, and with ``video`` ``decode`` its ``frames``

@@ -80,7 +80,7 @@ class RolloutDataset(torch.utils.data.Dataset):
             raise ValueError("num_frames, frame_skip and stride must be >= 1")
         self.root, self.num_frames, self.frame_skip = Path(root), int(num_frames), int(frame_skip)
         self.manifest = read_manifest(root)
-        known = {int(e["id"]) for e in self.manifest["episode_list"]}
+        known = set(self.manifest.episode_ids)
         ids = sorted(known) if episodes is None else [int(i) for i in episodes]
         missing = [i for i in ids if i not in known]
         if missing:
@@ -102,7 +102,7 @@ class RolloutDataset(torch.utils.data.Dataset):
                              f"(usable episodes {len(self.arrays)}, skipped {len(self.skipped)}, "
                              f"too short {len(self.too_short)})")
         self.windows = np.asarray(windows, np.int64)  # (N, 2): episode id, start step
-        h, w = self.manifest["resolution"]
+        h, w = self.manifest.height_width
         total = sum(len(a["states"]) for a in self.arrays.values()) * h * w * 3
         self.cache_enabled = bool(total <= cache_mb * 2**20) if cache is None else bool(cache)
         self._cache: dict[int, np.ndarray] = {}
@@ -119,7 +119,7 @@ class RolloutDataset(torch.utils.data.Dataset):
     @property
     def action_dim_step(self) -> int:
         """Width of one returned action: frame_skip * env action dim."""
-        return self.frame_skip * self.manifest["action_dim"]
+        return self.frame_skip * self.manifest.action_dim
 
     def __len__(self) -> int:
         return len(self.windows)

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.data.video import normalize_frames
 from worldmodel.evaluation.drift import gather_windows, held_out_windows
@@ -64,17 +65,17 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
     t0 = time.time()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    ac_cfg = load_checkpoint(latent_checkpoint)["config"]
-    data = Path(dataset or ac_cfg["resolved"]["dataset"])
+    meta = CheckpointMeta.of(load_checkpoint(latent_checkpoint), str(latent_checkpoint))
+    data = Path(dataset or meta.dataset)
     manifest = read_manifest(data)
-    train_ids, val_ids = split_episodes(manifest, ac_cfg["val_fraction"], ac_cfg["split_seed"])  # as drift
+    train_ids, val_ids = split_episodes(manifest, *meta.split)  # as drift
     train_ids, val_ids = list(map(int, train_ids)), list(map(int, val_ids))
     val_ids = val_ids or train_ids
     if max_episodes > 0:
         val_ids = val_ids[:max_episodes]
     model = PixelWorldModel.load(pixel_checkpoint, device)
-    if model.frame_skip != int(ac_cfg["frame_skip"]):
-        raise ValueError(f"pixel model frame_skip {model.frame_skip} != latent model's {ac_cfg['frame_skip']}")
+    if model.frame_skip != meta.frame_skip:
+        raise ValueError(f"pixel model frame_skip {model.frame_skip} != latent model's {meta.frame_skip}")
     eps = load_pixel_episodes(data, model.patch_size, model.img_size, progress=False)  # uint8 frames as "latents"
     train_eps, val_eps = eps.subset(train_ids), eps.subset(val_ids)
 
@@ -109,7 +110,7 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
         "pixel_error_copy_last": (copy - true).abs().mean(dim=(0, 2, 3)).tolist(),
     }
     out = {k: [round(float(v), 5) for v in vals] if k != "horizons" else vals for k, vals in out.items()}
-    labels = list(manifest.get("state_labels") or [f"s{i}" for i in range(s_tr.shape[1])])
+    labels = manifest.labels(s_tr.shape[1])
     out.update({"windows": W, "episodes": len(val_ids), "probe_size": probe_size,
                 "probe_pixel_r2": {labels[i]: round(float(r), 4) for i, r in enumerate(probe.r2)},
                 "probe_pixel_state_dims": [labels[i] for i in probe.dims.tolist()],

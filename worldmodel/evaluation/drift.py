@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from worldmodel.config import register_schema
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.episodes import read_manifest, split_episodes
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.evaluation.landscape import criterion_dims, energy_landscape, temporal_landscape
@@ -209,11 +210,11 @@ def run(cfg) -> dict:
     wm = LatentWorldModel.load(ckpt_path, device)
 
     ac_ckpt = load_checkpoint(ckpt_path)
-    ac_cfg = ac_ckpt["config"]
-    dataset = Path(cfg.dataset or ac_cfg["resolved"]["dataset"])
+    meta = CheckpointMeta.of(ac_ckpt, str(ckpt_path))
+    dataset = Path(cfg.dataset or meta.dataset)
     manifest = read_manifest(dataset)
     check_dataset_compatible(wm, manifest, dataset, ckpt_path)
-    train_ids, val_ids = split_episodes(manifest, ac_cfg["val_fraction"], ac_cfg["split_seed"])
+    train_ids, val_ids = split_episodes(manifest, *meta.split)
     train_ids, val_ids = list(map(int, train_ids)), list(map(int, val_ids))
     if not val_ids:  # tiny datasets: evaluate on the training episodes rather than on nothing
         val_ids = train_ids
@@ -229,7 +230,7 @@ def run(cfg) -> dict:
     sel = torch.linspace(0, len(z_tr) - 1, min(cfg.probe_frames, len(z_tr))).long()
     probe = RidgeProbe(z_tr[sel].float(), s_tr[sel], lambdas=list(cfg.probe_lambdas), min_r2=cfg.probe_min_r2)
 
-    labels = list(manifest.get("state_labels") or [f"s{i}" for i in range(s_tr.shape[1])])
+    labels = manifest.labels(s_tr.shape[1])
     windows = held_out_windows(val_eps, cfg.horizon, wm.frame_skip, cfg.windows_per_episode)
     w = gather_windows(val_eps, windows, cfg.horizon, wm.frame_skip)
     var = z_tr[sel].float().flatten(1).var(0).mean().item()  # per-channel variance of training latents
@@ -293,7 +294,7 @@ def run(cfg) -> dict:
                                  "relative error (MSE / variance)": rel_panel}, out_dir / "drift.png")
     summary = {k: (np.round(v, 5).tolist() if isinstance(v, np.ndarray) else v) for k, v in summary.items()}
     summary.update({
-        "plot": plot, "checkpoint": str(ckpt_path), "dataset": str(dataset), "env_id": manifest.get("env_id"),
+        "plot": plot, "checkpoint": str(ckpt_path), "dataset": str(dataset), "env_id": manifest.env_id,
         "frame_skip": wm.frame_skip, "episodes": len(val_ids), "windows": len(windows),
         "probe_state_dims": [labels[i] for i in probe.dims.tolist()],
         "probe_r2": {labels[i]: round(float(r), 4) for i, r in enumerate(probe.r2)}, "probe_lambda": probe.lam,

@@ -36,7 +36,7 @@ def episode_frames(dataset: str | Path, frames_per_episode: int, test_fraction: 
             frames.append(torch.as_tensor(ep["frames"][pick]))
             states.append(torch.as_tensor(ep["states"][pick], dtype=torch.float32))
         out[part] = (torch.cat(frames), torch.cat(states))
-    out["labels"] = list(manifest.get("state_labels") or [f"s{i}" for i in range(out["train"][1].shape[1])])
+    out["labels"] = manifest.labels(out["train"][1].shape[1])
     return out
 
 

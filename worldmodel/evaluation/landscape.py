@@ -18,15 +18,16 @@ import torch
 from scipy.stats import spearmanr
 
 import worldmodel.envs as envs
+from worldmodel.contracts.manifest import Manifest
 from worldmodel.envs import protocol
 from worldmodel.planning.energy import token_distance
 from worldmodel.planning.temporal import fit_temporal_metric
 
 
-def criterion_dims(manifest: dict) -> list[int] | None:
+def criterion_dims(manifest: Manifest) -> list[int] | None:
     """The state dims the dataset's env judges success on, None when the env cannot say (every dim then)."""
     try:
-        env = envs.make(manifest["env_id"], render=False, **(manifest.get("env_kwargs") or {}))
+        env = envs.make(manifest.env_id, render=False, **manifest.env_kwargs)
     except (gym.error.Error, KeyError, ValueError):  # an env not registered here (a converted dataset): every dim
         return None
     try:

@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from worldmodel.config import register_schema, require, to_dict  # noqa: E402
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta  # noqa: E402
 from worldmodel.data.formats import KeyMap, as_native  # noqa: E402
 from worldmodel.data.reader import EpisodeReader  # noqa: E402
 from worldmodel.evaluation.report_doc import Doc  # noqa: E402
@@ -37,7 +38,6 @@ from worldmodel.planning.energy import EnergyConfig  # noqa: E402
 from worldmodel.planning.mpc import make_energy_fn  # noqa: E402
 from worldmodel.planning.observer import Observer  # noqa: E402
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan  # noqa: E402
-from worldmodel.planning.probe import dataset_of  # noqa: E402
 from worldmodel.utils.atomic import atomic_path  # noqa: E402
 from worldmodel.utils.checkpoint import load_checkpoint  # noqa: E402
 from worldmodel.utils.device import resolve_device  # noqa: E402
@@ -95,10 +95,10 @@ def run(cfg) -> dict:
         require(name, cfg[name], low)
     device = resolve_device(cfg.device)
     model, kind = load_world_model(cfg.checkpoint, device)
-    ckpt_cfg = load_checkpoint(cfg.checkpoint)["config"]
+    meta = CheckpointMeta.of(load_checkpoint(cfg.checkpoint), cfg.checkpoint)
     dataset = as_native(cfg.dataset, cfg.dataset_format, KeyMap.of(cfg.dataset_keys)) if cfg.dataset \
-        else Path(dataset_of(config=ckpt_cfg))
-    ids = [int(i) for i in ckpt_cfg.get("resolved", {}).get("val_episodes") or []] if not cfg.dataset else []
+        else Path(meta.dataset)
+    ids = meta.val_episodes if not cfg.dataset else []
     reader = EpisodeReader(dataset)
     check_dataset_compatible(model, reader.manifest, dataset, cfg.checkpoint)
     ids = ids or reader.ids

@@ -31,6 +31,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
+from worldmodel.contracts.manifest import Manifest
 from worldmodel.data.video import IMAGENET_MEAN, IMAGENET_STD, normalize_frames
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.world_model import PredictorWorldModel
@@ -125,7 +127,7 @@ class PixelWorldModel(PredictorWorldModel):
     frozen encoder and for pictures; :class:`~worldmodel.models.protocol.PixelSpace`)."""
 
     def __init__(self, predictor: ACPredictor, patch_size: int, img_size: int, frame_size: int, frame_skip: int,
-                 action_low, action_high, manifest: dict | None = None, state_dims: list[int] | None = None):
+                 action_low, action_high, manifest: Manifest | None = None, state_dims: list[int] | None = None):
         super().__init__(predictor, frame_skip, action_low, action_high, manifest, state_dims)
         self.patch_size, self.img_size, self.frame_size = int(patch_size), int(img_size), int(frame_size)
 
@@ -152,15 +154,14 @@ class PixelWorldModel(PredictorWorldModel):
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "PixelWorldModel":
         """Rebuild the pixel world model from a ``wm train-pixel`` checkpoint (eval mode, frozen)."""
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
-        if ckpt.get("kind") != CHECKPOINT_KIND:
-            raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected {CHECKPOINT_KIND!r}")
-        res = ckpt["config"]["resolved"]
-        predictor = ACPredictor(ACPredictorConfig(**res["model"]))
+        meta = CheckpointMeta.of(ckpt, str(checkpoint)).expect(CHECKPOINT_KIND, str(checkpoint))
+        res = meta.record(str(checkpoint))
+        predictor = ACPredictor(ACPredictorConfig(**res.model))
         load_weights(predictor, ckpt["model"], checkpoint, "predictor")
         predictor.to(device).eval().requires_grad_(False)
-        manifest = res["manifest"]
-        wm = cls(predictor, patch_size=res["patch_size"], img_size=res["img_size"], frame_size=res["frame_size"],
-                 frame_skip=ckpt["config"]["frame_skip"], action_low=manifest["action_low"],
-                 action_high=manifest["action_high"], manifest=manifest, state_dims=res.get("state_dims"))
+        manifest = res.manifest
+        wm = cls(predictor, patch_size=res.patch_size, img_size=res.img_size, frame_size=res.frame_size,
+                 frame_skip=meta.frame_skip, action_low=manifest.action_low, action_high=manifest.action_high,
+                 manifest=manifest, state_dims=res.state_dims)
         return wm.to(device).eval()
 

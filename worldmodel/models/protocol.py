@@ -12,6 +12,8 @@ from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 
+from worldmodel.contracts.manifest import Manifest
+
 
 class Rollout(NamedTuple):
     """What a rollout predicts for H steps."""
@@ -25,7 +27,7 @@ class WorldModel(Protocol):
     """Encode observations to latents; roll latents forward under action sequences (batched, cached)."""
 
     frame_skip: int  # env steps per predictor step; a step's action is the stack of frame_skip env actions
-    manifest: dict  # facts of the training dataset: env_id, env_kwargs, resolution, action bounds, ...
+    manifest: Manifest | None  # the training dataset's (contracts.manifest): env, resolution, action bounds
     state_dims: list[int]  # env state dims the state token reads (proprioception; all of them only for oracles)
 
     @property

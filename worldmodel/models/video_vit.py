@@ -20,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, build_rotary_pos_embed, trunc_normal_
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.video import normalize_frames
 from worldmodel.utils.checkpoint import load_checkpoint, load_weights
 
@@ -308,7 +309,7 @@ def encoder_weights(checkpoint_path) -> tuple[dict, dict]:
     """(model config, weights) of the encoder in a ``wm pretrain`` checkpoint: the EMA target weights when the
     checkpoint has them (``extra["target"]``), else the online encoder (``model`` entries under ``encoder.``)."""
     ckpt = load_checkpoint(checkpoint_path)
-    cfg_dict = (ckpt.get("config") or {}).get("model")
+    cfg_dict = CheckpointMeta.of(ckpt, str(checkpoint_path)).model_config
     if not cfg_dict:
         raise ValueError(f"checkpoint {checkpoint_path}: no model config (config.model); not a pretrain checkpoint?")
     extra = ckpt.get("extra") or {}

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta, EncoderRecord
+from worldmodel.contracts.manifest import Manifest
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, pool_latents
 from worldmodel.models.encoders import EncoderSpec, build_frame_encoder, read_encoder
 from worldmodel.models.keypoints import SceneKeypoints, load_keypoints
@@ -47,30 +49,24 @@ def split_state(state: dict) -> tuple[dict, dict]:
     return enc, pred
 
 
-def is_finetuned(ckpt: dict) -> bool:
-    """Whether a train-ac checkpoint's encoder was trained with its predictor (``finetune.blocks``)."""
-    return bool((ckpt["config"]["resolved"].get("encoder") or {}).get("finetuned"))
-
-
 def load_frozen_encoder(ckpt: dict, checkpoint: str | Path, device: torch.device):
     """The encoder a train-ac checkpoint was trained on: its own copy (``extra["encoder"]``) when it carries one,
     else the file its encoder spec names, refused when those weights' digest differs from the one recorded."""
-    resolved = ckpt["config"]["resolved"]
-    info = resolved.get("encoder") or {}
-    if is_finetuned(ckpt):  # trained with the predictor: its weights are the model's encoder.* entries
-        return build_frame_encoder(info["config"], split_state(ckpt["model"])[0], checkpoint, device)
+    record = CheckpointMeta.of(ckpt, str(checkpoint)).record(str(checkpoint))
+    info = record.encoder or EncoderRecord(config={})
+    if info.finetuned:  # trained with the predictor: its weights are the model's encoder.* entries
+        return build_frame_encoder(info.config, split_state(ckpt["model"])[0], checkpoint, device)
     if "encoder" in (ckpt.get("extra") or {}):
-        return build_frame_encoder(info["config"], ckpt["extra"]["encoder"], checkpoint, device)
-    spec = info.get("spec") or {"kind": "worldmodel", "target": resolved["encoder_checkpoint"]}
-    spec = EncoderSpec(**spec)
+        return build_frame_encoder(info.config, ckpt["extra"]["encoder"], checkpoint, device)
+    spec = EncoderSpec(**(info.spec or {"kind": "worldmodel", "target": record.encoder_checkpoint}))
     if not Path(spec.file).is_file():
         raise FileNotFoundError(f"checkpoint {checkpoint}: its encoder weights {spec.file} are missing "
                                 f"(train with embed_encoder=true to carry the encoder inside the checkpoint)")
     config, state = read_encoder(spec)
     digest = content_digest([config, state])
-    if info.get("digest") and digest != info["digest"]:
+    if info.digest and digest != info.digest:
         raise ValueError(f"checkpoint {checkpoint}: the encoder {spec.label} it was trained on changed "
-                         f"(weights digest {digest[:12]}, recorded {info['digest'][:12]}); retrain or restore it")
+                         f"(weights digest {digest[:12]}, recorded {info.digest[:12]}); retrain or restore it")
     return build_frame_encoder(config, state, spec.label, device)
 
 
@@ -78,11 +74,10 @@ def encoder_identity(ckpt: dict, checkpoint: str | Path) -> tuple[str, str | Non
     """(file, digest) naming the encoder a train-ac checkpoint encodes frames with, the key of its latent cache:
     the pretrained encoder's file and recorded weights digest, or, for an encoder fine-tuned with the predictor,
     the checkpoint itself and the digest of the fine-tuned weights it holds."""
-    resolved = ckpt["config"]["resolved"]
-    info = resolved.get("encoder") or {}
-    if is_finetuned(ckpt):
-        return str(checkpoint), content_digest([info["config"], split_state(ckpt["model"])[0]])
-    return resolved["encoder_checkpoint"], info.get("digest")
+    record = CheckpointMeta.of(ckpt, str(checkpoint)).record(str(checkpoint))
+    if record.encoder and record.encoder.finetuned:
+        return str(checkpoint), content_digest([record.encoder.config, split_state(ckpt["model"])[0]])
+    return record.encoder_checkpoint, record.encoder.digest if record.encoder else None
 
 
 class PredictorWorldModel(nn.Module):
@@ -90,12 +85,13 @@ class PredictorWorldModel(nn.Module):
     the training dataset's manifest, and the cached ``rollout`` (world-model protocol,
     :mod:`worldmodel.models.protocol`). Subclasses say what a latent is (``encode``)."""
 
-    def __init__(self, predictor: ACPredictor, frame_skip: int, action_low, action_high, manifest: dict | None = None,
+    def __init__(self, predictor: ACPredictor, frame_skip: int, action_low, action_high,
+                 manifest: Manifest | None = None,
                  state_dims: list[int] | None = None, scene_dim: int = 0):
         super().__init__()
         self.predictor = predictor
         self.frame_skip = int(frame_skip)
-        self.manifest = dict(manifest or {})
+        self.manifest = manifest  # the training dataset's (None for a model built without one)
         self.scene_dim = int(scene_dim)  # state-token values read from the frame itself (scene keypoints)
         # env state dims the state token carries (proprioception unless trained as an oracle)
         n_env = predictor.cfg.state_dim - self.scene_dim
@@ -105,7 +101,7 @@ class PredictorWorldModel(nn.Module):
                              f"predictor's state_dim {predictor.cfg.state_dim}")
         self.register_buffer("action_low", torch.as_tensor(action_low, dtype=torch.float32).flatten())
         self.register_buffer("action_high", torch.as_tensor(action_high, dtype=torch.float32).flatten())
-        self.env_id = self.manifest.get("env_id")
+        self.env_id = manifest.env_id if manifest else None
 
     @property
     def device(self) -> torch.device:
@@ -216,19 +212,18 @@ class LatentWorldModel(PredictorWorldModel):
     def load(cls, checkpoint: str | Path, device: str | torch.device = "cpu") -> "LatentWorldModel":
         """Rebuild encoder + predictor from a ``wm train-ac`` checkpoint (eval mode, frozen)."""
         ckpt = load_checkpoint(checkpoint, map_location="cpu")
-        if ckpt.get("kind") != "train_ac":
-            raise ValueError(f"checkpoint {checkpoint}: kind is {ckpt.get('kind')!r}, expected 'train_ac'")
-        cfg = ckpt["config"]
+        meta = CheckpointMeta.of(ckpt, str(checkpoint)).expect("train_ac", str(checkpoint))
+        record = meta.record(str(checkpoint))
         device = torch.device(device)
         encoder = load_frozen_encoder(ckpt, checkpoint, device)
-        predictor = ACPredictor(ACPredictorConfig(**cfg["resolved"]["model"]))
-        load_weights(predictor, split_state(ckpt["model"])[1] if is_finetuned(ckpt) else ckpt["model"], checkpoint,
+        predictor = ACPredictor(ACPredictorConfig(**record.model))
+        load_weights(predictor, split_state(ckpt["model"])[1] if meta.finetuned else ckpt["model"], checkpoint,
                      "predictor")
         predictor.to(device).eval().requires_grad_(False)
-        manifest = cfg["resolved"]["manifest"]
-        kp = cfg["resolved"].get("keypoints")
-        kp = load_keypoints({"config": kp, "state": ckpt["extra"]["keypoints"]}) if kp else None
-        wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=cfg["frame_skip"],
-                 action_low=manifest["action_low"], action_high=manifest["action_high"], manifest=manifest,
-                 state_dims=cfg["resolved"].get("state_dims"), keypoints=kp)
+        manifest = record.manifest
+        kp = load_keypoints({"config": record.keypoints, "state": ckpt["extra"]["keypoints"]}) \
+            if record.keypoints else None
+        wm = cls(encoder, predictor, pool=predictor.cfg.pool, frame_skip=meta.frame_skip,
+                 action_low=manifest.action_low, action_high=manifest.action_high, manifest=manifest,
+                 state_dims=record.state_dims, keypoints=kp)
         return wm.to(device).eval()

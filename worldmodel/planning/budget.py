@@ -16,7 +16,7 @@ def check_plan_memory(model, episodes: int, planner: PlannerConfig, max_batch: i
     check_fits(f"episodes={episodes}", episodes * ENV_BYTES, f"{episodes} envs planned at once (about "
                f"{ENV_BYTES / 1e6:.0f} MB each with their renderers)", hint="lower episodes")
     samples = int(episodes) * int(planner.samples)
-    action_dim = int(model.manifest.get("action_dim") or 1) * int(model.frame_skip)
+    action_dim = (model.manifest.action_dim if model.manifest else 1) * int(model.frame_skip)
     need = 6.0 * samples * planner.horizon * action_dim * F32
     predictor = getattr(model, "predictor", None)  # the test oracles have none
     if predictor is not None:

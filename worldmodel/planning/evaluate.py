@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from worldmodel.config import open_schema, register_schema, require, select, to_dict
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.envs.config import EnvConfig
 from worldmodel.models.registry import load_world_model
@@ -61,7 +62,7 @@ from worldmodel.planning.mpc import (
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.phases import PhaseStore, run_key
 from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
-from worldmodel.planning.probe import dataset_of, encode_frames, fit_probe, stored_frames
+from worldmodel.planning.probe import encode_frames, fit_probe, stored_frames
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
 from worldmodel.planning.temporal import fit_temporal_metric
 from worldmodel.utils.checkpoint import load_checkpoint
@@ -108,18 +109,13 @@ register_schema("plan", open_schema(PlanConfig, "env.kwargs"))
 ZERO_WARN = 0.2  # a zero-action success rate above this makes the goals too easy to measure anything
 
 
-def model_split(ckpt_cfg: dict) -> list[int]:
-    """The held-out episode ids a world-model checkpoint's config records ([] when none)."""
-    return [int(i) for i in ckpt_cfg.get("resolved", {}).get("val_episodes") or []]
-
-
-def goal_episodes_of(cfg, ckpt_cfg: dict) -> tuple[str | None, list[int]]:
+def goal_episodes_of(cfg, meta: CheckpointMeta) -> tuple[str | None, list[int]]:
     """protocol=dataset: (dataset, episode ids) the goals are drawn from — ``protocol_dataset`` whole, else the
     model's held-out episodes (all of its dataset when it records none); (None, []) for protocol=policy."""
     if cfg.protocol != "dataset":
         return None, []
-    data = cfg.protocol_dataset or dataset_of(config=ckpt_cfg)
-    held_out = [] if cfg.protocol_dataset else model_split(ckpt_cfg)
+    data = cfg.protocol_dataset or meta.dataset
+    held_out = [] if cfg.protocol_dataset else meta.val_episodes
     return str(data), held_out or EpisodeReader(data).ids
 
 
@@ -130,7 +126,7 @@ class Setup:
     model: Any  # the world model (models/protocol.py)
     kind: str  # its checkpoint kind
     checkpoint: str
-    ckpt_cfg: dict  # the checkpoint's config: its dataset and split
+    meta: CheckpointMeta  # the checkpoint's: its dataset and split
     env_id: str
     env_kwargs: dict
     resolution: int
@@ -152,15 +148,14 @@ def load_setup(cfg, device: torch.device) -> Setup:
         require(name, select(cfg, name), low)
     rollout_dtype(cfg.precision, device)  # refuses an unknown precision before anything is built
     model, kind = load_world_model(checkpoint, device, cfg.model_kind)
-    ckpt_cfg = load_checkpoint(checkpoint).get("config", {})  # its dataset and split (probe, protocol=dataset)
+    meta = CheckpointMeta.of(load_checkpoint(checkpoint), str(checkpoint))  # dataset, split (probe, protocol)
     manifest = model.manifest
-    env_id = cfg.env.id or manifest.get("env_id")
+    env_id = cfg.env.id or (manifest.env_id if manifest else "")
     if not env_id:
         raise ValueError(f"wm plan: the checkpoint {checkpoint} does not name its env; set env=<name> or env.id=ID")
-    own_kwargs = manifest.get("env_kwargs") if env_id == manifest.get("env_id") else {}
-    env_kwargs = {**(own_kwargs or {}), **to_dict(cfg.env.kwargs)}
-    res = manifest.get("resolution", 64)  # int, or [H, W] (square frames)
-    resolution = int(cfg.resolution or (res[0] if isinstance(res, (list, tuple)) else res))
+    own_kwargs = manifest.env_kwargs if manifest and env_id == manifest.env_id else {}
+    env_kwargs = {**own_kwargs, **to_dict(cfg.env.kwargs)}
+    resolution = int(cfg.resolution or (manifest.height_width[0] if manifest else 64))
     check_env_compatible(model, env_id, env_kwargs, resolution, checkpoint, cfg.allow_other_env)
     planner = PlannerConfig(**to_dict(cfg.planner))
     energy = EnergyConfig(**to_dict(cfg.energy))
@@ -168,7 +163,7 @@ def load_setup(cfg, device: torch.device) -> Setup:
     subgoals = SubgoalConfig(**to_dict(cfg.subgoals))
     proprio = proprio_dims_of(env_id, env_kwargs, manifest)
     privileged = privileged_inputs(cfg.mode, model.state_dims, proprio, energy, subgoals)
-    return Setup(model, kind, checkpoint, ckpt_cfg, env_id, env_kwargs, resolution, planner, energy, subgoals,
+    return Setup(model, kind, checkpoint, meta, env_id, env_kwargs, resolution, planner, energy, subgoals,
                  proprio, privileged)
 
 
@@ -190,7 +185,7 @@ def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> Aids:
     needs_probe = uses_probe(energy) or st.subgoals.enabled
     if not (needs_probe or energy.temporal_weight > 0):
         return Aids()
-    dataset = cfg.probe_dataset or dataset_of(config=st.ckpt_cfg)
+    dataset = cfg.probe_dataset or st.meta.dataset
     fine = energy.goal_fine and (energy.state_weight > 0 or st.subgoals.enabled)
     labels = st.proprio if cfg.mode == "pure" else None  # the probe's labels: recorded proprioception only
     picked, source = stored_frames(dataset, Path(st.checkpoint).parent / "planner_data", energy.probe_episodes,
@@ -270,7 +265,7 @@ def protocol_record(cfg, st: Setup, eps, controller: PlannerController, probe_in
     """Every setting that defines the result, for the summary."""
     return {**eps.settings, "env": st.env_id, "env_kwargs": st.env_kwargs, "resolution": st.resolution,
             "variation": st.env_kwargs.get("variation") or {},  # the frames' factors here and in the training data
-            "train_variation": (st.model.manifest.get("env_kwargs") or {}).get("variation") or {},
+            "train_variation": (st.model.manifest.env_kwargs.get("variation") if st.model.manifest else None) or {},
             "goal_offset": eps.goal_offset, "budget": eps.budget, "execute_steps": int(cfg.execute_steps),
             "precision": cfg.precision, "rollout_dtype": controller.rollout_dtype_name,
             "action_repeat": st.model.frame_skip, "horizon_env_steps": st.planner.horizon * st.model.frame_skip,
@@ -286,9 +281,9 @@ def run(cfg) -> dict:
     if cfg.threads > 0:
         torch.set_num_threads(int(cfg.threads))
     st = load_setup(cfg, device)
-    goal_data, goal_ids = goal_episodes_of(cfg, st.ckpt_cfg)  # protocol=dataset: the episodes planning is judged on
+    goal_data, goal_ids = goal_episodes_of(cfg, st.meta)  # protocol=dataset: the episodes planning is judged on
     same = goal_data is not None and (Path(goal_data).resolve()
-                                      == Path(cfg.probe_dataset or dataset_of(config=st.ckpt_cfg)).resolve())
+                                      == Path(cfg.probe_dataset or st.meta.dataset).resolve())
     # fitted before any env exists (MuJoCo's EGL + late imports crash); no evaluation frame reaches planning
     aids = planner_aids(cfg, st, goal_ids if same else None)
     probe, probe_info = aids.probe, aids.info

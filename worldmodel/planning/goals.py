@@ -137,10 +137,10 @@ def make_dataset_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, d
     goal_offset = int(goal_offset or DATASET_DEFAULTS["goal_offset"])
     budget = int(budget or DATASET_DEFAULTS["budget"])
     reader = EpisodeReader(dataset)
-    if list(reader.manifest["resolution"]) != [resolution, resolution]:
-        raise ValueError(f"protocol=dataset: {dataset} holds {reader.manifest['resolution']} frames; the model "
+    if list(reader.manifest.resolution) != [resolution, resolution]:
+        raise ValueError(f"protocol=dataset: {dataset} holds {reader.manifest.resolution} frames; the model "
                          f"plans at {resolution}x{resolution}")
-    seeds_of = {int(e["id"]): e.get("seed") for e in reader.manifest["episode_list"]}
+    seeds_of = {e.id: e.seed for e in reader.manifest.episode_list}
     usable = [i for i in ids if seeds_of.get(i) is not None]
     if not usable:
         raise ValueError(f"protocol=dataset: no episode of {dataset} records its env seed "

@@ -9,6 +9,7 @@ is for evaluation, or for runs marked ``oracle``, whose summaries list each such
 from __future__ import annotations
 
 import worldmodel.envs as envs
+from worldmodel.contracts.manifest import Manifest
 from worldmodel.envs import protocol
 from worldmodel.planning.energy import EnergyConfig
 from worldmodel.planning.subgoals import SubgoalConfig
@@ -16,11 +17,11 @@ from worldmodel.planning.subgoals import SubgoalConfig
 MODES = ("pure", "oracle")
 
 
-def proprio_dims_of(env_id: str, env_kwargs: dict, manifest: dict) -> list[int]:
+def proprio_dims_of(env_id: str, env_kwargs: dict, manifest: Manifest | None) -> list[int]:
     """The env's proprioception dims: from the dataset's manifest, else from the env itself (built without a
     renderer, so no GL context exists yet)."""
-    if manifest.get("env_id") == env_id and "proprio_dims" in manifest:
-        return [int(d) for d in manifest["proprio_dims"]]
+    if manifest is not None and manifest.env_id == env_id and manifest.proprio_dims is not None:
+        return manifest.state_token_dims("proprio")
     env = envs.make(env_id, render=False, **env_kwargs)
     try:
         return protocol.proprio_dims(env)

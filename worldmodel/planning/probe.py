@@ -36,7 +36,6 @@ from worldmodel.models.protocol import FineLatents
 from worldmodel.planning.energy import token_distance
 from worldmodel.probes.linear import KernelProbe, RidgeProbe
 from worldmodel.utils.atomic import atomic_path
-from worldmodel.utils.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +104,6 @@ class LatentProbe:
         if self.dim_weights is not None:
             d = d * self.dim_weights[kept].to(d.device)
         return d.mean(-1)  # (B, H)
-
-
-def dataset_of(checkpoint: str = "", config: dict | None = None) -> str:
-    """The training dataset recorded in a world-model checkpoint's config ('' if none); ``config``: that config,
-    when already loaded."""
-    cfg = load_checkpoint(checkpoint).get("config", {}) if config is None else config
-    return str(cfg.get("resolved", {}).get("dataset") or cfg.get("dataset") or "")
 
 
 @dataclass

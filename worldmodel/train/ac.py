@@ -33,7 +33,8 @@ import torch
 import torch.distributed as dist
 
 from worldmodel.config import register_schema, to_dict
-from worldmodel.data.episodes import state_token_dims
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta, EncoderRecord, PredictorRecord
+from worldmodel.contracts.manifest import Manifest
 from worldmodel.data.formats import KeyMap, as_native
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig, step_memory_bytes
@@ -118,17 +119,17 @@ def prepare_latents(cfg, enc: str | Path, data: Path, device, pool: int, is_main
     return eps
 
 
-def resolve_model_config(cfg, encoder, manifest: dict) -> ACPredictorConfig:
+def resolve_model_config(cfg, encoder, manifest: Manifest) -> ACPredictorConfig:
     """Fill the predictor fields that come from the encoder (width, grid) and the dataset (action, state)."""
 
     m = ACPredictorConfig(**to_dict(cfg.model))
-    gh, gw = encoder.patch_grid(*manifest["resolution"])
+    gh, gw = encoder.patch_grid(*manifest.height_width)
     if gh % m.pool or gw % m.pool:
         raise ValueError(f"model.pool={m.pool} does not divide the encoder's {gh}x{gw} patch grid")
     return dataclasses.replace(
         m, embed_dim=encoder.embed_dim, grid_h=gh // m.pool, grid_w=gw // m.pool,
-        action_dim=cfg.frame_skip * int(manifest["action_dim"]),
-        state_dim=len(state_token_dims(manifest, cfg.state_dims)) + 2 * cfg.keypoints.num if cfg.use_state else 0,
+        action_dim=cfg.frame_skip * manifest.action_dim,
+        state_dim=len(manifest.state_token_dims(cfg.state_dims)) + 2 * cfg.keypoints.num if cfg.use_state else 0,
         max_steps=max(m.max_steps, cfg.num_steps + 1))
 
 
@@ -171,31 +172,33 @@ def run(cfg) -> dict:
     mcfg = resolve_model_config(cfg, encoder, manifest)
     check_step_memory(mcfg, cfg, device)
     predictor = ACPredictor(mcfg)
-    config = to_dict(cfg)
-    dims = state_token_dims(manifest, cfg.state_dims) if mcfg.state_dim > 0 else []
+    dims = manifest.state_token_dims(cfg.state_dims) if mcfg.state_dim > 0 else []
     finetune, kp_fit_loss = ft.blocks != 0, None
-    config["resolved"] = {"encoder_checkpoint": spec.file, "dataset": str(data), "state_dims": dims,
-                          "encoder": {"spec": dataclasses.asdict(spec), "config": plain_copy(enc_cfg),
-                                      "digest": content_digest([enc_cfg, enc_state]), "describe": describe(enc_cfg),
-                                      "embedded": bool(cfg.embed_encoder or finetune), "finetuned": finetune},
-                          "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
-                          "train_episodes": list(map(int, train_ids)), "val_episodes": list(map(int, val_ids))}
+    enc_record = EncoderRecord(spec=dataclasses.asdict(spec), config=plain_copy(enc_cfg),
+                               digest=content_digest([enc_cfg, enc_state]), describe=describe(enc_cfg),
+                               embedded=bool(cfg.embed_encoder or finetune), finetuned=finetune)
+    record = PredictorRecord(encoder_checkpoint=spec.file, dataset=str(data), state_dims=dims, encoder=enc_record,
+                             model=dataclasses.asdict(mcfg), manifest=manifest,
+                             train_episodes=list(map(int, train_ids)), val_episodes=list(map(int, val_ids)))
     if finetune:  # one module, one optimizer: the encoder's trainable blocks at lr x finetune.lr_scale
         model = EncoderPredictor(encoder, predictor, mcfg.pool, ft.blocks)
+        config = CheckpointMeta("train_ac", to_dict(cfg), record).to_config()
         trainer = Trainer(cfg.train, cfg.out_dir, model=model, config=config, kind="train_ac",
                           lr_scales={"encoder.": ft.lr_scale})
         eps = frame_episodes(data, cfg.max_bad_fraction, trainer.is_main and cfg.train.progress).with_state_dims(dims)
     else:
         carried = {"encoder": encoder} if cfg.embed_encoder else {}  # saved in every checkpoint, never trained
         if cfg.keypoints.num > 0:  # fit below, or restored on resume
-            carried["keypoints"] = SceneKeypoints(*encoder.patch_grid(*manifest["resolution"]), encoder.embed_dim,
+            carried["keypoints"] = SceneKeypoints(*encoder.patch_grid(*manifest.height_width), encoder.embed_dim,
                                                   cfg.keypoints.num, cfg.keypoints.hidden)
-            config["resolved"]["keypoints"] = carried["keypoints"].config()
+            record = dataclasses.replace(record, keypoints=carried["keypoints"].config())
+        config = CheckpointMeta("train_ac", to_dict(cfg), record).to_config()
         trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind="train_ac", extra=carried)
         eps = prepare_latents(cfg, spec.file, data, device, mcfg.pool, trainer.is_main,
-                              config["resolved"]["encoder"]["digest"], encoder).with_state_dims(dims)
+                              enc_record.digest, encoder).with_state_dims(dims)
         if cfg.keypoints.num > 0:
-            eps, kp_fit_loss = with_keypoints(cfg, eps, trainer, spec.file, data, device, encoder, config, train_ids)
+            eps, kp_fit_loss = with_keypoints(cfg, eps, trainer, spec.file, data, device, encoder, enc_record.digest,
+                                              train_ids)
     train_eps = eps.subset(list(train_ids))
     windows = train_eps.windows(cfg.num_steps, cfg.frame_skip)
     if trainer.start_step == 0:  # normalization from the training split (restored with the weights on resume)
@@ -230,12 +233,11 @@ def run(cfg) -> dict:
     }
 
 
-def with_keypoints(cfg, eps, trainer, enc_file, data, device, encoder, config, train_ids):
+def with_keypoints(cfg, eps, trainer, enc_file, data, device, encoder, digest, train_ids):
     """(``eps`` with each frame's scene keypoints appended to its proprioception, the fit's loss or None): the
     keypoints are fit on the unpooled latents of the training episodes (``worldmodel.models.keypoints``) unless
     restored on resume."""
-    fine = prepare_latents(cfg, enc_file, data, device, 1, trainer.is_main, config["resolved"]["encoder"]["digest"],
-                           encoder)
+    fine = prepare_latents(cfg, enc_file, data, device, 1, trainer.is_main, digest, encoder)
     kp, fit_loss = trainer.extra["keypoints"], None
     if trainer.start_step == 0:
         train = eps.subset(list(train_ids))
@@ -250,13 +252,13 @@ def with_keypoints(cfg, eps, trainer, enc_file, data, device, encoder, config, t
     return dataclasses.replace(eps, states=[torch.cat((s, scene[i]), 1) for i, s in zip(eps.ids, eps.states)]), fit_loss
 
 
-def set_data_normalization(model: ACPredictor, manifest: dict, frame_skip: int, train_eps,
+def set_data_normalization(model: ACPredictor, manifest: Manifest, frame_skip: int, train_eps,
                            token_stats: tuple[torch.Tensor, torch.Tensor]) -> None:
     """Record in the predictor the action bounds (stacked ``frame_skip`` times), the state statistics of the
     training episodes and the per-(token, channel) input statistics ``token_stats`` (mean, std), each (N, D)."""
     s_all = torch.cat(train_eps.states)  # (n, S)
-    a_low = torch.as_tensor(manifest["action_low"], dtype=torch.float32).repeat(frame_skip)
-    a_high = torch.as_tensor(manifest["action_high"], dtype=torch.float32).repeat(frame_skip)
+    a_low = torch.as_tensor(manifest.action_low, dtype=torch.float32).repeat(frame_skip)
+    a_high = torch.as_tensor(manifest.action_high, dtype=torch.float32).repeat(frame_skip)
     model.set_normalization(a_low, a_high, s_all.mean(0), s_all.std(0), *token_stats)
 
 

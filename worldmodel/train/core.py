@@ -33,6 +33,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.train.loggers import make_logger
 from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_text
@@ -279,12 +280,11 @@ class Trainer:
         return self.ckpt_path
 
     def _restore(self, ckpt: dict) -> None:
-        if ckpt.get("kind") != self.kind:
-            raise ValueError(f"checkpoint {self.ckpt_path}: kind is {ckpt.get('kind')!r}, expected {self.kind!r}")
+        saved = CheckpointMeta.of(ckpt, str(self.ckpt_path)).expect(self.kind, str(self.ckpt_path)).to_config()
         hint = ("the run was preempted and resumes: rerun it with its own settings, or delete "
                 f"{self.out_dir / preempt.MARKER} to start over" if self.forced_resume else
                 "resume continues the same run: use another out_dir, or train.resume=false")
-        check_matches(ckpt["config"], self.config, changed_fields(ckpt["config"], self.config, RESUMABLE),
+        check_matches(saved, self.config, changed_fields(saved, self.config, RESUMABLE),
                       self.ckpt_path, hint=hint)
         self.raw_model.load_state_dict(ckpt["model"])
         for k, m in self.extra.items():

@@ -29,7 +29,9 @@ from pathlib import Path
 import torch
 
 from worldmodel.config import register_schema, to_dict
-from worldmodel.data.episodes import read_manifest, state_token_dims
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta, PredictorRecord
+from worldmodel.contracts.manifest import Manifest
+from worldmodel.data.episodes import read_manifest
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.pixel_predictor import (
@@ -50,7 +52,7 @@ from worldmodel.train.ac import (
 from worldmodel.train.core import Trainer
 from worldmodel.train.latent_cache import LatentEpisodes, LatentWindows, latent_stats
 from worldmodel.utils import preempt
-from worldmodel.utils.checkpoint import load_checkpoint, plain_copy
+from worldmodel.utils.checkpoint import load_checkpoint
 from worldmodel.utils.device import resolve_device, seed_everything
 
 
@@ -125,10 +127,9 @@ def resolve_dataset(cfg) -> Path:
     return native_dataset(cfg)
 
 
-def frame_size(manifest: dict) -> int:
-    """Square frame size of a dataset (manifest resolution is [H, W] or an int)."""
-    r = manifest.get("resolution", 64)
-    h, w = (r, r) if isinstance(r, int) else r
+def frame_size(manifest: Manifest) -> int:
+    """Square frame size of a dataset."""
+    h, w = manifest.height_width
     if h != w:
         raise ValueError(f"train-pixel needs square frames, the dataset has {h}x{w}")
     return int(h)
@@ -140,23 +141,23 @@ def _get(d: dict, dotted: str):
     return d
 
 
-def resolve_setup(cfg, manifest: dict) -> tuple[ACPredictorConfig, ACPredictorConfig, dict]:
+def resolve_setup(cfg, manifest: Manifest) -> tuple[ACPredictorConfig, ACPredictorConfig, dict]:
     """(pixel predictor config, latent predictor config it is matched to, settings: frame skip, working
     resolution, patch size, split, budget differences)."""
 
     frame = frame_size(manifest)
     setup: dict = {"frame_skip": int(cfg.frame_skip), "frame_size": frame}
-    action_dim = int(manifest["action_dim"])
-    dims = state_token_dims(manifest, cfg.state_dims) if cfg.use_state else []
+    action_dim = manifest.action_dim
+    dims = manifest.state_token_dims(cfg.state_dims) if cfg.use_state else []
     state_dim = len(dims)
     setup["state_dims"] = dims
     if not cfg.latent_checkpoint:
         raise ValueError("train-pixel needs latent_checkpoint=PATH: the wm train-ac checkpoint whose predictor, "
                          "token grid, frame skip and split the pixel baseline matches")
-    lat = load_checkpoint(cfg.latent_checkpoint)["config"]
-    latent = ACPredictorConfig(**lat["resolved"]["model"])
-    setup.update(frame_skip=int(lat["frame_skip"]), train_episodes=lat["resolved"]["train_episodes"],
-                 val_episodes=lat["resolved"]["val_episodes"])
+    meta = CheckpointMeta.of(load_checkpoint(cfg.latent_checkpoint), cfg.latent_checkpoint)
+    record, lat = meta.record(cfg.latent_checkpoint), meta.config
+    latent = ACPredictorConfig(**record.model)
+    setup.update(frame_skip=meta.frame_skip, train_episodes=record.train_episodes, val_episodes=record.val_episodes)
     mine = to_dict(cfg)
     diff = {f: (_get(mine, f), _get(lat, f)) for f in BUDGET_FIELDS if _get(mine, f) != _get(lat, f)}
     setup["budget_mismatch"] = {k: list(v) for k, v in diff.items()}
@@ -185,14 +186,13 @@ def run(cfg) -> dict:
     run_cfg.frame_skip = fs
     check_step_memory(mcfg, run_cfg, resolve_device(cfg.train.device))
     predictor = ACPredictor(mcfg)
-    config = to_dict(cfg)
-    config["frame_skip"] = fs  # the effective one (copied from the latent model when given)
-    config["resolved"] = {"dataset": str(data), "model": dataclasses.asdict(mcfg), "manifest": plain_copy(manifest),
-                          "state_dims": setup["state_dims"],
-                          "patch_size": setup["patch_size"], "img_size": setup["img_size"],
-                          "frame_size": setup["frame_size"],
-                          "train_episodes": setup["train_episodes"], "val_episodes": setup["val_episodes"],
-                          "latent_checkpoint": str(cfg.latent_checkpoint)}
+    record = PredictorRecord(dataset=str(data), model=dataclasses.asdict(mcfg), manifest=manifest,
+                             state_dims=setup["state_dims"], patch_size=setup["patch_size"],
+                             img_size=setup["img_size"], frame_size=setup["frame_size"],
+                             train_episodes=setup["train_episodes"], val_episodes=setup["val_episodes"],
+                             latent_checkpoint=str(cfg.latent_checkpoint))
+    # frame_skip: the effective one (copied from the latent model)
+    config = CheckpointMeta(CHECKPOINT_KIND, {**to_dict(cfg), "frame_skip": fs}, record).to_config()
     trainer = Trainer(cfg.train, cfg.out_dir, model=predictor, config=config, kind=CHECKPOINT_KIND)
     eps = load_pixel_episodes(data, setup["patch_size"], setup["img_size"],
                               progress=trainer.is_main and cfg.train.progress,

@@ -12,6 +12,8 @@ from typing import Iterator
 
 import numpy as np
 
+from worldmodel.contracts.manifest import EpisodeEntry, Manifest
+from worldmodel.contracts.records import from_dict
 from worldmodel.data.episodes import EpisodeWriter, read_manifest, write_manifest
 from worldmodel.data.formats.common import KeyMap, SourceInfo
 from worldmodel.data.reader import EpisodeReader
@@ -25,7 +27,7 @@ def is_native(path: Path) -> bool:
 def read_native(path: Path, keys: KeyMap, frames: bool = True) -> Iterator[tuple[int, dict]]:
     """(id, episode dict) of our folder, proprioception as ``proprio`` (corrupt episodes skipped and counted)."""
     reader = EpisodeReader(path)
-    dims = [int(d) for d in reader.manifest.get("proprio_dims") or []]
+    dims = reader.manifest.state_token_dims("proprio")
     for i, ep in reader.episodes(video="decode" if frames else "skip"):
         out = {"actions": ep["actions"], "proprio": ep["states"][:, dims].astype(np.float32),
                "rewards": ep["rewards"], "success": ep["success"]}
@@ -37,14 +39,13 @@ def read_native(path: Path, keys: KeyMap, frames: bool = True) -> Iterator[tuple
 def inspect_native(path: Path, keys: KeyMap) -> SourceInfo:
     """Metadata of our folder from its manifest alone."""
     m = read_manifest(path)
-    lengths = [int(e["steps"]) for e in m["episode_list"]]
-    dims = [int(d) for d in m.get("proprio_dims") or []]
-    return SourceInfo(format="worldmodel", path=str(path), episodes=len(lengths), lengths=lengths, fps=float(m["fps"]),
+    lengths = [e.steps for e in m.episode_list]
+    dims = m.state_token_dims("proprio")
+    return SourceInfo(format="worldmodel", path=str(path), episodes=len(lengths), lengths=lengths, fps=float(m.fps),
                       keys={"image": "episodes/*.mp4", "action": "actions", "proprio": f"states{dims}"},
-                      shapes={"frames": [*m["resolution"], 3], "actions": [m["action_dim"]],
-                              "states": [m["state_dim"]]},
+                      shapes={"frames": [*m.resolution, 3], "actions": [m.action_dim], "states": [m.state_dim]},
                       dtypes={"frames": "uint8", "actions": "float32", "states": "float32"},
-                      action_low=list(m["action_low"]), action_high=list(m["action_high"]),
+                      action_low=list(m.action_low), action_high=list(m.action_high),
                       all_keys=["frames", "actions", "states", "rewards", "success"])
 
 
@@ -69,11 +70,12 @@ def write_native(path: Path, episodes: Iterator[dict], fps: float, source: dict 
     a, p = first["actions"].shape[1], first["proprio"].shape[1]
     low = np.asarray(bounds[0]) if bounds else np.min(lows, 0) if lows else np.zeros(a)
     high = np.asarray(bounds[1]) if bounds else np.max(highs, 0) if highs else np.zeros(a)
-    write_manifest(path, {
-        "env_id": "", "env_kwargs": {}, "action_low": low.astype(float).tolist(),
-        "action_high": high.astype(float).tolist(), "action_dim": int(a), "state_dim": int(p),
-        "proprio_dims": list(range(p)), "state_labels": [f"proprio{i}" for i in range(p)], "frame_skip": 1,
-        "fps": float(fps), "resolution": list(first["frames"].shape[1:3]), "episodes": len(entries),
-        "frames": int(sum(e["steps"] + 1 for e in entries)), "policy": "recorded", "episode_list": entries,
-        "source": source or {}})
+    episode_list = [from_dict(EpisodeEntry, e, f"{path}: episode entry") for e in entries]
+    write_manifest(path, Manifest(
+        env_id="", env_kwargs={}, action_low=low.astype(float).tolist(), action_high=high.astype(float).tolist(),
+        action_dim=int(a), state_dim=int(p), proprio_dims=list(range(p)),
+        state_labels=[f"proprio{i}" for i in range(p)], frame_skip=1, fps=float(fps),
+        resolution=[int(n) for n in first["frames"].shape[1:3]], episodes=len(entries),
+        frames=int(sum(e.steps + 1 for e in episode_list)), policy="recorded", episode_list=episode_list,
+        source=source or {}))
     return len(entries)
