@@ -8,9 +8,10 @@ random-init encoder).
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
+
+from worldmodel.contracts.summaries import PipelineSummary, load_summary
 
 
 def pct(row: dict | None) -> str:
@@ -25,15 +26,15 @@ def num(x, digits: int = 3) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
-def table(summary: dict) -> str:
+def table(summary: PipelineSummary) -> str:
     """Markdown table of the headline figures."""
-    head = summary["headline"]
+    head = summary.headline
     lines = ["| task | drift h=max: latent / pixel / copy-last | latent | latent on random-init encoder | pixel | "
              "random / zero | latent, with proprio probe | latent, oracle | "
              "landscape ρ (temporal metric): latent / random-init / pixel | "
              "grid probe R²: pretrained / random-init |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for task in summary["tasks"]:
+    for task in summary.tasks:
         d, p = head["drift"].get(task, {}), head["plan"].get(task, {})
         drift = " / ".join(num(d.get(k)) for k in ("probe_error_latent", "probe_error_pixel", "probe_error_copy_last"))
         base = f"{(p.get('random') or 0) * 100:.0f}% / {(p.get('zero') or 0) * 100:.0f}%" if p else "—"
@@ -49,4 +50,4 @@ def table(summary: dict) -> str:
 
 if __name__ == "__main__":
     run = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/main")
-    print(table(json.loads((run / "summary.json").read_text())))
+    print(table(load_summary(run / "summary.json", "pipeline")))

@@ -13,13 +13,13 @@ table of success with 95% intervals. Every row's ``privileged_inputs`` must be e
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import yaml
 
 from worldmodel.cli import main as wm
+from worldmodel.contracts.summaries import PlanSummary, load_summary
 
 FACTORS = {  # name -> env.kwargs.variation at plan time; always given: a plan otherwise inherits the data's variation
     "nominal": "{}",
@@ -31,18 +31,18 @@ FACTORS = {  # name -> env.kwargs.variation at plan time; always given: a plan o
 MODELS = {"latent": "train_ac_{task}", "pixel": "train_pixel_{task}", "random-init encoder": "train_ac_random_{task}"}
 
 
-def plan(checkpoint: Path, variation: str, episodes: int, out: Path) -> dict:
+def plan(checkpoint: Path, variation: str, episodes: int, out: Path) -> PlanSummary:
     """One ``wm plan`` run (reused when its summary exists); its summary."""
     if not (out / "summary.json").is_file():
         argv = ["plan", "preset=cpu", f"checkpoint={checkpoint}", f"episodes={episodes}", "seed=100000",
                 "baselines=false", "gifs=0", f"out_dir={out}", f"env.kwargs.variation={variation}"]
         if wm(argv) != 0:
             sys.exit(f"robustness: wm {' '.join(argv)} failed")
-    summary = json.loads((out / "summary.json").read_text())
-    if summary.get("privileged_inputs"):
-        sys.exit(f"robustness: {out} used privileged inputs {summary['privileged_inputs']}")
-    if summary["protocol"]["variation"] != yaml.safe_load(variation):
-        sys.exit(f"robustness: {out} planned under {summary['protocol']['variation']}, not {variation}")
+    summary = load_summary(out / "summary.json", "plan")
+    if summary.privileged_inputs:
+        sys.exit(f"robustness: {out} used privileged inputs {summary.privileged_inputs}")
+    if summary.protocol.get("variation") != yaml.safe_load(variation):
+        sys.exit(f"robustness: {out} planned under {summary.protocol.get('variation')}, not {variation}")
     return summary
 
 
@@ -69,8 +69,8 @@ def main() -> None:
             tag = factor.replace(" ", "_")
             row = "".join(c if c.isalnum() else "_" for c in name)
             s = plan(ckpt, variation, args.episodes, args.out / args.task / row / tag)
-            lo, hi = s["success_ci95"]
-            cells.append(f"{s['success_rate']:.0%} [{lo:.0%}, {hi:.0%}]")
+            lo, hi = s.success_ci95
+            cells.append(f"{s.success_rate:.0%} [{lo:.0%}, {hi:.0%}]")
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
 
 

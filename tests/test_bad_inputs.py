@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import run_json
 
 from worldmodel.cli import main
-from worldmodel.commands import run_command
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     """A healthy smoke run: base/checkpoint.pt, base/bootstrap/{data, encoder/checkpoint.pt}."""
     out = tmp_path_factory.mktemp("bad_inputs") / "ac"
-    run_command("train-ac", ["preset=smoke", f"out_dir={out}"])
+    run_json("train-ac", ["preset=smoke", f"out_dir={out}"])
     return out
 
 
@@ -251,7 +251,7 @@ def c_data_not_a_dataset(base, tmp):
 
 def c_drift_on_other_dataset(base, tmp):
     other = tmp / "arm"
-    run_command("collect", ["preset=smoke", "env=armreach", "resolution=32", "episodes=2", f"out_dir={other}"])
+    run_json("collect", ["preset=smoke", "env=armreach", "resolution=32", "episodes=2", f"out_dir={other}"])
     return ["drift", "preset=smoke", "bootstrap=false", f"checkpoint={base / 'checkpoint.pt'}", f"dataset={other}",
             f"out_dir={tmp / 'd'}"], "proprio_dims"
 

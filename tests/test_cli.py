@@ -48,9 +48,9 @@ def test_cli_reports_bad_input_without_traceback():
 @pytest.mark.parametrize("energy", [[], ["energy.state_weight=1"]])
 def test_bench_plan_smoke(tmp_path, energy):
     """`wm bench plan` times cached vs recompute replanning, also with the state-aware energy (needs a probe)."""
-    from worldmodel.commands import run_command
+    from helpers import run_json
 
-    s = run_command("bench", ["target=plan", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0",
+    s = run_json("bench", ["target=plan", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0",
                               "overrides=[" + ",".join(f"'{o}'" for o in energy) + "]"])
     assert s["seconds_per_plan_cached"] > 0 and s["seconds_per_plan_recompute"] > 0 and s["speedup"] > 0
 
@@ -68,10 +68,10 @@ def test_command_help_describes_every_setting_after_overrides():
 
 def test_bench_pretrain_smoke(tmp_path, monkeypatch):
     """`wm bench pretrain` times the step and the clip loader with and without the decoded-video cache."""
-    from worldmodel.commands import run_command
+    from helpers import run_json
 
     monkeypatch.chdir(tmp_path)  # the synthetic videos are generated under the working folder
-    s = run_command("bench", ["target=pretrain", "preset=smoke", f"out_dir={tmp_path / 'bench'}", "repeats=1",
+    s = run_json("bench", ["target=pretrain", "preset=smoke", f"out_dir={tmp_path / 'bench'}", "repeats=1",
                               "warmup=0"])
     assert s["step_seconds"] > 0 and s["step_gflop"] > 0
     assert s["loader_clips_per_s_cached"] > 0 and s["loader_clips_per_s_decoding"] > 0
@@ -79,9 +79,9 @@ def test_bench_pretrain_smoke(tmp_path, monkeypatch):
 
 def test_bench_encode_smoke(tmp_path):
     """`wm bench encode` times every encoder kind through the same interface, as ratios to ours."""
-    from worldmodel.commands import run_command
+    from helpers import run_json
 
-    s = run_command("bench", ["target=encode", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0"])
+    s = run_json("bench", ["target=encode", "preset=smoke", f"out_dir={tmp_path}", "repeats=1", "warmup=0"])
     rows = s["encoders"]
     assert len(rows) == 3 and rows["worldmodel (ours)"]["ratio_to_ours"] == 1.0
     assert all(r["frames_per_s"] > 0 and r["tokens_per_frame"] > 0 for r in rows.values())

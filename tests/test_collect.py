@@ -6,13 +6,13 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from helpers import run_json  # noqa: E402
 
-from worldmodel.commands import run_command  # noqa: E402
 from worldmodel.data.rollouts import RolloutDataset, load_episode, read_manifest  # noqa: E402
 
 
 def test_smoke_collect_then_append(tmp_path):
-    summary = run_command("collect", ["preset=smoke", f"out_dir={tmp_path}"])
+    summary = run_json("collect", ["preset=smoke", f"out_dir={tmp_path}"])
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     for key in ("episodes", "frames", "dataset", "frames_per_s", "coverage"):
         assert key in on_disk, key
@@ -25,21 +25,21 @@ def test_smoke_collect_then_append(tmp_path):
     assert ep["frames"].shape == (25, 64, 64, 3) and ep["actions"].shape == (24, 2) and ep["states"].shape == (25, 4)
     assert np.abs(ep["actions"]).max() <= 1.0
 
-    again = run_command("collect", ["preset=smoke", f"out_dir={tmp_path}"])  # complete: nothing to do
+    again = run_json("collect", ["preset=smoke", f"out_dir={tmp_path}"])  # complete: nothing to do
     assert again["new_episodes"] == 0 and again["episodes"] == 4
-    more = run_command("collect", ["preset=smoke", f"out_dir={tmp_path}", "append=true", "episodes=2", "seed=1"])
+    more = run_json("collect", ["preset=smoke", f"out_dir={tmp_path}", "append=true", "episodes=2", "seed=1"])
     m = read_manifest(tmp_path)
     assert more["new_episodes"] == 2 and m.episodes == 6
     assert m.episode_ids == list(range(6))
     assert len(RolloutDataset(tmp_path, num_frames=4, frame_skip=2)) == 6 * (24 - 6 + 1)
     with pytest.raises(ValueError, match="env_id"):
-        run_command("collect", ["preset=smoke", f"out_dir={tmp_path}", "env=armreach"])
+        run_json("collect", ["preset=smoke", f"out_dir={tmp_path}", "env=armreach"])
 
 
 def test_workers_give_the_same_data(tmp_path):
     args = ["preset=smoke", "env=armreach", "episodes=3", "steps=10"]
-    one = run_command("collect", [*args, f"out_dir={tmp_path / 'one'}", "workers=1"])
-    two = run_command("collect", [*args, f"out_dir={tmp_path / 'two'}", "workers=2"])
+    one = run_json("collect", [*args, f"out_dir={tmp_path / 'one'}", "workers=1"])
+    two = run_json("collect", [*args, f"out_dir={tmp_path / 'two'}", "workers=2"])
     assert one["episodes"] == two["episodes"] == 3
     for i in range(3):
         a, b = load_episode(tmp_path / "one", i), load_episode(tmp_path / "two", i)
@@ -47,28 +47,28 @@ def test_workers_give_the_same_data(tmp_path):
 
 
 def test_scripted_coverage_door_and_block(tmp_path):
-    room = run_command("collect", ["preset=smoke", "env=tworoom", "steps=60", f"out_dir={tmp_path / 'r'}"])
+    room = run_json("collect", ["preset=smoke", "env=tworoom", "steps=60", f"out_dir={tmp_path / 'r'}"])
     assert room["coverage"]["crossed_door"] >= 0.5
-    block = run_command("collect", ["preset=smoke", "env=pushblock", "steps=60", f"out_dir={tmp_path / 'b'}"])
+    block = run_json("collect", ["preset=smoke", "env=pushblock", "steps=60", f"out_dir={tmp_path / 'b'}"])
     assert block["coverage"]["touched_block"] >= 0.75 and block["coverage"]["block_moved"] >= 0.5
-    rnd = run_command("collect", ["preset=smoke", "env=pushblock", "steps=60", "policy=random",
+    rnd = run_json("collect", ["preset=smoke", "env=pushblock", "steps=60", "policy=random",
                                   f"out_dir={tmp_path / 'rb'}"])
     assert rnd["coverage"]["block_displacement_mean"] < block["coverage"]["block_displacement_mean"]
 
 
 def test_foreign_gymnasium_env(tmp_path):
-    summary = run_command("collect", ["preset=smoke", "env=reacher", "policy=ou", "episodes=2", "steps=6",
+    summary = run_json("collect", ["preset=smoke", "env=reacher", "policy=ou", "episodes=2", "steps=6",
                                       "resolution=32", f"out_dir={tmp_path}"])
     m = read_manifest(tmp_path)
     assert summary["episodes"] == 2 and m.env_id == "Reacher-v5" and m.state_dim == 10
     assert m.env_kwargs["state_dims"] == [0, 1, 2, 3]
     assert load_episode(tmp_path, 1)["frames"].shape == (7, 32, 32, 3)
     with pytest.raises(ValueError, match="scripted"):
-        run_command("collect", ["preset=smoke", "env=reacher", f"out_dir={tmp_path / 'x'}"])
+        run_json("collect", ["preset=smoke", "env=reacher", f"out_dir={tmp_path / 'x'}"])
 
 
 def test_bench_collect_ratio(tmp_path):
-    summary = run_command("bench", ["target=collect", "command_preset=smoke", "workers=1", "repeats=1",
+    summary = run_json("bench", ["target=collect", "command_preset=smoke", "workers=1", "repeats=1",
                                     "warmup=0", f"out_dir={tmp_path}"])
     assert summary["ratio"] > 0 and summary["bare_frames_per_s"] > summary["collect_frames_per_s"] > 0
     assert not list(tmp_path.glob("bench_collect_*"))  # the temporary dataset is removed

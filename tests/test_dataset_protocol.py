@@ -1,8 +1,8 @@
 """protocol=dataset: start and goal rows of recorded episodes, restored by seed + replay, as published tables use."""
 import numpy as np
 import pytest
+from helpers import run_json
 
-from worldmodel.commands import run_command
 from worldmodel.data.episodes import episode_paths, load_episode
 from worldmodel.planning.goals import make_dataset_goal_episodes
 
@@ -10,7 +10,7 @@ from worldmodel.planning.goals import make_dataset_goal_episodes
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("dsp") / "data"
-    run_command("collect", ["preset=smoke", "resolution=32", "episodes=4", f"out_dir={root}"])
+    run_json("collect", ["preset=smoke", "resolution=32", "episodes=4", f"out_dir={root}"])
     return root
 
 
@@ -43,8 +43,8 @@ def test_a_start_the_env_does_not_reproduce_is_refused(data, tmp_path):
 
 
 def test_plan_with_the_dataset_protocol(data, tmp_path):
-    ac = run_command("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={tmp_path / 'ac'}"])
-    s = run_command("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "protocol=dataset",
+    ac = run_json("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={tmp_path / 'ac'}"])
+    s = run_json("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "protocol=dataset",
                              "episodes=3", "goal_offset=6", "budget=10", "gifs=0", f"out_dir={tmp_path / 'plan'}"])
     assert s["protocol"]["protocol"] == "dataset" and len(s["protocol"]["starts"]) == 3
     assert "success_rate_random" in s and "success_rate_zero" in s
@@ -53,8 +53,8 @@ def test_plan_with_the_dataset_protocol(data, tmp_path):
 def test_no_evaluation_episode_reaches_the_planner(data, tmp_path):
     """protocol=dataset judges planning on the model's held-out episodes: the frames the planner's probe and roadmap
     are fit on come from the other episodes only."""
-    ac = run_command("train-ac", ["preset=smoke", f"dataset={data}", "val_fraction=0.5", f"out_dir={tmp_path / 'ac'}"])
-    s = run_command("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "protocol=dataset",
+    ac = run_json("train-ac", ["preset=smoke", f"dataset={data}", "val_fraction=0.5", f"out_dir={tmp_path / 'ac'}"])
+    s = run_json("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "protocol=dataset",
                              "episodes=3", "goal_offset=6", "budget=10", "gifs=0", "energy.state_weight=1",
                              "subgoals.enabled=true", "energy.probe_episodes=40", f"out_dir={tmp_path / 'plan'}"])
     judged = {i for i, _ in s["protocol"]["starts"]}

@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from helpers import run_json
 
 from worldmodel.cli import main
-from worldmodel.commands import run_command
 from worldmodel.models.encoders import EncoderSpec, build_frame_encoder, parse_spec, read_encoder
 from worldmodel.models.timm_encoder import TimmFrameEncoder
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
@@ -120,18 +120,18 @@ def test_train_and_plan_end_to_end(tmp_path, kind):
         enc = ["encoder=timm:vit_tiny_patch16_224", f"encoder_weights={timm_weights(tmp_path)}", "encoder_img_size=32"]
     else:
         enc = [f"encoder=vjepa2:{vjepa2_file(tmp_path)}", "encoder_img_size=32", "encoder_heads=1"]
-    s = run_command("train-ac", ["preset=smoke", f"out_dir={tmp_path / 'ac'}", *enc])
+    s = run_json("train-ac", ["preset=smoke", f"out_dir={tmp_path / 'ac'}", *enc])
     assert s["encoder"].startswith(f"{kind}:") and s["tokens_per_frame"] == (1 if kind == "timm" else 4)
-    p = run_command("plan", SMOKE_PLAN[1:] + [f"checkpoint={s['checkpoint']}", f"out_dir={tmp_path / 'plan'}"])
+    p = run_json("plan", SMOKE_PLAN[1:] + [f"checkpoint={s['checkpoint']}", f"out_dir={tmp_path / 'plan'}"])
     assert p["episodes"] == 2 and 0.0 <= p["success_rate"] <= 1.0
-    d = run_command("drift", ["preset=smoke", "bootstrap=false", f"checkpoint={s['checkpoint']}",
+    d = run_json("drift", ["preset=smoke", "bootstrap=false", f"checkpoint={s['checkpoint']}",
                               f"out_dir={tmp_path / 'drift'}"])
     assert len(d["probe_error"]) == len(d["horizons"]) > 0 and d["ratio_to_copy_last"] > 0
 
 
 def test_plan_refuses_a_changed_encoder(tmp_path, capsys):
     weights = timm_weights(tmp_path)
-    s = run_command("train-ac", ["preset=smoke", f"out_dir={tmp_path / 'ac'}", "encoder=timm:vit_tiny_patch16_224",
+    s = run_json("train-ac", ["preset=smoke", f"out_dir={tmp_path / 'ac'}", "encoder=timm:vit_tiny_patch16_224",
                                  f"encoder_weights={weights}", "encoder_img_size=32", "embed_encoder=false"])
     other = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0, img_size=32)
     torch.save(other.state_dict(), weights)  # same file, other weights

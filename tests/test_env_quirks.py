@@ -7,9 +7,9 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from helpers import run_json  # noqa: E402
 
 import worldmodel.envs as envs  # noqa: E402
-from worldmodel.commands import run_command  # noqa: E402
 from worldmodel.envs import protocol  # noqa: E402
 
 
@@ -148,7 +148,7 @@ def test_foreign_env_named_like_ours_gets_no_scripted_policy():
     env = envs.make("quirks/TwoRoomEnv-v0", resolution=32)
     assert envs.task_controller(env) is None
     with pytest.raises(ValueError, match="policy=scripted"):
-        run_command("collect", ["preset=smoke", "env.id=quirks/TwoRoomEnv-v0", "policy=scripted", "out_dir=/tmp/x"])
+        run_json("collect", ["preset=smoke", "env.id=quirks/TwoRoomEnv-v0", "policy=scripted", "out_dir=/tmp/x"])
 
 
 @pytest.mark.parametrize("kw, culprit", [({"nan_at": 1}, "non-finite"),
@@ -169,9 +169,9 @@ def test_dict_env_collect_train_plan_from_the_cli(tmp_path):
            "+env.kwargs.proprio_dims=[0,1]", "+env.kwargs.success=info:is_success", "+env.kwargs.goal_option=target",
            "+env.kwargs.goal_dims=[0,1]", "+env.kwargs.ignore_terminated=true"]
     data = tmp_path / "data"
-    run_command("collect", ["preset=smoke", "policy=ou", "resolution=32", f"out_dir={data}", *env])
-    ac = run_command("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={tmp_path / 'ac'}"])
-    plan = run_command("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0",
+    run_json("collect", ["preset=smoke", "policy=ou", "resolution=32", f"out_dir={data}", *env])
+    ac = run_json("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={tmp_path / 'ac'}"])
+    plan = run_json("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0",
                                 f"out_dir={tmp_path / 'plan'}"])
     assert plan["episodes"] == 2 and plan["protocol"]["criterion"] == "the env's own signal: info:is_success"
 
@@ -180,9 +180,9 @@ def test_dict_env_collect_train_plan_from_the_cli(tmp_path):
 def test_gymnasium_mujoco_examples_end_to_end(tmp_path, env_name):
     """gymnasium's own Reacher-v5 and Pusher-v5: collected, trained and planned at the smoke preset from a yaml."""
     data = tmp_path / "data"
-    run_command("collect", ["preset=smoke", f"env={env_name}", "policy=ou", "resolution=32", f"out_dir={data}"])
-    ac = run_command("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={tmp_path / 'ac'}"])
-    plan = run_command("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0",
+    run_json("collect", ["preset=smoke", f"env={env_name}", "policy=ou", "resolution=32", f"out_dir={data}"])
+    ac = run_json("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={tmp_path / 'ac'}"])
+    plan = run_json("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0",
                                 f"out_dir={tmp_path / 'plan'}"])
     assert plan["episodes"] == 2 and plan["privileged_inputs"] == []
 
@@ -230,7 +230,7 @@ def test_env_kwargs_named_like_ours_reach_the_env():
 
 def test_env_that_only_renders_rgb_array_collects(tmp_path):
     """Collection's probe env (built without a renderer) falls back to the rgb mode such an env insists on."""
-    s = run_command("collect", ["preset=smoke", "env.id=quirks/RgbOnly-v0", "policy=ou", "resolution=32",
+    s = run_json("collect", ["preset=smoke", "env.id=quirks/RgbOnly-v0", "policy=ou", "resolution=32",
                                 f"out_dir={tmp_path}"])
     assert s["episodes"] == 4
 

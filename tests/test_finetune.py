@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_json
 
-from worldmodel.commands import run_command
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.models.ac_predictor import ACPredictor, ACPredictorConfig
 from worldmodel.models.finetune import EncoderPredictor
@@ -47,9 +47,9 @@ def test_training_latents_are_planning_latents():
 @pytest.fixture(scope="module")
 def finetuned(tmp_path_factory):
     base = tmp_path_factory.mktemp("ft_base")
-    first = run_command("train-ac", ["preset=smoke", f"out_dir={base}"])  # bootstraps data and encoder
+    first = run_json("train-ac", ["preset=smoke", f"out_dir={base}"])  # bootstraps data and encoder
     out = tmp_path_factory.mktemp("ft") / "run"
-    summary = run_command("train-ac", ["preset=smoke", f"out_dir={out}", f"dataset={first['dataset']}",
+    summary = run_json("train-ac", ["preset=smoke", f"out_dir={out}", f"dataset={first['dataset']}",
                                        f"encoder_checkpoint={first['encoder_checkpoint']}", "finetune.blocks=1",
                                        "train.steps=4", "train.optim.warmup_steps=1"])
     return first, summary
@@ -74,7 +74,7 @@ def test_finetuned_checkpoint_carries_the_trained_encoder(finetuned):
 
 def test_drift_encodes_with_the_finetuned_encoder(finetuned, tmp_path):
     first, summary = finetuned
-    out = run_command("drift", ["preset=smoke", f"checkpoint={summary['checkpoint']}", f"out_dir={tmp_path}"])
+    out = run_json("drift", ["preset=smoke", f"checkpoint={summary['checkpoint']}", f"out_dir={tmp_path}"])
     assert json.loads((tmp_path / "summary.json").read_text())["horizons"]
     caches = sorted(Path(first["dataset"], "latent_cache").glob("latents_*.pt"))
     assert len(caches) == 2, caches  # the pretrained encoder's latents and the fine-tuned one's, side by side

@@ -145,8 +145,9 @@ def test_conversion_keeps_action_bounds(tmp_path):
 
 def test_cli_end_to_end_same_figures_in_every_layout(tmp_path):
     """collect -> convert to LeRobot and HDF5 with `wm data` -> train-ac and drift on each: identical figures."""
+    from helpers import run_json
+
     from worldmodel.cli import main
-    from worldmodel.commands import run_command
 
     data = tmp_path / "native"
     assert main(["collect", "preset=smoke", "resolution=32", "episodes=6", f"out_dir={data}"]) == 0
@@ -154,15 +155,15 @@ def test_cli_end_to_end_same_figures_in_every_layout(tmp_path):
     assert main(["data", "convert", f"dataset={data}", "to=hdf5-robomimic", f"output={tmp_path / 'demo.hdf5'}"]) == 0
     assert main(["data", "inspect", f"dataset={tmp_path / 'demo.hdf5'}", f"out_dir={tmp_path / 'insp'}"]) == 0
     enc = tmp_path / "enc"
-    run_command("pretrain", ["preset=smoke", f"out_dir={enc}", "probe.enabled=false",
+    run_json("pretrain", ["preset=smoke", f"out_dir={enc}", "probe.enabled=false",
                              f"data.synthetic_dir={tmp_path / 'synth'}"])
     figures = {}
     for name, path in (("native", data), ("lerobot", tmp_path / "lr"), ("hdf5", tmp_path / "demo.hdf5")):
-        ac = run_command("train-ac", ["preset=smoke", "bootstrap=false", f"dataset={path}",
+        ac = run_json("train-ac", ["preset=smoke", "bootstrap=false", f"dataset={path}",
                                       f"encoder_checkpoint={enc / 'checkpoint.pt'}", f"out_dir={tmp_path / name}"])
-        drift = run_command("drift", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}",
+        drift = run_json("drift", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}",
                                       f"out_dir={tmp_path / name / 'drift'}"])
-        offline = run_command("eval-offline", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}",
+        offline = run_json("eval-offline", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}",
                                                f"out_dir={tmp_path / name / 'offline'}"])
         figures[name] = (ac["final_loss"], ac["val_loss_tf"], drift["ratio_to_copy_last"], offline["action_error"],
                          offline["action_error_random"], offline["action_error_zero"])

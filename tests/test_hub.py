@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_json
 
-from worldmodel.commands import run_command
 from worldmodel.data import formats, hub
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -24,7 +24,7 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 def smoke(tmp_path_factory) -> Path:
     """A smoke train-ac run: its bootstrap dataset and encoder."""
     out = tmp_path_factory.mktemp("hub") / "ac"
-    run_command("train-ac", ["preset=smoke", f"out_dir={out}"])
+    run_json("train-ac", ["preset=smoke", f"out_dir={out}"])
     return out
 
 

@@ -3,8 +3,8 @@ beside proprioception, read from the frames, in training and planning alike."""
 import numpy as np
 import pytest
 import torch
+from helpers import run_json
 
-from worldmodel.commands import run_command
 from worldmodel.data.episodes import load_episode
 from worldmodel.models.keypoints import KeypointConfig, SceneKeypoints, fit_keypoints, grid_centres, keypoints_of
 from worldmodel.models.world_model import LatentWorldModel
@@ -51,8 +51,8 @@ def test_keypoints_fit_without_labels_carry_the_object():
 def keypoint_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("kp")
     data = root / "data"
-    run_command("collect", ["preset=smoke", "env=pushblock", "resolution=32", "episodes=4", f"out_dir={data}"])
-    s = run_command("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={root / 'ac'}", "keypoints.num=2",
+    run_json("collect", ["preset=smoke", "env=pushblock", "resolution=32", "episodes=4", f"out_dir={data}"])
+    s = run_json("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={root / 'ac'}", "keypoints.num=2",
                                  "keypoints.steps=20"])
     return root, data, s
 
@@ -73,7 +73,7 @@ def test_planning_reads_the_keypoints_training_saw(keypoint_model):
 
 def test_drift_runs_on_a_keypoint_model(keypoint_model, tmp_path):
     _, _, s = keypoint_model
-    d = run_command("drift", ["preset=smoke", f"checkpoint={s['checkpoint']}", f"out_dir={tmp_path}"])
+    d = run_json("drift", ["preset=smoke", f"checkpoint={s['checkpoint']}", f"out_dir={tmp_path}"])
     assert np.isfinite(d["probe_error"]).all()
 
 
@@ -82,4 +82,4 @@ def test_keypoints_need_a_frozen_encoder_and_a_state_token(keypoint_model, tmp_p
     base = ["preset=smoke", f"dataset={data}", f"encoder_checkpoint={s['encoder_checkpoint']}", f"out_dir={tmp_path}"]
     for bad in (["keypoints.num=2", "finetune.blocks=1"], ["keypoints.num=2", "use_state=false"], ["keypoints.num=-1"]):
         with pytest.raises(ValueError, match="keypoints.num"):
-            run_command("train-ac", base + bad)
+            run_json("train-ac", base + bad)

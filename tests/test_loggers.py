@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import run_json
 
 from worldmodel.cli import main
-from worldmodel.commands import run_command
 
 
 def _pretrain(out: Path, logger: str) -> list[str]:
@@ -25,7 +25,7 @@ def test_tensorboard_gets_the_metrics_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out = tmp_path / "run"
-    run_command("pretrain", _pretrain(out, "tensorboard"))
+    run_json("pretrain", _pretrain(out, "tensorboard"))
     events = EventAccumulator(str(out / "tb"), size_guidance={"scalars": 0})
     events.Reload()
     got: dict[int, dict[str, float]] = {}
@@ -53,7 +53,7 @@ def test_wandb_offline_run_gets_the_metrics_scalars(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Run, "log", spy)
     out = tmp_path / "run"
-    run_command("pretrain", _pretrain(out, "wandb"))
+    run_json("pretrain", _pretrain(out, "wandb"))
     assert sent == _rows(out)
     files = list((out / "wandb").glob("offline-run-*/run-pretrain-*.wandb"))
     assert len(files) == 1 and files[0].stat().st_size > 0  # an offline run, written without an account

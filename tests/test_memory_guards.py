@@ -9,15 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_json
 
-from worldmodel.commands import run_command
 from worldmodel.utils.memory import MemoryBudgetError, available_bytes, check_fits
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("guards") / "ac"
-    run_command("train-ac", ["preset=smoke", f"out_dir={out}"])
+    run_json("train-ac", ["preset=smoke", f"out_dir={out}"])
     return out
 
 

@@ -30,15 +30,15 @@ def smoke_runs(tmp_path_factory):
     """Three runs into one folder: fresh, unchanged (all reused), and a third with a changed drift horizon,
     train_pixel forced (as after a code change) and the latent planning stage "crashed" (marker left at status
     running, no summary)."""
-    from worldmodel.commands import run_command
+    from helpers import run_json
 
     out = tmp_path_factory.mktemp("pipeline")
-    first = run_command("pipeline", ["preset=smoke", f"out_dir={out}"])
-    second = run_command("pipeline", ["preset=smoke", f"out_dir={out}"])
+    first = run_json("pipeline", ["preset=smoke", f"out_dir={out}"])
+    second = run_json("pipeline", ["preset=smoke", f"out_dir={out}"])
     marker = out / "plan_latent_PointReach" / "fingerprint.json"
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "status": "running"}))
     (out / "plan_latent_PointReach" / "summary.json").unlink()
-    third = run_command("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']",
+    third = run_json("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']",
                                      "force=[train_pixel_PointReach]"])
     return out, first, second, third
 
@@ -141,12 +141,11 @@ def test_report_leads_with_the_result(smoke_runs):
 def test_pipeline_logs_the_headline_table(smoke_runs, tmp_path):
     """logger=tensorboard: every stage reused (where metrics go changes no result), the headline table logged as
     text and each row's success as a scalar."""
+    from helpers import run_json
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from worldmodel.commands import run_command
-
     out, first, _, _ = smoke_runs
-    again = run_command("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']",
+    again = run_json("pipeline", ["preset=smoke", f"out_dir={out}", "drift.overrides=['horizon=2']",
                                      "logger=tensorboard"])  # the third run's settings
     assert all(s["reused"] for s in again["stages"].values())
     events = EventAccumulator(str(out / "tb"), size_guidance={"scalars": 0, "tensors": 0})

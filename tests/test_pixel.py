@@ -142,9 +142,9 @@ def test_tiny_training_beats_copy_last_on_pixels():
 
 @pytest.mark.skipif(importlib.util.find_spec("worldmodel.data.collect") is None, reason="wm collect not built")
 def test_train_pixel_smoke_entry_point(tmp_path):
-    from worldmodel.commands import run_command
+    from helpers import run_json
 
-    s = run_command("train-pixel", ["preset=smoke", f"out_dir={tmp_path / 'px'}"])
+    s = run_json("train-pixel", ["preset=smoke", f"out_dir={tmp_path / 'px'}"])
     assert (tmp_path / "px" / "summary.json").is_file() and s["tokens_per_frame"] == 4  # 2x2, as the smoke latents
     assert 0.8 <= s["params_ratio"] <= 1.2, s
     wm = PixelWorldModel.load(s["checkpoint"], "cpu")

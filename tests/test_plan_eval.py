@@ -118,14 +118,14 @@ def test_wilson_interval():
 
 
 def test_wm_plan_smoke(tmp_path: Path):
-    from worldmodel.commands import run_command
+    from helpers import run_json
 
     try:
         import worldmodel.data.collect  # noqa: F401
         import worldmodel.data.rollouts  # noqa: F401
     except ImportError:
         pytest.skip("wm collect (worldmodel.data.collect/rollouts) has not landed: train-ac smoke cannot bootstrap")
-    summary = run_command("plan", ["preset=smoke", f"out_dir={tmp_path}"])
+    summary = run_json("plan", ["preset=smoke", f"out_dir={tmp_path}"])
     on_disk = json.loads((tmp_path / "summary.json").read_text())
     for key in ("success_rate", "success_rate_random", "success_rate_zero", "episodes", "seconds_per_plan",
                 "protocol", "gifs", "success_ci95"):
@@ -136,14 +136,14 @@ def test_wm_plan_smoke(tmp_path: Path):
     assert all(Path(p).is_file() for p in on_disk["gifs"]) and on_disk["gifs"]
     # the same tiny model (reused from out_dir) with gradient refinement through the real predictor and the
     # probe/state energy terms
-    again = run_command("plan", ["preset=smoke", f"out_dir={tmp_path}", "planner=grad", "energy.state_weight=1",
+    again = run_json("plan", ["preset=smoke", f"out_dir={tmp_path}", "planner=grad", "energy.state_weight=1",
                                  "energy.probe_weight=0.5", "energy.steps=min", "gifs=0", "baselines=false",
                                  "subgoals.enabled=true"])
     assert again["checkpoint"] == summary["checkpoint"] and again["gifs"] == []
     assert again["protocol"]["energy_probe"]["dims"] and "success_rate_random" not in again
     assert again["protocol"]["energy_probe"]["graph"]["nodes"] > 0 and 0 <= again["subgoal_fraction"] <= 1
     # test-on-shifted: the env's factors of variation set at plan time, apart from the training data's
-    shifted = run_command("plan", ["preset=smoke", f"out_dir={tmp_path}", "gifs=0", "baselines=false",
+    shifted = run_json("plan", ["preset=smoke", f"out_dir={tmp_path}", "gifs=0", "baselines=false",
                                    "env.kwargs.variation={distractors: 2, frame_noise: 4.0}"])
     assert shifted["protocol"]["variation"] == {"distractors": 2, "frame_noise": 4.0}
     assert shifted["protocol"]["train_variation"] == {} and shifted["privileged_inputs"] == []

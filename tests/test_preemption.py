@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import run_json
 
 from worldmodel.cli import main
-from worldmodel.commands import run_command
 from worldmodel.train.core import Trainer
 from worldmodel.utils import preempt
 
@@ -65,7 +65,7 @@ def test_a_resumed_preempted_run_refuses_other_settings(tmp_path, monkeypatch):
     monkeypatch.undo()
     changed = _pretrain(tmp_path / "run", syn, "train.optim.lr=0.5")
     with pytest.raises(ValueError, match="preempted.json"):  # names the way to start over instead
-        run_command(changed[0], changed[1:])
+        run_json(changed[0], changed[1:])
 
 
 def test_collect_keeps_finished_episodes_and_resumes(tmp_path, monkeypatch):
@@ -121,7 +121,7 @@ def test_plan_keeps_finished_phases(tmp_path, monkeypatch):
     from worldmodel.planning.mpc import PlannerController
 
     base = tmp_path / "ac"
-    run_command("train-ac", ["preset=smoke", f"out_dir={base}"])
+    run_json("train-ac", ["preset=smoke", f"out_dir={base}"])
     args = ["plan", "preset=smoke", f"checkpoint={base / 'checkpoint.pt'}", "episodes=3", "gifs=1"]
     assert main([*args, f"out_dir={tmp_path / 'ref'}"]) == 0
     make_random = evaluate.random_controller

@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 import torch
+from helpers import run_json
 
-from worldmodel.commands import compose_config, run_command
+from worldmodel.commands import compose_config
 from worldmodel.models.video_vit import load_encoder
 from worldmodel.train import pretrain
 from worldmodel.utils.checkpoint import load_checkpoint
@@ -48,7 +49,7 @@ def test_config_composition_groups():
 
 def test_smoke_run_writes_summary_and_loadable_encoder(tmp_path, data_dir):
     out = tmp_path / "run"
-    summary = run_command("pretrain", ["preset=smoke", f"out_dir={out}", f"data.synthetic_dir={data_dir}"])
+    summary = run_json("pretrain", ["preset=smoke", f"out_dir={out}", f"data.synthetic_dir={data_dir}"])
     on_disk = json.loads((out / "summary.json").read_text())
     for key in ("steps", "final_loss", "checkpoint", "probe_r2", "probe_r2_random_init", "probe_r2_ridge",
                 "effective_rank", "embed_dim", "bad_videos", "seconds", "tokens_per_s"):
@@ -66,7 +67,7 @@ def test_smoke_run_writes_summary_and_loadable_encoder(tmp_path, data_dir):
 @pytest.mark.parametrize("reg", ["sigreg", "rdmreg", "vicreg"])
 def test_regularizers_run_without_ema(tmp_path, data_dir, reg):
     out = tmp_path / reg
-    s = run_command("pretrain", FAST + [f"regularizer={reg}", "train.steps=2", f"out_dir={out}",
+    s = run_json("pretrain", FAST + [f"regularizer={reg}", "train.steps=2", f"out_dir={out}",
                                         f"data.synthetic_dir={data_dir}"])
     ckpt = load_checkpoint(s["checkpoint"])
     assert ckpt["extra"] == {} and s["regularizer"] == reg
@@ -79,7 +80,7 @@ def test_regularizers_run_without_ema(tmp_path, data_dir, reg):
 
 def test_ema_with_vicreg_terms(tmp_path, data_dir):
     out = tmp_path / "cjepa"
-    s = run_command("pretrain", FAST + ["regularizer.ema_vicreg=0.5", "train.steps=1", f"out_dir={out}",
+    s = run_json("pretrain", FAST + ["regularizer.ema_vicreg=0.5", "train.steps=1", f"out_dir={out}",
                                         f"data.synthetic_dir={data_dir}"])
     assert "target" in load_checkpoint(s["checkpoint"])["extra"]  # still an EMA target
     r = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
@@ -90,7 +91,7 @@ def test_ema_with_vicreg_terms(tmp_path, data_dir):
 
 def test_killed_run_resumes_exactly(tmp_path, data_dir, monkeypatch):
     common = FAST + ["train.steps=6", "train.ckpt_every=3", f"data.synthetic_dir={data_dir}"]
-    straight = run_command("pretrain", common + [f"out_dir={tmp_path / 'a'}"])
+    straight = run_json("pretrain", common + [f"out_dir={tmp_path / 'a'}"])
 
     real_step = pretrain.train_step
 
@@ -101,10 +102,10 @@ def test_killed_run_resumes_exactly(tmp_path, data_dir, monkeypatch):
 
     monkeypatch.setattr(pretrain, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
-        run_command("pretrain", common + [f"out_dir={tmp_path / 'b'}"])
+        run_json("pretrain", common + [f"out_dir={tmp_path / 'b'}"])
     assert load_checkpoint(tmp_path / "b" / "checkpoint.pt")["step"] == 3
     monkeypatch.setattr(pretrain, "train_step", real_step)
-    resumed = run_command("pretrain", common + [f"out_dir={tmp_path / 'b'}", "train.resume=true"])
+    resumed = run_json("pretrain", common + [f"out_dir={tmp_path / 'b'}", "train.resume=true"])
     assert resumed["start_step"] == 3
     a, b = load_checkpoint(straight["checkpoint"]), load_checkpoint(resumed["checkpoint"])
     assert b["step"] == 6

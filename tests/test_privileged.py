@@ -9,9 +9,10 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from helpers import run_json
 
 import worldmodel.envs as envs
-from worldmodel.commands import compose_config, run_command
+from worldmodel.commands import compose_config
 from worldmodel.config import to_dict
 from worldmodel.data.episodes import episode_paths, read_manifest
 from worldmodel.envs import protocol
@@ -72,8 +73,8 @@ def pushblock_model(tmp_path_factory, request):
     pixels: no block state reaches them either)."""
     root = tmp_path_factory.mktemp("pushblock")
     data = root / "data"
-    run_command("collect", ["preset=smoke", "env=pushblock", "resolution=32", "episodes=6", f"out_dir={data}"])
-    s = run_command("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={root / 'ac'}",
+    run_json("collect", ["preset=smoke", "env=pushblock", "resolution=32", "episodes=6", f"out_dir={data}"])
+    s = run_json("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={root / 'ac'}",
                                  f"keypoints.num={request.param}", "keypoints.steps=20"])
     return root, data, s["checkpoint"]
 
@@ -104,7 +105,7 @@ def test_plans_ignore_non_proprio_state(pushblock_model, tmp_path, monkeypatch):
             "baselines=false", "energy.state_weight=1", "energy.probe_weight=0.5", "energy.temporal_weight=1",
             "subgoals.enabled=true", "energy.probe_episodes=6"]
     key = "true"
-    s_true = run_command("plan", args + [f"probe_dataset={data}", f"out_dir={tmp_path / 'a'}"])
+    s_true = run_json("plan", args + [f"probe_dataset={data}", f"out_dir={tmp_path / 'a'}"])
     key = "hidden"
     make, make_goal = envs.make, protocol.make_goal
 
@@ -117,13 +118,13 @@ def test_plans_ignore_non_proprio_state(pushblock_model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(envs, "make", lambda *a, **kw: HideBlock(make(*a, **kw)))
     monkeypatch.setattr(protocol, "make_goal", goal_in_the_open)
-    run_command("plan", args + [f"probe_dataset={hidden}", f"out_dir={tmp_path / 'b'}"])
+    run_json("plan", args + [f"probe_dataset={hidden}", f"out_dir={tmp_path / 'b'}"])
     assert s_true["privileged_inputs"] == [] and s_true["mode"] == "pure"
     assert len(plans["true"]) == len(plans["hidden"]) > 0
     for a, b in zip(plans["true"], plans["hidden"]):
         np.testing.assert_array_equal(a, b)
     # the oracle reads the block: its run records the privileged inputs it used
-    s_oracle = run_command("plan", args + ["mode=oracle", "energy.criterion_weight=3", "energy.state_weight=0",
+    s_oracle = run_json("plan", args + ["mode=oracle", "energy.criterion_weight=3", "energy.state_weight=0",
                                            f"probe_dataset={data}",
                                            f"out_dir={tmp_path / 'c'}"])
     assert s_oracle["mode"] == "oracle" and len(s_oracle["privileged_inputs"]) == 3
@@ -132,7 +133,7 @@ def test_plans_ignore_non_proprio_state(pushblock_model, tmp_path, monkeypatch):
 def test_pure_mode_refuses_privileged_settings(pushblock_model, tmp_path):
     _, _, ckpt = pushblock_model
     with pytest.raises(ValueError, match="criterion_weight"):
-        run_command("plan", ["preset=smoke", f"checkpoint={ckpt}", "energy.criterion_weight=3",
+        run_json("plan", ["preset=smoke", f"checkpoint={ckpt}", "energy.criterion_weight=3",
                              f"out_dir={tmp_path}"])
 
 

@@ -2,8 +2,8 @@
 import shutil
 
 import torch
+from helpers import run_json
 
-from worldmodel.commands import run_command
 from worldmodel.models.world_model import LatentWorldModel
 
 PLAN = ["preset=smoke", "bootstrap=false", "gifs=0", "baselines=false", "energy.state_weight=1",
@@ -12,15 +12,15 @@ PLAN = ["preset=smoke", "bootstrap=false", "gifs=0", "baselines=false", "energy.
 
 def test_plan_without_encoder_file_or_dataset(tmp_path):
     ac = tmp_path / "ac"
-    run_command("train-ac", ["preset=smoke", f"out_dir={ac}"])
+    run_json("train-ac", ["preset=smoke", f"out_dir={ac}"])
     ckpt = ac / "checkpoint.pt"
-    before = run_command("plan", PLAN + [f"checkpoint={ckpt}", f"out_dir={tmp_path / 'p1'}"])
+    before = run_json("plan", PLAN + [f"checkpoint={ckpt}", f"out_dir={tmp_path / 'p1'}"])
     model = LatentWorldModel.load(ckpt)
     shutil.move(ac / "bootstrap", tmp_path / "elsewhere")  # the encoder checkpoint and the dataset are gone
     moved = LatentWorldModel.load(ckpt)  # the encoder comes from the checkpoint itself
     for a, b in zip(model.state_dict().values(), moved.state_dict().values()):
         assert torch.equal(a, b)
-    after = run_command("plan", PLAN + [f"checkpoint={ckpt}", f"out_dir={tmp_path / 'p2'}"])
+    after = run_json("plan", PLAN + [f"checkpoint={ckpt}", f"out_dir={tmp_path / 'p2'}"])
     assert after["per_episode"] == before["per_episode"]
     assert before["protocol"]["energy_probe"]["frames_from"].endswith("data")
     assert "planner_data" in after["protocol"]["energy_probe"]["frames_from"]

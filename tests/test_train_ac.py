@@ -7,14 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from worldmodel.commands import run_command
+from helpers import run_json
 
 
 @pytest.fixture(scope="module")
 def smoke_ac(tmp_path_factory):
     out = tmp_path_factory.mktemp("train_ac") / "run"
-    summary = run_command("train-ac", ["preset=smoke", f"out_dir={out}"])
+    summary = run_json("train-ac", ["preset=smoke", f"out_dir={out}"])
     return out, summary
 
 
@@ -30,7 +29,7 @@ def test_train_ac_smoke_writes_summary(smoke_ac):
 
 def test_train_ac_rerun_reads_latent_cache(smoke_ac, tmp_path):
     out, first = smoke_ac
-    summary = run_command("train-ac", ["preset=smoke", f"out_dir={tmp_path}", f"dataset={first['dataset']}",
+    summary = run_json("train-ac", ["preset=smoke", f"out_dir={tmp_path}", f"dataset={first['dataset']}",
                                        f"encoder_checkpoint={first['encoder_checkpoint']}", "train.steps=2"])
     assert summary["latent_cache_hit"] and summary["latent_cache"] == first["latent_cache"]
 
@@ -54,7 +53,7 @@ def test_world_model_loads_by_path(smoke_ac):
 
 def test_drift_smoke_writes_summary_and_plot(smoke_ac, tmp_path):
     _, ac = smoke_ac
-    summary = run_command("drift", ["preset=smoke", f"checkpoint={ac['checkpoint']}", f"out_dir={tmp_path}"])
+    summary = run_json("drift", ["preset=smoke", f"checkpoint={ac['checkpoint']}", f"out_dir={tmp_path}"])
     written = json.loads((tmp_path / "summary.json").read_text())
     for key in ("horizons", "latent_l1", "latent_rel_error", "probe_error", "probe_error_copy_last", "plot"):
         assert key in written, key
@@ -65,11 +64,11 @@ def test_drift_smoke_writes_summary_and_plot(smoke_ac, tmp_path):
 
 def test_missing_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="encoder_checkpoint"):
-        run_command("train-ac", ["preset=cpu", f"out_dir={tmp_path}", "dataset=/nonexistent"])
+        run_json("train-ac", ["preset=cpu", f"out_dir={tmp_path}", "dataset=/nonexistent"])
     with pytest.raises(ValueError, match="dataset"):
-        run_command("train-ac", ["preset=cpu", f"out_dir={tmp_path}", "encoder_checkpoint=/x.pt"])
+        run_json("train-ac", ["preset=cpu", f"out_dir={tmp_path}", "encoder_checkpoint=/x.pt"])
     with pytest.raises(ValueError, match="checkpoint"):
-        run_command("drift", ["preset=cpu", f"out_dir={tmp_path}"])
+        run_json("drift", ["preset=cpu", f"out_dir={tmp_path}"])
 
 
 def test_latent_cache_invalidation(smoke_ac, tmp_path):

@@ -15,6 +15,7 @@ checkout.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import os
 import time
@@ -27,6 +28,7 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.config import CONFIG_DIR
+from worldmodel.contracts.summaries import Summary, as_json, summary_of
 from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_json, write_text
 from worldmodel.utils.runlock import check_out_dir, run_lock
@@ -95,8 +97,9 @@ def bootstrap(command: str, cfg: DictConfig) -> None:
         cfg.checkpoint = build("train-ac", root / "train_ac", "checkpoint.pt", extra)
 
 
-def run_command(command: str, overrides: list[str]) -> dict:
-    """Compose, bootstrap, run and record one command; returns its summary dict."""
+def run_command(command: str, overrides: list[str]) -> Summary:
+    """Compose, bootstrap, run and record one command; returns its summary (``contracts.summaries``), as written
+    to ``out_dir/summary.json``."""
     module, _ = load_command(command)
     cfg = compose_config(command, overrides)
     out_dir = check_out_dir(cfg.out_dir)
@@ -109,7 +112,7 @@ def run_command(command: str, overrides: list[str]) -> dict:
         start = time.time()
         threads = torch.get_num_threads()
         try:
-            summary = module.run(cfg) or {}
+            result = module.run(cfg) or {}
         except preempt.Preempted as e:
             if main:
                 preempt.mark(out_dir, str(e))
@@ -123,10 +126,12 @@ def run_command(command: str, overrides: list[str]) -> dict:
                                     f"failed the step in flight ({type(e).__name__}: {e})") from e
         finally:  # a command's thread setting must not leak into the next one of an in-process pipeline
             torch.set_num_threads(threads)
-        summary.setdefault("command", command)
-        summary.setdefault("seconds", round(time.time() - start, 2))
+        summary = summary_of(command, result, f"{command} summary")
+        summary = dataclasses.replace(summary, command=summary.command or command,
+                                      seconds=round(time.time() - start, 2) if summary.seconds is None
+                                      else summary.seconds)
         if main:
-            write_json(out_dir / "summary.json", summary)
+            write_json(out_dir / "summary.json", as_json(summary))
             preempt.unmark(out_dir)
             print(f"[wm {command}] summary: {out_dir / 'summary.json'}")
     return summary

@@ -30,11 +30,12 @@ from omegaconf import DictConfig
 
 from worldmodel.commands import compose_config
 from worldmodel.config import CONFIG_DIR, register_schema, to_dict
+from worldmodel.contracts.summaries import CompareSummary, DriftSummary, GridProbeSummary, PlanSummary, load_summary
 from worldmodel.data.synthetic import generate
 from worldmodel.evaluation.compare import compare
 from worldmodel.evaluation.encoder_probe import episode_frames, grid_probe_r2
 from worldmodel.evaluation.report import HEADLINE_HEADER, build_report, headline_rows, headline_table, row_label
-from worldmodel.evaluation.report_doc import last, pick
+from worldmodel.evaluation.report_doc import last
 from worldmodel.models.video_vit import VideoViT, load_encoder
 from worldmodel.stages import Stage, StageRunner
 from worldmodel.train.loggers import LOGGERS, make_logger
@@ -177,7 +178,7 @@ def pretrain_data(cfg: DictConfig, root: Path, datasets: list[Path], overrides: 
 def compare_stage(params: dict, stage_dir: Path) -> dict:
     """In-process stage: pixel probe and pixel error on drift's windows (worldmodel.evaluation.compare)."""
 
-    drift_summary = json.loads(Path(params["drift_summary"]).read_text())
+    drift_summary = load_summary(params["drift_summary"], "drift")
     kw = {k: v for k, v in params.items() if k != "drift_summary"}
     return compare(out_dir=stage_dir, drift_summary=drift_summary, **kw)
 
@@ -302,45 +303,47 @@ def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
     """Headline figures per task: drift at the largest horizon and planning success, latent vs pixel."""
 
     out: dict[str, Any] = {"drift": {}, "plan": {}, "grid_probe": {}}
-    grid = runner.summaries.get("grid_probe", {}).get("tasks", {})
-    for t, res in grid.items():  # mean held-out R² over the state dims
+    grid = runner.summary("grid_probe")
+    for t, res in (grid.tasks if isinstance(grid, GridProbeSummary) else {}).items():  # mean R² over the dims
         mean = lambda r: float(np.mean([v for v in r.values() if v is not None]))  # noqa: E731
-        out["grid_probe"][t] = {"mean_r2": mean(res["r2"]), "mean_r2_random_init": mean(res["r2_random_init"])}
+        out["grid_probe"][t] = {"mean_r2": mean(res.r2), "mean_r2_random_init": mean(res.r2_random_init)}
     for t in tasks:
-        d = runner.summaries.get(f"drift_{t}", {})
-        c = runner.summaries.get(f"compare_{t}", {})
-        if d:
-            out["drift"][t] = {"horizon": last(d.get("horizons")),
-                               "probe_error_latent": last(d.get("probe_error")),
-                               "probe_error_pixel": last(d.get("probe_error_pixel")),
-                               "probe_error_copy_last": last(d.get("probe_error_copy_last")),
-                               "probe_error_pixel_direct": last(c.get("probe_error_pixel_direct")),
-                               "pixel_error": last(c.get("pixel_error")),
-                               "pixel_error_copy_last": last(c.get("pixel_error_copy_last"))}
+        d, c = runner.summary(f"drift_{t}"), runner.summary(f"compare_{t}")
+        r = runner.summary(f"drift_random_{t}")
+        if isinstance(d, DriftSummary):
+            out["drift"][t] = drift_row(d, c if isinstance(c, CompareSummary) else CompareSummary(),
+                                        r if isinstance(r, DriftSummary) else None)
         row = {}
         for model, stage in (("latent", "plan_latent"), ("pixel", "plan_pixel"), ("latent_proprio", "plan_proprio"),
                              ("latent_oracle", "plan_oracle"),
                              ("latent_random_encoder", "plan_random")):
-            s = runner.summaries.get(f"{stage}_{t}", {})
-            if s:
-                row[model] = {"success_rate": s.get("success_rate"), "success_ci95": s.get("success_ci95"),
-                              "seconds_per_plan": pick(s, "seconds_per_plan", "seconds_per_step"),
-                              "mode": s.get("mode"), "privileged_inputs": s.get("privileged_inputs")}
-                row.setdefault("random", s.get("success_rate_random"))
-                row.setdefault("zero", s.get("success_rate_zero"))
-        r = runner.summaries.get(f"drift_random_{t}", {})
-        if r and d:
-            out["drift"][t]["probe_error_latent_random_encoder"] = last(r.get("probe_error"))
-            out["drift"][t]["landscape_rank_corr_latent_random_encoder"] = r.get("landscape_rank_corr")
-            out["drift"][t]["landscape_temporal_latent_random_encoder"] = r.get("landscape_rank_corr_temporal")
-        if d:
-            out["drift"][t].update({"landscape_rank_corr_latent": d.get("landscape_rank_corr"),
-                                    "landscape_rank_corr_pixel": d.get("landscape_rank_corr_pixel"),
-                                    "landscape_temporal_latent": d.get("landscape_rank_corr_temporal"),
-                                    "landscape_temporal_pixel": d.get("landscape_rank_corr_temporal_pixel")})
+            s = runner.summary(f"{stage}_{t}")
+            if isinstance(s, PlanSummary):
+                row[model] = {"success_rate": s.success_rate, "success_ci95": s.success_ci95,
+                              "seconds_per_plan": s.seconds_per_plan, "mode": s.mode,
+                              "privileged_inputs": s.privileged_inputs}
+                row.setdefault("random", s.success_rate_random)
+                row.setdefault("zero", s.success_rate_zero)
         if row:
             out["plan"][t] = row
     return _rounded(out)
+
+
+def drift_row(d: DriftSummary, c: CompareSummary, r: DriftSummary | None) -> dict[str, Any]:
+    """One task's drift at the largest horizon and its landscapes: latent (``d``), pixel (``c``), random-init
+    encoder (``r``, when the ablation ran)."""
+    row = {"horizon": last(d.horizons), "probe_error_latent": last(d.probe_error),
+           "probe_error_pixel": last(d.probe_error_pixel), "probe_error_copy_last": last(d.probe_error_copy_last),
+           "probe_error_pixel_direct": last(c.probe_error_pixel_direct), "pixel_error": last(c.pixel_error),
+           "pixel_error_copy_last": last(c.pixel_error_copy_last)}
+    if r is not None:
+        row.update(probe_error_latent_random_encoder=last(r.probe_error),
+                   landscape_rank_corr_latent_random_encoder=r.landscape_rank_corr,
+                   landscape_temporal_latent_random_encoder=r.landscape_rank_corr_temporal)
+    row.update(landscape_rank_corr_latent=d.landscape_rank_corr, landscape_rank_corr_pixel=d.landscape_rank_corr_pixel,
+               landscape_temporal_latent=d.landscape_rank_corr_temporal,
+               landscape_temporal_pixel=d.landscape_rank_corr_temporal_pixel)
+    return row
 
 
 def _rounded(x: Any) -> Any:
@@ -359,7 +362,7 @@ def log_headline(cfg: DictConfig, root: Path, records: list[dict], tasks: list[s
     logger = make_logger(cfg.logger, root, {"tasks": tasks}, "pipeline", setting="logger")
     if logger is None:
         return
-    summaries = {r["name"]: json.loads(Path(r["summary"]).read_text()) for r in records if Path(r["summary"]).is_file()}
+    summaries = {r["name"]: load_summary(r["summary"], r["command"]) for r in records if Path(r["summary"]).is_file()}
     rows = headline_rows(records, summaries, tasks)
     try:
         logger.table("headline", HEADLINE_HEADER, [[str(c) for c in row] for row in headline_table(rows)])

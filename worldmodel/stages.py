@@ -11,6 +11,7 @@ of the fingerprint: use ``force=[stage or kind,...]`` (or delete the stage folde
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import resource
@@ -22,6 +23,7 @@ from typing import Callable
 
 from worldmodel.commands import compose_config, run_command
 from worldmodel.config import to_dict
+from worldmodel.contracts.summaries import Summary, as_json, load_summary, summary_of
 from worldmodel.utils.atomic import write_json
 
 
@@ -41,11 +43,19 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def artefacts_present(summary_path: Path) -> bool:
+def artefacts_present(summary: Summary) -> bool:
     """A finished stage is reusable only while the checkpoint/dataset its summary names still exists."""
-    summary = json.loads(summary_path.read_text())
-    paths = [summary.get(k) for k in ("checkpoint", "dataset")]
+    paths = [getattr(summary, k, None) for k in ("checkpoint", "dataset")]
     return all(Path(p).exists() for p in paths if isinstance(p, str) and p)
+
+
+def saved_summary(path: Path, command: str) -> Summary | None:
+    """The stage's summary.json as its command's Summary, None when absent or unreadable (the stage runs again)."""
+    try:
+        return load_summary(path, command) if path.exists() else None
+    except ValueError as e:
+        print(f"[pipeline] {e}: the stage runs again")
+        return None
 
 
 @dataclass
@@ -71,13 +81,17 @@ class StageRunner:
         self.force = set(force)
         self.fps: dict[str, str] = {}
         self.records: list[dict] = []
-        self.summaries: dict[str, dict] = {}
+        self.summaries: dict[str, Summary] = {}
         self.configs: dict[str, dict] = {}  # resolved config (or params) of every stage run or reused
+
+    def summary(self, name: str) -> Summary | None:
+        """The summary of stage ``name``, None when it did not run."""
+        return self.summaries.get(name)
 
     def forced(self, stage: Stage) -> bool:
         return bool({stage.name, stage.kind, stage.command, stage.kind.split("_")[0]} & self.force)
 
-    def run(self, stage: Stage) -> dict:
+    def run(self, stage: Stage) -> Summary:
         """Run (or reuse) a stage; returns its summary."""
 
         stage_dir = self.root / stage.name
@@ -88,10 +102,10 @@ class StageRunner:
         marker = stage_dir / "fingerprint.json"
         old = json.loads(marker.read_text()) if marker.exists() else {}
         summary_path = stage_dir / "summary.json"
-        reused = (old.get("fingerprint") == fp and old.get("status") == "done" and summary_path.exists()
-                  and not self.forced(stage) and artefacts_present(summary_path))
+        summary = saved_summary(summary_path, stage.command) if old.get("status") == "done" else None
+        reused = (old.get("fingerprint") == fp and summary is not None and not self.forced(stage)
+                  and artefacts_present(summary))
         if reused:
-            summary = json.loads(summary_path.read_text())
             seconds, cpu = old.get("seconds", 0.0), old.get("cpu_seconds")
             finished = old.get("finished")
             print(f"[pipeline] {stage.name}: reused ({fp})")
@@ -108,9 +122,9 @@ class StageRunner:
             if stage.prepare is not None:
                 stage.prepare()
             if stage.func is not None:
-                summary = stage.func(stage.params, stage_dir)
-                summary["seconds"] = round(time.time() - t0, 2)
-                write_json(summary_path, summary)
+                summary = summary_of(stage.command, stage.func(stage.params, stage_dir), stage.name)
+                summary = dataclasses.replace(summary, command=stage.command, seconds=round(time.time() - t0, 2))
+                write_json(summary_path, as_json(summary))
             else:
                 summary = run_command(stage.command, overrides)
             seconds, cpu, finished = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2), round(time.time(), 3)

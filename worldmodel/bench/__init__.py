@@ -32,6 +32,4 @@ def run(cfg) -> dict:
     if cfg.target not in TARGETS:
         raise ValueError(f"bench target {cfg.target!r} is unknown; expected one of {list(TARGETS)}")
     module = importlib.import_module(f"worldmodel.bench.{cfg.target}")
-    summary = module.run(cfg)
-    summary.setdefault("target", cfg.target)
-    return summary
+    return {"target": cfg.target, **module.run(cfg)}

@@ -71,9 +71,9 @@ def run(cfg) -> dict:
         summary = collect.run(ccfg)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    frames = int(min(max(summary["new_frames"], 200), 3000))
+    frames = int(min(max(summary.new_frames, 200), 3000))
     bare = bare_frames_per_s(ccfg.env.id, int(ccfg.resolution), frames, max(1, cfg.repeats), cfg.warmup)
-    coll = float(summary["frames_per_s"])
+    coll = float(summary.frames_per_s)
     result = {
         "env_id": ccfg.env.id, "resolution": int(ccfg.resolution), "workers": int(cfg.workers),
         "policy": ccfg.policy, "episodes": int(ccfg.episodes), "steps": int(ccfg.steps),

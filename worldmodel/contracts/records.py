@@ -1,10 +1,10 @@
 """Dataclass <-> JSON-dict conversion with validation, shared by every contract.
 
-``from_dict(cls, data, where)`` builds ``cls`` from a plain dict: a field without a default that is missing, or a
-value of the wrong kind, raises ``ValueError`` with one line naming ``where`` (the file) and the field; nested
-contracts are built the same way; keys the class does not declare are kept in its ``extra`` field when it has one
-(a newer writer's additions survive a round trip) and ignored otherwise (old files keep reading). ``to_dict`` is
-``dataclasses.asdict`` with each class's ``extra`` merged back in at the top.
+``from_dict(cls, data, where)`` builds ``cls`` from a plain dict. A missing field that has no default (or that the
+class names in ``REQUIRED``), or a value of the wrong kind, raises ``ValueError`` with one line naming ``where``
+(the file) and the field. Nested contracts are built the same way. Keys the class does not declare are kept in its
+``extra`` field when it has one (a newer writer's additions survive a round trip) and ignored otherwise (old files
+keep reading). ``to_dict`` is ``dataclasses.asdict`` with each record's ``extra`` merged back in at the top.
 """
 from __future__ import annotations
 
@@ -54,12 +54,13 @@ def from_dict(cls: type[T], data: Any, where: str) -> T:
         raise ValueError(f"{where}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    required = set(getattr(cls, "REQUIRED", ()))  # fields with a default in code that a file must still hold
     kwargs = {}
     for name, f in fields.items():
         if name == "extra":
             continue
         if name not in data:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            if name in required or f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ValueError(f"{where}: missing field {name!r} ({cls.__name__})")
             continue
         kwargs[name] = _check(data[name], hints[name], f"{where}: field {name!r}")

@@ -34,6 +34,7 @@ import worldmodel.envs as envs
 from worldmodel.config import open_schema, register_schema, require, to_dict
 from worldmodel.contracts.manifest import EpisodeEntry, Manifest
 from worldmodel.contracts.records import from_dict
+from worldmodel.contracts.summaries import CollectSummary, summary_of
 from worldmodel.data.episodes import (
     MANIFEST,
     EpisodeWriter,
@@ -233,14 +234,14 @@ def _check_compatible(old: Manifest, new: Manifest, root: Path) -> None:
                              f"{key}={getattr(new, key)!r}: use another out_dir/dataset")
 
 
-def run(cfg) -> dict:
+def run(cfg) -> CollectSummary:
     """Collect (or resume / append to) the dataset; returns the summary."""
     root = Path(cfg.dataset or cfg.out_dir)
     with run_lock(root, "collect"):  # one writer per dataset too, when it is not out_dir
         return _collect(cfg, root)
 
 
-def _collect(cfg, root: Path) -> dict:
+def _collect(cfg, root: Path) -> CollectSummary:
     from tqdm import tqdm
 
     for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1), ("threads", 1)):
@@ -320,6 +321,7 @@ def _collect(cfg, root: Path) -> dict:
         "coverage": coverage(root, manifest.episode_list, cfg.env.id),
     }
     probe.close()
-    print(f"[collect] {summary['new_episodes']} new episodes, {new_frames} frames in {seconds:.1f}s "
-          f"({summary['frames_per_s']} frames/s); dataset {root}: {summary['episodes']} episodes")
+    summary = summary_of("collect", summary, f"{root}: collect summary")
+    print(f"[collect] {summary.new_episodes} new episodes, {new_frames} frames in {seconds:.1f}s "
+          f"({summary.frames_per_s} frames/s); dataset {root}: {summary.episodes} episodes")
     return summary

@@ -94,8 +94,8 @@ def _read_video_ffmpeg(path: str | Path) -> np.ndarray:
     if not Path(path).is_file():
         raise FileNotFoundError(f"video {path}: no such file")
     gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-    meta = next(gen)
-    w, h = meta["size"]
+    header = next(gen)  # the stream's facts (size, fps, ...)
+    w, h = header["size"]
     return np.stack([np.frombuffer(b, np.uint8).reshape(h, w, 3) for b in gen])
 
 

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta
+from worldmodel.contracts.summaries import DriftSummary
 from worldmodel.data.rollouts import read_manifest, split_episodes
 from worldmodel.data.video import normalize_frames
 from worldmodel.evaluation.drift import gather_windows, held_out_windows
@@ -53,7 +54,7 @@ def _batched(fn, x: torch.Tensor, batch: int) -> torch.Tensor:
 def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, horizon: int = 8,
             windows_per_episode: int = 4, max_episodes: int = 0, probe_frames: int = 4000,
             probe_lambdas=(1e-4, 1e-3, 1e-2, 1e-1, 1.0), probe_min_r2: float = 0.5, probe_size: int = 16,
-            dataset: str = "", drift_summary: dict | None = None, batch_size: int = 256,
+            dataset: str = "", drift_summary: DriftSummary | None = None, batch_size: int = 256,
             device: str = "cpu") -> dict:
     """Pixel-probe and pixel-error curves of the pixel model on drift's held-out windows (+ a joint plot).
 
@@ -116,12 +117,12 @@ def compare(latent_checkpoint: str, pixel_checkpoint: str, out_dir: str | Path, 
                 "probe_pixel_state_dims": [labels[i] for i in probe.dims.tolist()],
                 "latent_checkpoint": str(latent_checkpoint), "pixel_checkpoint": str(pixel_checkpoint),
                 "dataset": str(data)})
-    out["plot_compare"] = plot_compare(out, drift_summary or {}, out_dir / "compare.png")
+    out["plot_compare"] = plot_compare(out, drift_summary or DriftSummary(), out_dir / "compare.png")
     out["seconds"] = round(time.time() - t0, 2)
     return out
 
 
-def plot_compare(c: dict, drift: dict, path: Path) -> str:
+def plot_compare(c: dict, drift: DriftSummary, path: Path) -> str:
     """Error vs horizon for latent model, pixel model and copy-last: probe errors and pixel error -> PNG."""
     import matplotlib
 
@@ -131,9 +132,9 @@ def plot_compare(c: dict, drift: dict, path: Path) -> str:
     h = c["horizons"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     ax = axes[0]
-    curves = [("latent model (latent probe)", drift.get("probe_error"), "C0", "-"),
-              ("pixel model (latent probe on its frames)", drift.get("probe_error_pixel"), "C1", "-"),
-              ("copy last (latent probe)", drift.get("probe_error_copy_last"), "C2", "-"),
+    curves = [("latent model (latent probe)", drift.probe_error, "C0", "-"),
+              ("pixel model (latent probe on its frames)", drift.probe_error_pixel, "C1", "-"),
+              ("copy last (latent probe)", drift.probe_error_copy_last, "C2", "-"),
               ("pixel model (pixel probe)", c["probe_error_pixel_direct"], "C1", "--"),
               ("copy last (pixel probe)", c["probe_error_pixel_direct_copy_last"], "C2", "--")]
     for label, ys, color, ls in curves:

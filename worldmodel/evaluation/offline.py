@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from worldmodel.config import register_schema, require, to_dict  # noqa: E402
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta  # noqa: E402
+from worldmodel.contracts.summaries import EvalOfflineSummary, summary_of  # noqa: E402
 from worldmodel.data.formats import KeyMap, as_native  # noqa: E402
 from worldmodel.data.reader import EpisodeReader  # noqa: E402
 from worldmodel.evaluation.report_doc import Doc  # noqa: E402
@@ -87,7 +88,7 @@ def load_windows(model, reader: EpisodeReader, ids: list[int], k: int, fs: int, 
             "where": sel}
 
 
-def run(cfg) -> dict:
+def run(cfg) -> EvalOfflineSummary:
     """Offline goal reaching and energy landscapes on recorded episodes; returns the summary."""
     if not cfg.checkpoint:
         raise ValueError("wm eval-offline: set checkpoint=PATH (a wm train-ac checkpoint)")
@@ -148,9 +149,10 @@ def run(cfg) -> dict:
     summary["landscape_png"] = landscape(window_energy, recorded, candidates["planned"], lo, hi, int(cfg.landscape),
                                          int(cfg.landscape_grid), out / "landscape.png", device)
     summary["report"] = report(out, summary)
-    print(f"[wm eval-offline] {E} windows, goal {k} steps ahead: first-action error {summary['action_error']:.3f} "
-          f"(random {summary['action_error_random']:.3f}, zero {summary['action_error_zero']:.3f}; "
-          f"ratio to random {summary['ratio_to_random']:.2f})")
+    summary = summary_of("eval-offline", summary, f"{out}: eval-offline summary")
+    print(f"[wm eval-offline] {E} windows, goal {k} steps ahead: first-action error {summary.action_error:.3f} "
+          f"(random {summary.action_error_random:.3f}, zero {summary.action_error_zero:.3f}; "
+          f"ratio to random {summary.ratio_to_random:.2f})")
     return summary
 
 

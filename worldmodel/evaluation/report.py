@@ -19,7 +19,18 @@ import re
 from pathlib import Path
 from typing import Any
 
-from worldmodel.evaluation.report_doc import Doc, ci_text, fmt, last, pct, pick, read_json
+from worldmodel.contracts.summaries import (
+    CompareSummary,
+    DriftSummary,
+    GridProbeSummary,
+    PlanSummary,
+    PredictorSummary,
+    PretrainSummary,
+    Summary,
+    TrainACSummary,
+    load_summary,
+)
+from worldmodel.evaluation.report_doc import Doc, ci_text, fmt, last, pct
 from worldmodel.evaluation.report_plots import plot_curves, plot_drift, plot_headline
 
 # plan stage kind -> (model, encoder), in the headline's row order
@@ -28,9 +39,15 @@ PLAN_ROWS = (("plan_latent", "latent", "pretrained"), ("plan_random", "latent", 
              ("plan_proprio", "latent, with proprio probe", "pretrained"), ("plan_oracle", "latent", "pretrained"))
 
 
-def energy_label(summary: dict, model: str) -> str:
+def read_summaries(records: list[dict]) -> dict[str, Summary]:
+    """Stage name -> its summary, for the stages whose summary.json exists (a partial pipeline still reports)."""
+    return {r["name"]: load_summary(r["summary"], r["command"]) for r in records
+            if r.get("summary") and Path(r["summary"]).is_file()}
+
+
+def energy_label(summary: PlanSummary, model: str) -> str:
     """What ranked the plans, from a plan summary's protocol: the goal distance and any added terms."""
-    p = summary.get("protocol") or {}
+    p = summary.protocol
     e, sg = p.get("energy") or {}, p.get("subgoals") or {}
     space, plural = ("pixel-patch", "pixel patches") if model == "pixel" else ("latent", "latents")
     parts = [f"{e.get('metric', 'l1').upper()} {space} distance to the goal image"]
@@ -39,36 +56,36 @@ def energy_label(summary: dict, model: str) -> str:
     if e.get("probe_weight"):
         parts.append(f"latent-to-state metric ×{e['probe_weight']:g}")
     if e.get("state_weight"):
-        what = "proprioception" if summary.get("mode", "pure") == "pure" else "state"
+        what = "proprioception" if (summary.mode or "pure") == "pure" else "state"
         parts.append(f"predicted {what} vs probe(goal) ×{e['state_weight']:g}")
     if sg.get("enabled"):
         parts.append(f"{sg.get('space', 'state')}-space subgoals")
     return " + ".join(parts)
 
 
-def headline_rows(records: list[dict], summaries: dict[str, dict], tasks: list[str]) -> list[dict]:
+def headline_rows(records: list[dict], summaries: dict[str, Summary], tasks: list[str]) -> list[dict]:
     """One row per (task, planner row): model, encoder, mode, inputs, energy, episodes, success, ci, s/step;
     random and zero actions on the same episodes close each task's rows."""
     rows: list[dict] = []
     for t in tasks:
-        base: dict = {}
+        base: PlanSummary | None = None
         for kind, model, encoder in PLAN_ROWS:
             rec = next((r for r in records if r.get("kind") == kind and r.get("task") == t), None)
-            s = summaries.get(rec["name"], {}) if rec else {}
-            if not s:
+            s = summaries.get(rec["name"]) if rec else None
+            if not isinstance(s, PlanSummary):
                 continue
-            privileged = s.get("privileged_inputs") or []
-            rows.append({"task": t, "model": model, "encoder": encoder, "mode": s.get("mode") or "pure",
-                         "inputs": "frames, proprioception, goal image" + "".join(f"; {p}" for p in privileged),
-                         "energy": energy_label(s, model), "episodes": s.get("episodes"),
-                         "success": s.get("success_rate"), "ci": s.get("success_ci95"),
-                         "seconds_per_step": pick(s, "seconds_per_plan", "seconds_per_step")})
+            inputs = "frames, proprioception, goal image" + "".join(f"; {p}" for p in s.privileged_inputs)
+            rows.append({"task": t, "model": model, "encoder": encoder, "mode": s.mode or "pure", "inputs": inputs,
+                         "energy": energy_label(s, model), "episodes": s.episodes,
+                         "success": s.success_rate, "ci": s.success_ci95, "seconds_per_step": s.seconds_per_plan})
             base = base or s
-        for name in ("random", "zero"):
-            if base.get(f"success_rate_{name}") is not None:
+        baselines = (("random", base.success_rate_random, base.success_ci95_random),
+                     ("zero", base.success_rate_zero, base.success_ci95_zero)) if base else ()
+        for name, rate, ci in baselines:
+            if rate is not None:
                 rows.append({"task": t, "model": f"{name} actions", "encoder": "—", "mode": "—", "inputs": "none",
-                             "energy": "—", "episodes": base.get("episodes"), "success": base[f"success_rate_{name}"],
-                             "ci": base.get(f"success_ci95_{name}"), "seconds_per_step": None})
+                             "energy": "—", "episodes": base.episodes, "success": rate, "ci": ci,
+                             "seconds_per_step": None})
     return rows
 
 
@@ -115,8 +132,16 @@ def task_sentence(task: str, rows: list[dict]) -> str:
             f"{said}.{tail}")
 
 
-PRETRAIN_ROWS = (("attentive probe R², features", "probe_r2"), ("attentive probe R², features + token coordinates",
-                 "probe_r2_coords"), ("ridge probe R²", "probe_r2_ridge"), ("effective rank", "effective_rank"))
+
+
+def pretrain_rows(s: PretrainSummary) -> list[tuple[str, float | None, float | None]]:
+    """(figure, pretrained, random init) of the pretraining probes."""
+    return [("attentive probe R², features", s.probe_r2, s.probe_r2_random_init),
+            ("attentive probe R², features + token coordinates", s.probe_r2_coords, s.probe_r2_coords_random_init),
+            ("ridge probe R²", s.probe_r2_ridge, s.probe_r2_ridge_random_init),
+            ("effective rank", s.effective_rank, s.effective_rank_random_init)]
+
+
 AC_COLUMNS = (("steps", "steps"), ("final train loss", "final_loss"), ("val loss, teacher forcing", "val_loss_tf"),
               ("val loss, rollout", "val_loss_rollout"), ("val loss, copy last frame", "val_loss_copy_last"),
               ("val state loss", "val_loss_state_tf"), ("parameters", "parameters"), ("tokens per frame",
@@ -139,10 +164,14 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
     root = Path(out_dir)
     assets = root / "report_assets"
     assets.mkdir(parents=True, exist_ok=True)
-    summaries = {r["name"]: read_json(r.get("summary")) for r in records}
-    stage = lambda kind, task=None: next((r for r in records  # noqa: E731
-                                          if r.get("kind") == kind and r.get("task") == task), None)
-    summary = lambda kind, task=None: summaries.get((stage(kind, task) or {}).get("name"), {})  # noqa: E731
+    summaries = read_summaries(records)
+
+    def summary(kind: str, task: str | None = None, cls: type[Summary] = Summary):
+        """The summary of stage ``kind`` (for ``task``), an empty ``cls`` when that stage did not run."""
+        rec = next((r for r in records if r.get("kind") == kind and r.get("task") == task), None)
+        found = summaries.get(rec["name"]) if rec else None
+        return found if isinstance(found, cls) else cls()
+
     doc = Doc(root)
     doc.heading(title, 1)
     for line in notes or []:
@@ -178,74 +207,85 @@ def _task_section(doc: Doc, task: str, summary, assets: Path, max_gifs: int) -> 
     doc.heading(task, anchor=f"task-{task}")
     figures = [(g, _gif_caption(g, label)) for kind, label in (("plan_latent", "latent, pretrained encoder"),
                                                                ("plan_pixel", "pixel model"))
-               for g in list(summary(kind, task).get("gifs") or [])[:max_gifs]]
+               for g in summary(kind, task, PlanSummary).gifs[:max_gifs]]
     if figures:
         doc.heading("Planned episodes", 3)
         doc.gallery(figures, width=260)
-    d, c, r = summary("drift", task), summary("compare", task), summary("drift_random", task)
-    if d:
+    d, r = summary("drift", task, DriftSummary), summary("drift_random", task, DriftSummary)
+    c = summary("compare", task, CompareSummary)
+    if d.horizons:
         doc.heading("Drift: open-loop error vs horizon", 3)
-        lines = [("latent, pretrained encoder", d.get("probe_error"), "o-"),
-                 ("latent, random-init encoder", r.get("probe_error"), "s--"),
-                 ("pixel model (frames encoded, same probe)", d.get("probe_error_pixel"), "^-"),
-                 ("pixel model (probe on pixels)", c.get("probe_error_pixel_direct"), "v:"),
-                 ("copy the last frame", d.get("probe_error_copy_last"), "k-.")]
-        doc.image(plot_drift(task, list(d.get("horizons") or []), lines, assets / f"drift_{task}.png"),
+        lines = [("latent, pretrained encoder", d.probe_error, "o-"),
+                 ("latent, random-init encoder", r.probe_error, "s--"),
+                 ("pixel model (frames encoded, same probe)", d.probe_error_pixel, "^-"),
+                 ("pixel model (probe on pixels)", c.probe_error_pixel_direct, "v:"),
+                 ("copy the last frame", d.probe_error_copy_last, "k-.")]
+        doc.image(plot_drift(task, list(d.horizons), lines, assets / f"drift_{task}.png"),
                   f"drift vs horizon, {task}", width=760)
-        doc.table(["at horizon " + fmt(last(d.get("horizons"))), "state-probe error"],
+        doc.table(["at horizon " + fmt(last(d.horizons)), "state-probe error"],
                   [[label, fmt(last(ys))] for label, ys, _ in lines if ys],
                   caption="State-probe error at the largest horizon (lower is better)")
-        scape = [[f"{label}, {energy}", fmt(src.get(f"landscape_rank_corr{tail}")),
-                  fmt(src.get(f"landscape_rank_corr_steps{tail}"))]
-                 for energy, pre in (("temporal metric (the planner's energy)", "_temporal"), ("token L1", ""))
-                 for label, src, tail in (("latent, pretrained encoder", d, pre),
-                                          ("latent, random-init encoder", r, pre), ("pixel model", d, f"{pre}_pixel"))
-                 if src.get(f"landscape_rank_corr{tail}") is not None]
+        scape = [[f"{label}, {energy}", fmt(corr), fmt(steps)]
+                 for energy, label, corr, steps in landscape_rows(d, r) if corr is not None]
         if scape:
-            dims = d.get("landscape_dims")
+            dims = d.landscape_dims
             doc.table(["model, energy", "vs true distance", "vs steps to the goal"], scape,
                       caption="Energy landscape: rank correlation of the planner's distance to a held-out goal frame "
                               f"with the true distance over {', '.join(dims) if isinstance(dims, list) else dims} "
                               "(1 is a perfect slope)")
-    if r:
+    if r.horizons:
         doc.heading("Encoder ablation: the same predictor, data and budget on a random-init encoder", 3)
-        ac, ac_r = summary("train_ac", task), summary("train_ac_random", task)
-        plan, plan_r = summary("plan_latent", task), summary("plan_random", task)
+        ac, ac_r = summary("train_ac", task, TrainACSummary), summary("train_ac_random", task, TrainACSummary)
+        plan, plan_r = summary("plan_latent", task, PlanSummary), summary("plan_random", task, PlanSummary)
         doc.table(["encoder", "val loss, rollout", "drift at largest horizon", "planning success", "95% CI"],
-                  [["pretrained", fmt(ac.get("val_loss_rollout")), fmt(last(d.get("probe_error"))),
-                    pct(plan.get("success_rate")), ci_text(plan.get("success_ci95"))],
-                   ["random init", fmt(ac_r.get("val_loss_rollout")), fmt(last(r.get("probe_error"))),
-                    pct(plan_r.get("success_rate")), ci_text(plan_r.get("success_ci95"))]],
+                  [["pretrained", fmt(ac.val_loss_rollout), fmt(last(d.probe_error)),
+                    pct(plan.success_rate if plan.episodes else None), ci_text(plan.success_ci95)],
+                   ["random init", fmt(ac_r.val_loss_rollout), fmt(last(r.probe_error)),
+                    pct(plan_r.success_rate if plan_r.episodes else None), ci_text(plan_r.success_ci95)]],
                   caption=f"{task}: pretrained vs random-init encoder")
 
 
-def _training_section(doc: Doc, records: list[dict], summaries: dict, assets: Path) -> None:
+def landscape_rows(d: DriftSummary, r: DriftSummary) -> list[tuple[str, str, float | None, float | None]]:
+    """(energy, model, ρ vs true distance, ρ vs steps) of the latent, random-init and pixel models."""
+    return [("temporal metric (the planner's energy)", "latent, pretrained encoder", d.landscape_rank_corr_temporal,
+             d.landscape_rank_corr_steps_temporal),
+            ("temporal metric (the planner's energy)", "latent, random-init encoder", r.landscape_rank_corr_temporal,
+             r.landscape_rank_corr_steps_temporal),
+            ("temporal metric (the planner's energy)", "pixel model", d.landscape_rank_corr_temporal_pixel,
+             d.landscape_rank_corr_steps_temporal_pixel),
+            ("token L1", "latent, pretrained encoder", d.landscape_rank_corr, d.landscape_rank_corr_steps),
+            ("token L1", "latent, random-init encoder", r.landscape_rank_corr, r.landscape_rank_corr_steps),
+            ("token L1", "pixel model", d.landscape_rank_corr_pixel, d.landscape_rank_corr_steps_pixel)]
+
+
+def _training_section(doc: Doc, records: list[dict], summaries: dict[str, Summary], assets: Path) -> None:
     """Pretraining probes and curves, then the predictors' losses and curves."""
     doc.heading("Training", anchor="training")
     for r in [r for r in records if r.get("kind") == "pretrain"]:
-        s = summaries[r["name"]]
+        s = summaries.get(r["name"])
+        if not isinstance(s, PretrainSummary):
+            continue
         doc.heading("Pretraining (V-JEPA)", 3)
-        doc.para(f"{fmt(s.get('steps'))} steps, final loss {fmt(s.get('final_loss'))}, regularizer "
-                 f"{s.get('regularizer', '—')}, width {fmt(s.get('embed_dim'))}, {fmt(s.get('videos'))} videos "
-                 f"({fmt(s.get('bad_videos'))} unreadable).")
-        probe_rows = [[label, fmt(s.get(key)), fmt(s.get(f"{key}_random_init"))] for label, key in PRETRAIN_ROWS
-                      if key in s]
+        doc.para(f"{fmt(s.steps)} steps, final loss {fmt(s.final_loss)}, regularizer "
+                 f"{s.regularizer or '—'}, width {fmt(s.embed_dim)}, {fmt(s.videos)} videos "
+                 f"({fmt(s.bad_videos)} unreadable).")
+        probe_rows = [[label, fmt(ours), fmt(rand)] for label, ours, rand in pretrain_rows(s) if ours is not None]
         if probe_rows:
             doc.table(["figure", "pretrained", "random init"], probe_rows,
                       caption="Probes on frozen features: the pretrained encoder vs the same architecture at "
                               "random init")
-        per, per_r = s.get("probe_r2_per_factor") or {}, s.get("probe_r2_per_factor_random_init") or {}
+        per, per_r = s.probe_r2_per_factor or {}, s.probe_r2_per_factor_random_init or {}
         if per:
             doc.table(["factor of variation", "R², pretrained", "R², random init"],
                       [[k, fmt(v), fmt(per_r.get(k))] for k, v in per.items()],
                       caption="Attentive-probe R² per factor of the synthetic videos")
-        grid = next((summaries[g["name"]] for g in records if g.get("kind") == "grid_probe"), {})
-        for task, res in (grid.get("tasks") or {}).items():
-            rand = res.get("r2_random_init") or {}
+        grid = next((summaries.get(g["name"]) for g in records if g.get("kind") == "grid_probe"), None)
+        for task, res in (grid.tasks if isinstance(grid, GridProbeSummary) else {}).items():
+            rand = res.r2_random_init
             doc.table(["state dim", "R², pretrained", "R², random init", "difference"],
                       [[k, fmt(v), fmt(rand.get(k)), fmt(None if v is None or rand.get(k) is None else v - rand[k])]
-                       for k, v in res["r2"].items()],
-                      caption=f"Grid probe on held-out {task} episodes ({res.get('frames_test')} frames): ridge on "
+                       for k, v in res.r2.items()],
+                      caption=f"Grid probe on held-out {task} episodes ({res.frames_test} frames): ridge on "
                               f"the flattened token grid, R² per state dim")
         doc.image(plot_curves([r], assets / f"curves_{r['name']}.png", "pretrain"), "pretraining curves")
     for kind, label in (("train_ac", "Latent action-conditioned predictor"), ("train_pixel", "Pixel baseline"),
@@ -254,9 +294,11 @@ def _training_section(doc: Doc, records: list[dict], summaries: dict, assets: Pa
         if not recs:
             continue
         doc.heading(label, 3)
-        cols = [(h, k) for h, k in AC_COLUMNS if any(k in summaries[r["name"]] for r in recs)]
+        found = [summaries.get(r["name"]) or PredictorSummary() for r in recs]
+        cols = [(h, k) for h, k in AC_COLUMNS if any(getattr(s, k, None) is not None for s in found)]
         doc.table(["task"] + [h for h, _ in cols],
-                  [[r.get("task") or "—"] + [fmt(summaries[r["name"]].get(k), 4) for _, k in cols] for r in recs],
+                  [[r.get("task") or "—"] + [fmt(getattr(s, k, None), 4) for _, k in cols]
+                   for r, s in zip(recs, found)],
                   caption=f"{label}: losses on held-out episodes")
         doc.image(plot_curves(recs, assets / f"curves_{kind}.png", kind.replace("_", "-")), f"{label} curves")
 
@@ -265,12 +307,12 @@ def _protocol_section(doc: Doc, tasks: list[str], summary) -> None:
     """Each task's planning protocol as a table: episodes, budget, goal, success criterion, planner."""
     rows = []
     for t in tasks:
-        s = summary("plan_latent", t)
-        p = s.get("protocol") or {}
+        s = summary("plan_latent", t, PlanSummary)
+        p = s.protocol
         if not p:
             continue
         pl = p.get("planner") or {}
-        rows.append([t, p.get("env_id") or p.get("env") or "—", s.get("episodes"), p.get("budget"),
+        rows.append([t, p.get("env_id") or s.env or "—", s.episodes, p.get("budget"),
                      p.get("goal_offset"), p.get("criterion") or "—",
                      f"{pl.get('name', '—')}: horizon {pl.get('horizon')}, {pl.get('samples')} samples, "
                      f"{pl.get('elites')} elites, {pl.get('iterations')} iterations",

@@ -14,13 +14,6 @@ from typing import Any
 from worldmodel.utils.atomic import write_text
 
 
-def read_json(path: str | Path | None) -> dict:
-    """Read a JSON file, {} when absent (a stage that did not run)."""
-    if not path or not Path(path).exists():
-        return {}
-    return json.loads(Path(path).read_text())
-
-
 def read_metrics(path: str | Path) -> list[dict]:
     """Rows of a metrics.jsonl file (one dict per logged step); bad lines are skipped."""
     rows: list[dict] = []
@@ -33,14 +26,6 @@ def read_metrics(path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             continue
     return rows
-
-
-def pick(d: dict, *keys: str, default: Any = None) -> Any:
-    """First present key among ``keys`` (summaries of different commands name similar things differently)."""
-    for k in keys:
-        if k in d and d[k] is not None:
-            return d[k]
-    return default
 
 
 def fmt(x: Any, digits: int = 3) -> str:

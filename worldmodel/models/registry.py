@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.models.pixel_predictor import PixelWorldModel
 from worldmodel.models.world_model import LatentWorldModel
 from worldmodel.utils.checkpoint import load_checkpoint
@@ -22,7 +23,7 @@ def load_world_model(checkpoint: str | Path, device: str | torch.device = "cpu",
     Returns (model, kind); the model follows :class:`~worldmodel.models.protocol.WorldModel`.
     """
     if kind == "auto":
-        kind = load_checkpoint(checkpoint).get("kind", "")
+        kind = CheckpointMeta.of(load_checkpoint(checkpoint), str(checkpoint)).kind
     if kind not in LOADERS:
         raise ValueError(f"checkpoint {checkpoint}: kind {kind!r} is not a world model; expected one of "
                          f"{sorted(LOADERS)}")

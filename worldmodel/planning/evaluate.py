@@ -38,6 +38,7 @@ import torch
 
 from worldmodel.config import open_schema, register_schema, require, select, to_dict
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta
+from worldmodel.contracts.summaries import PlanSummary, summary_of
 from worldmodel.data.reader import EpisodeReader
 from worldmodel.envs.config import EnvConfig
 from worldmodel.models.registry import load_world_model
@@ -247,16 +248,19 @@ def run_phases(cfg, st: Setup, eps, controller: PlannerController, phases: Phase
         summary["subgoal_fraction"] = counters["subgoal_plans"] / max(counters["episode_plans"], 1)
     per_episode = {"seed": eps.seeds, "success": stats.success.tolist(), "steps": stats.steps.tolist(),
                    "final_distance": stats.final_distance.round(4).tolist()}
+    zero_rate = 0.0
     if cfg.baselines:
         for name, ctrl in (("random", random_controller(eps.low, eps.high, eps.seeds)),
                            ("zero", zero_controller(eps.low, eps.high))):
             base, _ = phases.run(name, lambda c=ctrl: eps.run(c, action_repeat))
             summary.update(stats_summary(base, f"_{name}"))
             per_episode[f"success_{name}"] = base.success.tolist()
-    if summary.get("success_rate_zero", 0.0) > ZERO_WARN:
-        summary["warning"] = (f"zero actions already succeed in {summary['success_rate_zero']:.0%} of episodes "
-                              f"(> {ZERO_WARN:.0%}): the goals are too easy to measure planning")
-        print(f"[wm plan] warning: {summary['warning']}")
+            zero_rate = float(base.success.mean()) if name == "zero" else zero_rate
+    if zero_rate > ZERO_WARN:
+        warning = (f"zero actions already succeed in {zero_rate:.0%} of episodes "
+                   f"(> {ZERO_WARN:.0%}): the goals are too easy to measure planning")
+        summary["warning"] = warning
+        print(f"[wm plan] warning: {warning}")
     summary["gifs"] = save_gifs(stats, eps.goal_frames, Path(cfg.out_dir) / "gifs", cfg.gif_fps) if cfg.gifs else []
     return summary, per_episode
 
@@ -275,7 +279,7 @@ def protocol_record(cfg, st: Setup, eps, controller: PlannerController, probe_in
             "device": str(device)}
 
 
-def run(cfg) -> dict:
+def run(cfg) -> PlanSummary:
     """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
     device = resolve_device(cfg.device)
     if cfg.threads > 0:
@@ -297,14 +301,16 @@ def run(cfg) -> dict:
     controller = PlannerController(st.model, Goals(eps.goal_frames, eps.seeds, eps.low, eps.high), settings, probe,
                                    aids.graph, aids.temporal)
     phases = PhaseStore(Path(cfg.out_dir), run_key(to_dict(cfg), st.checkpoint))
-    summary, per_episode = run_phases(cfg, st, eps, controller, phases)
-    summary["protocol"] = protocol_record(cfg, st, eps, controller, probe_info, device)
-    summary["per_episode"] = per_episode
+    figures, per_episode = run_phases(cfg, st, eps, controller, phases)
+    summary = summary_of("plan", {**figures, "per_episode": per_episode,
+                                  "protocol": protocol_record(cfg, st, eps, controller, probe_info, device)},
+                         f"{cfg.out_dir}: plan summary")
     eps.close()
     phases.clear()
-    print(f"[wm plan] {st.env_id}: success {summary['success_rate']:.2f} "
-          f"(random {summary.get('success_rate_random', float('nan')):.2f}, "
-          f"zero {summary.get('success_rate_zero', float('nan')):.2f}) over {cfg.episodes} episodes, "
-          f"{summary['seconds_per_plan']:.3f} s per batched plan; {cfg.mode} mode, privileged inputs: "
-          f"{st.privileged or 'none'}")
+    nan = float("nan")
+    print(f"[wm plan] {st.env_id}: success {summary.success_rate:.2f} "
+          f"(random {summary.success_rate_random if summary.success_rate_random is not None else nan:.2f}, "
+          f"zero {summary.success_rate_zero if summary.success_rate_zero is not None else nan:.2f}) over "
+          f"{cfg.episodes} episodes, {summary.seconds_per_plan:.3f} s per batched plan; {cfg.mode} mode, "
+          f"privileged inputs: {st.privileged or 'none'}")
     return summary

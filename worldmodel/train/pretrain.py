@@ -38,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from worldmodel.config import register_schema, to_dict
+from worldmodel.contracts.summaries import summary_of
 from worldmodel.data.synthetic import SyntheticConfig, generate
 from worldmodel.data.video import VideoClipDataset, clip_loader, list_videos
 from worldmodel.losses import collapse_stats, latent_loss, rdmreg, sigreg, vicreg
@@ -320,7 +321,7 @@ def run_probes(cfg, encoder: VideoViT, device) -> dict:
     }
 
 
-def run(cfg) -> dict:
+def run(cfg) -> PretrainSummary:
     """Pretrain, checkpoint, probe; returns the summary (the CLI writes summary.json)."""
     t_start = time.time()
     reg = cfg.regularizer
@@ -369,13 +370,14 @@ def run(cfg) -> dict:
                               1),
     }
     if not trainer.is_main:
-        return summary
+        return summary_of("pretrain", summary, f"{ckpt}: summary")
     preempt.check(f"pretrain: trained, checkpoint {ckpt} (the probes run on the rerun)")
     if cfg.probe.enabled:
         t_probe = time.time()
         summary.update(run_probes(cfg, target.eval(), trainer.device))
         summary["probe_seconds"] = round(time.time() - t_probe, 2)
-        print(f"[pretrain] probe R2 {summary['probe_r2']:.3f} (random init {summary['probe_r2_random_init']:.3f}), "
-              f"effective rank {summary['effective_rank']:.1f} / {model_cfg.embed_dim}")
-    summary["seconds"] = round(time.time() - t_start, 2)
+    summary = summary_of("pretrain", {**summary, "seconds": round(time.time() - t_start, 2)}, f"{ckpt}: summary")
+    if cfg.probe.enabled:
+        print(f"[pretrain] probe R2 {summary.probe_r2:.3f} (random init {summary.probe_r2_random_init:.3f}), "
+              f"effective rank {summary.effective_rank:.1f} / {model_cfg.embed_dim}")
     return summary
