@@ -38,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from worldmodel.config import register_schema, to_dict
-from worldmodel.contracts.summaries import summary_of
+from worldmodel.contracts.summaries import PretrainSummary, summary_of
 from worldmodel.data.synthetic import SyntheticConfig, generate
 from worldmodel.data.video import VideoClipDataset, clip_loader, list_videos
 from worldmodel.losses import collapse_stats, latent_loss, rdmreg, sigreg, vicreg
