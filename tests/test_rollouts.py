@@ -167,13 +167,13 @@ def test_resume_after_interruption(tmp_path, monkeypatch):
     first = load_episode(tmp_path, 1)
     monkeypatch.setattr(collect, "collect_episode", real)
     summary = collect.run(cfg)  # the same command resumes
-    assert summary["new_episodes"] == 2 and summary["episodes"] == 4
+    assert summary.new_episodes == 2 and summary.episodes == 4
     assert not list((tmp_path / "episodes").glob("*.partial"))
     assert np.array_equal(load_episode(tmp_path, 1)["frames"], first["frames"])  # kept, not redone
     # an orphan video without its npz (killed between the renames) is redone, identically
     ref = load_episode(tmp_path, 3)
     episode_paths(tmp_path, 3)[1].unlink()
     summary = collect.run(cfg)
-    assert summary["new_episodes"] == 1
+    assert summary.new_episodes == 1
     again = load_episode(tmp_path, 3)
     assert np.array_equal(again["frames"], ref["frames"]) and np.array_equal(again["actions"], ref["actions"])

@@ -201,7 +201,7 @@ class DriftSummary(Summary):
     probe_val_error: float | None = None
     probe_frames: int | None = None
     ratio_to_copy_last: float | None = None
-    landscape_dims: list | None = None
+    landscape_dims: list | str | None = None  # the success dims, or a sentence when the env names none
     landscape_goals: int | None = None
     landscape_rank_corr: float | None = None
     landscape_rank_corr_steps: float | None = None
@@ -324,7 +324,7 @@ class EvalOfflineSummary(Summary):
     energy: dict = field(default_factory=dict)
     action_error_definition: str = ""
     landscape_png: str | None = None
-    report: str | None = None
+    report: dict | None = None  # {"html": path, "md": path}
 
 
 @dataclass(frozen=True)
