@@ -28,7 +28,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf
 
 from worldmodel.config import CONFIG_DIR
-from worldmodel.contracts.summaries import Summary, as_json, summary_of
+from worldmodel.contracts.records import to_dict
+from worldmodel.contracts.summaries import Summary, summary_of
 from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_json, write_text
 from worldmodel.utils.runlock import check_out_dir, run_lock
@@ -131,7 +132,7 @@ def run_command(command: str, overrides: list[str]) -> Summary:
                                       seconds=round(time.time() - start, 2) if summary.seconds is None
                                       else summary.seconds)
         if main:
-            write_json(out_dir / "summary.json", as_json(summary))
+            write_json(out_dir / "summary.json", to_dict(summary))
             preempt.unmark(out_dir)
             print(f"[wm {command}] summary: {out_dir / 'summary.json'}")
     return summary

@@ -23,7 +23,8 @@ from typing import Callable
 
 from worldmodel.commands import compose_config, run_command
 from worldmodel.config import to_dict
-from worldmodel.contracts.summaries import Summary, as_json, load_summary, summary_of
+from worldmodel.contracts.records import to_dict as record_dict
+from worldmodel.contracts.summaries import Summary, load_summary, summary_of
 from worldmodel.utils.atomic import write_json
 
 
@@ -124,7 +125,7 @@ class StageRunner:
             if stage.func is not None:
                 summary = summary_of(stage.command, stage.func(stage.params, stage_dir), stage.name)
                 summary = dataclasses.replace(summary, command=stage.command, seconds=round(time.time() - t0, 2))
-                write_json(summary_path, as_json(summary))
+                write_json(summary_path, record_dict(summary))
             else:
                 summary = run_command(stage.command, overrides)
             seconds, cpu, finished = round(time.time() - t0, 2), round(cpu_seconds() - c0, 2), round(time.time(), 3)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from worldmodel.contracts.records import from_dict, to_dict
+from worldmodel.contracts.records import from_dict
 
 
 @dataclass(frozen=True)
@@ -387,9 +387,4 @@ def load_summary(path: str | Path, command: str | None = None) -> Summary:
     except (OSError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: not a readable summary.json ({e})") from e
     return summary_of(command or data.get("command", ""), data, str(path))
-
-
-def as_json(summary: Summary) -> dict:
-    """The dict summary.json holds."""
-    return to_dict(summary)
 
