@@ -1,49 +1,15 @@
-"""VideoViT: rotary embedding is relative, the keep-index path matches the full path, encode_frames convention."""
+"""VideoViT: the keep-index path matches the full path, encode_frames convention (RoPE itself: test_rope.py)."""
 import torch
 
 from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
-from worldmodel.models.video_vit import Rope3D, VideoViT, VideoViTConfig, apply_rope
+from worldmodel.models.rope import Rope3D
+from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 
 
 def tiny(**kw):
     cfg = dict(img_size=16, num_frames=4, patch_size=4, tubelet_size=2, embed_dim=24, depth=2, num_heads=2)
     cfg.update(kw)
     return VideoViT(VideoViTConfig(**cfg)).eval()
-
-
-def _score(rope: Rope3D, grid, q, k, i, j):
-    tab = rope.table(grid, torch.device("cpu"))  # (N, hd/2) complex
-    return (apply_rope(q, tab[i]) * apply_rope(k, tab[j])).sum()
-
-
-def test_rope_scores_depend_only_on_relative_position():
-    torch.manual_seed(0)
-    for hd in (12, 64):  # 64: leftover channels pass through unrotated (ViT-L heads)
-        rope, grid = Rope3D(hd), (4, 5, 6)
-        q, k = torch.randn(hd), torch.randn(hd)
-
-        def flat(t, h, w):
-            return (t * grid[1] + h) * grid[2] + w
-
-        # same offset (1, 2, -3) at two different absolute places -> same score
-        s1 = _score(rope, grid, q, k, flat(0, 0, 3), flat(1, 2, 0))
-        s2 = _score(rope, grid, q, k, flat(2, 2, 5), flat(3, 4, 2))
-        assert torch.allclose(s1, s2, atol=1e-5)
-        # a different offset gives a different score
-        s3 = _score(rope, grid, q, k, flat(0, 0, 3), flat(1, 3, 0))
-        assert not torch.allclose(s1, s3, atol=1e-3)
-        # each axis is used: offsets along t, h and w each change the score
-        base = _score(rope, grid, q, k, flat(1, 1, 1), flat(1, 1, 1))
-        for other in (flat(2, 1, 1), flat(1, 2, 1), flat(1, 1, 2)):
-            assert not torch.allclose(base, _score(rope, grid, q, k, flat(1, 1, 1), other), atol=1e-4)
-
-
-def test_rope_tables_are_cached():
-    rope = Rope3D(12)
-    a = rope.table((2, 3, 3), torch.device("cpu"))
-    assert rope.table((2, 3, 3), torch.device("cpu")) is a
-    assert a.shape == (18, 6) and a.is_complex()
-    assert torch.allclose(a.abs(), torch.ones(()))  # pure rotations
 
 
 def test_forward_shapes_and_keep_all_equals_full():
@@ -102,11 +68,12 @@ def test_sdpa_attention_matches_manual_rotary_attention():
     from worldmodel.models.video_vit import RopeAttention
 
     torch.manual_seed(0)
-    attn = RopeAttention(12, 2)
+    rope = Rope3D(6)
+    attn = RopeAttention(12, 2, rope.apply)
     x = torch.randn(2, 6, 12)
-    freqs = Rope3D(6).table((1, 2, 3), torch.device("cpu"))  # (6, 3)
+    freqs = rope.table((1, 2, 3), torch.device("cpu"))  # (6, 3)
     qkv = attn.qkv(x).view(2, 6, 3, 2, 6).permute(2, 0, 3, 1, 4)  # (3, B, H, N, hd)
-    q, k, v = apply_rope(qkv[0], freqs), apply_rope(qkv[1], freqs), qkv[2]
+    q, k, v = rope.apply(qkv[0], freqs), rope.apply(qkv[1], freqs), qkv[2]
     w = torch.softmax(q @ k.transpose(-1, -2) / 6**0.5, dim=-1)  # (B, H, N, N)
     manual = attn.proj((w @ v).transpose(1, 2).reshape(2, 6, 12))
     assert torch.allclose(attn(x, freqs), manual, atol=1e-5)

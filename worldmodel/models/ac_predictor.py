@@ -19,10 +19,10 @@ encoder whose latent changes are sparse, that is what makes predicted latents ca
 within a few minutes of CPU training (a per-cell decoder of the step summary is learned much faster than
 "render an object in my cell" through attention alone).
 
-Positions are rotary. A token of step t at patch (h, w) is rotated by 3D RoPE over (t, h, w): the head
-dimension is split into a temporal part and two spatial parts. Action and state tokens carry the temporal
-position only (their spatial angles are zero, i.e. those channels are not rotated). The cos/sin tables for
-``max_steps`` steps are built once at construction and sliced, never recomputed.
+Positions are rotary (:mod:`worldmodel.models.rope`, layout ``halves``). A token of step t at patch (h, w) is
+rotated by 3D RoPE over (t, h + 1, w + 1): the head dimension is split into a temporal part and two spatial
+parts. Action and state tokens carry the temporal position only (spatial position 0: those channels are not
+rotated). The tables for ``max_steps`` steps are built once at construction and sliced, never recomputed.
 
 Future proprioception (decided). The state is only observed at the context frames. During teacher forcing
 the true states s_t are fed. During rollout (training's rollout loss, drift, planning) the state token of
@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from timm.layers import Mlp
 from torch import nn
 
+from worldmodel.models.rope import Rope3D
 from worldmodel.utils.memory import F32, transformer_bytes
 
 
@@ -100,29 +101,6 @@ def pool_latents(z: torch.Tensor, grid_h: int, grid_w: int, pool: int) -> torch.
     return x.reshape(*lead, x.shape[1], D)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
-def rope_tables(positions: torch.Tensor, head_dim: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """cos/sin tables (L, head_dim) for 3D positions (L, 3) = (t, h, w) in the rotate-half layout.
-
-    The head_dim/2 rotation pairs are split into a temporal share and two equal spatial shares; a position
-    of 0 on an axis leaves that axis's channels unrotated.
-    """
-    pairs = head_dim // 2
-    p_sp = pairs // 3
-    sizes = (pairs - 2 * p_sp, p_sp, p_sp)  # (t, h, w) pairs
-    angles = []
-    for axis, n in enumerate(sizes):
-        inv_freq = theta ** (-torch.arange(n, dtype=torch.float64) / max(n, 1))  # (n,)
-        angles.append(positions[:, axis : axis + 1].double() * inv_freq)  # (L, n)
-    ang = torch.cat(angles, dim=-1)  # (L, pairs)
-    ang = torch.cat((ang, ang), dim=-1)  # (L, head_dim)
-    return ang.cos().float(), ang.sin().float()
-
-
 def _cached(cache: dict, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Append this call's keys/values (B, nh, L, hd) to the cache; return all of them (B, nh, Lc + L, hd).
 
@@ -160,18 +138,17 @@ def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tenso
 class Attention(nn.Module):
     """Multi-head self-attention with rotary q/k, SDPA, and an optional growing key/value cache."""
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, rope_apply):
         super().__init__()
         self.num_heads, self.head_dim = num_heads, dim // num_heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        self.rope_apply = rope_apply
 
-    def forward(self, x, cos, sin, mask=None, cache: dict | None = None):
+    def forward(self, x, rope, mask=None, cache: dict | None = None):
         B, L, C = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)  # (B, nh, L, hd)
-        cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # under autocast q, k stay bf16
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
+        q, k = self.rope_apply(q, rope), self.rope_apply(k, rope)  # rope (L, 2, hd)
         if cache is not None:
             k, v = _cached(cache, k, v)  # (B, nh, Lc + L, hd)
         out = _attend(q, k, v, mask)  # (B, nh, L, hd)
@@ -181,15 +158,15 @@ class Attention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), x + mlp(norm(x))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, rope_apply):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, num_heads)
+        self.attn = Attention(dim, num_heads, rope_apply)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x, cos, sin, mask=None, cache=None):
-        x = x + self.attn(self.norm1(x), cos, sin, mask, cache)
+    def forward(self, x, rope, mask=None, cache=None):
+        x = x + self.attn(self.norm1(x), rope, mask, cache)
         return x + self.mlp(self.norm2(x))
 
 
@@ -215,7 +192,8 @@ class ACPredictor(nn.Module):
             nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.action_in = nn.Linear(cfg.action_dim, C)
         self.state_in = nn.Linear(cfg.state_dim, C) if cfg.state_dim > 0 else None
-        self.blocks = nn.ModuleList(Block(C, cfg.num_heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.rope = Rope3D(C // cfg.num_heads, cfg.rope_theta, "halves")
+        self.blocks = nn.ModuleList(Block(C, cfg.num_heads, cfg.mlp_ratio, self.rope.apply) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(C)
         self.patch_out = nn.Linear(C, cfg.embed_dim)
         self.state_out = nn.Linear(C, cfg.state_dim) if cfg.state_dim > 0 else None
@@ -243,9 +221,7 @@ class ACPredictor(nn.Module):
         # spatial (h, w) from 1 for patches; 0 (= unrotated) for action/state tokens
         spatial = torch.cat((torch.zeros(self.n_cond, 2, dtype=torch.long), torch.stack((hh, ww), -1).view(-1, 2) + 1))
         pos = torch.cat((torch.arange(S).repeat_interleave(K)[:, None], spatial.repeat(S, 1)), 1)  # (S*K, 3)
-        cos, sin = rope_tables(pos, C // cfg.num_heads, cfg.rope_theta)
-        self.register_buffer("rope_cos", cos, persistent=False)  # (S*K, hd)
-        self.register_buffer("rope_sin", sin, persistent=False)
+        self.register_buffer("rope_table", self.rope.table_at(pos), persistent=False)  # (S*K, 2, hd)
         step = torch.arange(S * K) // K
         self.register_buffer("causal_mask", step[None, :] <= step[:, None], persistent=False)  # (S*K, S*K)
 
@@ -294,11 +270,11 @@ class ACPredictor(nn.Module):
         lo, hi = start_step * K, start_step * K + x.shape[1]
         if hi > self.causal_mask.shape[0]:
             raise ValueError(f"sequence of {hi // K} steps exceeds max_steps={self.cfg.max_steps}")
-        cos, sin = self.rope_cos[lo:hi], self.rope_sin[lo:hi]
+        rope = self.rope_table[lo:hi]  # (L, 2, hd)
         # one new step attends to everything before it: no mask needed (lets SDPA pick its fastest kernel)
         mask = None if x.shape[1] == K else self.causal_mask[lo:hi, :hi]
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cos, sin, mask, caches[i] if caches is not None else None)
+            x = blk(x, rope, mask, caches[i] if caches is not None else None)
         return self.norm(x)
 
     def _readout(self, h, z, states_n):

@@ -13,7 +13,8 @@ import torch
 import torch.nn as nn
 from timm.layers import trunc_normal_
 
-from worldmodel.models.video_vit import Rope3D, init_transformer, make_blocks
+from worldmodel.models.rope import Rope3D
+from worldmodel.models.video_vit import init_transformer, make_blocks
 
 
 @dataclass
@@ -39,7 +40,7 @@ class MaskedPredictor(nn.Module):
         self.embed = nn.Linear(encoder_dim, cfg.embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.embed_dim))
         self.rope = Rope3D(cfg.embed_dim // cfg.num_heads, cfg.rope_theta)
-        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, 0.0)
+        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, 0.0, self.rope.apply)
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
         self.proj = nn.Linear(cfg.embed_dim, encoder_dim)
         init_transformer(self, self.blocks)

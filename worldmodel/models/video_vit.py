@@ -4,11 +4,9 @@ Tokens come from a Conv3d tubelet embedding (``tubelet_size`` frames x ``patch_s
 only through a 3D rotary embedding over (t, h, w) applied to queries and keys in every block (attention through
 SDPA). Token features therefore carry absolute position only where the content reveals it.
 
-RoPE layout: each head's channel pairs are split into three equal groups rotated by the t, h and w coordinates
-(``6 * (head_dim // 6)`` rotated channels, frequencies from timm's ``build_rotary_pos_embed``); pairs left over
-when ``head_dim`` is not a multiple of 6 (e.g. ViT-L, 64) pass through unrotated. Tables are built once per
-(grid, device), cached, and applied as one complex multiply: timm's ``EvaBlock`` applies them with rotate/stack
-copies that cost 40-60% of a block's CPU time at width 192, the reason for the small block below (timm ``Mlp``).
+RoPE: :mod:`worldmodel.models.rope`, layout ``pairs`` (``rope_style=worldmodel``) or ``vjepa2`` (converted
+checkpoints). The small block below (timm ``Mlp``) rather than timm's ``EvaBlock`` applies it as one complex
+multiply: ``EvaBlock``'s rotate/stack copies cost 40-60% of a block's CPU time at width 192.
 """
 from __future__ import annotations
 
@@ -18,10 +16,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, Mlp, build_rotary_pos_embed, trunc_normal_
+from timm.layers import DropPath, Mlp, trunc_normal_
 
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.video import normalize_frames
+from worldmodel.models.rope import Rope3D
 from worldmodel.utils.checkpoint import load_checkpoint, load_weights
 
 
@@ -55,104 +54,10 @@ class VideoViTConfig:
     input_size: int = 0
 
 
-class Rope3D(nn.Module):
-    """Cached 3D rotary tables for token grids (t, h, w) in raster order (t slowest, w fastest).
-
-    ``table(grid, device)`` -> complex (N, head_dim // 2): the rotation of each channel pair (2i, 2i+1), built
-    from timm's ``build_rotary_pos_embed`` (t, h and w bands in turn; leftover pairs get the identity).
-    """
-
-    def __init__(self, head_dim: int, theta: float = 10000.0):
-        super().__init__()
-        if head_dim % 2 or head_dim < 6:
-            raise ValueError(f"head_dim {head_dim} must be even and >= 6 for 3D RoPE")
-        self.head_dim = head_dim
-        self.theta = theta
-        self.num_bands = head_dim // 6  # frequencies per axis: 3 axes x bands channel pairs are rotated
-        self._cache: dict[tuple, torch.Tensor] = {}
-
-    def table(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-        key = (tuple(grid), str(device))
-        if key not in self._cache:
-            sin, cos = build_rotary_pos_embed(
-                feat_shape=list(grid), dim=4 * self.num_bands, in_pixels=False,
-                temperature=self.theta, device=device,
-            )  # each (N, 6 * num_bands), interleaved: every value repeated for the two channels of a pair
-            freqs = torch.complex(cos[:, ::2].float(), sin[:, ::2].float())  # (N, 3 * num_bands)
-            pad = self.head_dim // 2 - freqs.shape[-1]
-            if pad:  # unrotated leftover pairs
-                freqs = torch.cat([freqs, torch.ones(freqs.shape[0], pad, dtype=freqs.dtype, device=device)], -1)
-            self._cache[key] = freqs
-        return self._cache[key]
-
-    def gather(self, grid: tuple[int, int, int], idx: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-        """Rotations for tokens ``idx`` (B, K): (B, 1, K, hd/2), broadcast over heads; all tokens if idx is None."""
-        tab = self.table(grid, device)
-        if idx is None:
-            return tab  # (N, hd/2)
-        return tab[idx].unsqueeze(1)  # (B, 1, K, hd/2)
-
-
-class Rope3DVJepa2(nn.Module):
-    """3D RoPE exactly as facebookresearch/vjepa2's ``RoPEAttention`` applies it, for converted checkpoints.
-
-    Each head's first ``3 * s`` channels, ``s = 2 * ((head_dim // 3) // 2)``, are rotated in three segments by the
-    token's integer t, h and w coordinates (leftover channels pass through). Within a segment, channel ``j`` uses
-    frequency ``10000 ** -((j mod s/2) / (s/2))`` (the half-length frequency table repeated twice, not interleaved:
-    the layout the released weights were trained with) and pairs (2i, 2i+1) are rotated as
-    ``x * cos + (-x[2i+1], x[2i]) * sin``. ``table`` -> (N, 2, head_dim): cos and sin per channel.
-    """
-
-    def __init__(self, head_dim: int, theta: float = 10000.0):
-        super().__init__()
-        self.head_dim, self.theta = head_dim, theta
-        self.seg = 2 * ((head_dim // 3) // 2)
-        self._cache: dict[tuple, torch.Tensor] = {}
-
-    def table(self, grid: tuple[int, int, int], device: torch.device) -> torch.Tensor:
-        key = (tuple(grid), str(device))
-        if key not in self._cache:
-            t, h, w = grid
-            pos = torch.stack(torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij"), -1)
-            pos = pos.reshape(-1, 3).float()  # (N, 3) raster order, t slowest
-            half = self.seg // 2
-            omega = 1.0 / self.theta ** (torch.arange(half, dtype=torch.float32) / half)  # (s/2,)
-            ang = torch.cat([(pos[:, a:a + 1] * omega).repeat(1, 2) for a in range(3)], -1)  # (N, 3s)
-            cos, sin = ang.cos(), ang.sin()
-            rest = self.head_dim - 3 * self.seg
-            if rest:
-                cos = torch.cat([cos, torch.ones(len(pos), rest)], -1)
-                sin = torch.cat([sin, torch.zeros(len(pos), rest)], -1)
-            self._cache[key] = torch.stack([cos, sin], 1).to(device)  # (N, 2, hd)
-        return self._cache[key]
-
-    def gather(self, grid: tuple[int, int, int], idx: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-        """Tables of tokens ``idx`` (B, K): (B, 1, K, 2, hd); all tokens (N, 2, hd) if idx is None."""
-        tab = self.table(grid, device)
-        return tab if idx is None else tab[idx].unsqueeze(1)
-
-    @staticmethod
-    def apply(x: torch.Tensor, tab: torch.Tensor) -> torch.Tensor:
-        """x (..., N, hd) rotated by ``tab`` (..., N, 2, hd) (float32 inside)."""
-        xf = x.float()
-        pairs = xf.unflatten(-1, (-1, 2))  # (..., N, hd/2, 2)
-        swapped = torch.stack((-pairs[..., 1], pairs[..., 0]), -1).flatten(-2)  # (-x[2i+1], x[2i])
-        return (xf * tab[..., 0, :] + swapped * tab[..., 1, :]).to(x.dtype)
-
-
-def apply_rope(x: torch.Tensor, freqs: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs of x (..., N, hd) by complex ``freqs`` (broadcastable to (..., N, hd/2)).
-
-    One complex multiply (a single pass, no sin/cos tables or rotate-half copies); float32 inside.
-    """
-    xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))  # (..., N, hd/2)
-    return torch.view_as_real(xc * freqs).flatten(-2).to(x.dtype)
-
-
 class RopeAttention(nn.Module):
     """Multi-head self-attention with 3D RoPE on queries and keys, through SDPA."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, rope_apply=apply_rope):
+    def __init__(self, dim: int, num_heads: int, rope_apply, qkv_bias: bool = True):
         super().__init__()
         self.num_heads = num_heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
@@ -171,11 +76,10 @@ class RopeAttention(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), x + mlp(norm(x)) (timm ``Mlp``, ``DropPath``)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0,
-                 rope_apply=apply_rope):
+    def __init__(self, dim: int, num_heads: int, rope_apply, mlp_ratio: float = 4.0, drop_path: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = RopeAttention(dim, num_heads, rope_apply=rope_apply)
+        self.attn = RopeAttention(dim, num_heads, rope_apply)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), act_layer=nn.GELU)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
@@ -186,10 +90,11 @@ class Block(nn.Module):
 
 
 def make_blocks(dim: int, depth: int, num_heads: int, mlp_ratio: float, drop_path: float,
-                rope_apply=apply_rope) -> nn.ModuleList:
-    """Rotary pre-norm blocks with stochastic depth increasing linearly to ``drop_path``."""
+                rope_apply) -> nn.ModuleList:
+    """Rotary pre-norm blocks with stochastic depth increasing linearly to ``drop_path``; ``rope_apply(x, table)``
+    rotates their queries and keys (``Rope3D.apply``)."""
     rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]
-    return nn.ModuleList([Block(dim, num_heads, mlp_ratio, r, rope_apply) for r in rates])
+    return nn.ModuleList([Block(dim, num_heads, rope_apply, mlp_ratio, r) for r in rates])
 
 
 def init_transformer(module: nn.Module, blocks: nn.ModuleList) -> None:
@@ -224,13 +129,11 @@ class VideoViT(nn.Module):
                                      kernel_size=(cfg.tubelet_size, cfg.patch_size, cfg.patch_size),
                                      stride=(cfg.tubelet_size, cfg.patch_size, cfg.patch_size))
         head_dim = cfg.embed_dim // cfg.num_heads
-        if cfg.rope_style == "vjepa2":
-            self.rope, rope_apply = Rope3DVJepa2(head_dim, cfg.rope_theta), Rope3DVJepa2.apply
-        elif cfg.rope_style == "worldmodel":
-            self.rope, rope_apply = Rope3D(head_dim, cfg.rope_theta), apply_rope
-        else:
+        if cfg.rope_style not in ("worldmodel", "vjepa2"):
             raise ValueError(f"model.rope_style={cfg.rope_style!r}; expected worldmodel or vjepa2")
-        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.drop_path, rope_apply)
+        self.rope = Rope3D(head_dim, cfg.rope_theta, "pairs" if cfg.rope_style == "worldmodel" else "vjepa2")
+        self.blocks = make_blocks(cfg.embed_dim, cfg.depth, cfg.num_heads, cfg.mlp_ratio, cfg.drop_path,
+                                  self.rope.apply)
         self.norm = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
         init_transformer(self, self.blocks)
 
@@ -259,7 +162,7 @@ class VideoViT(nn.Module):
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, D)
         if keep is not None:
             tokens = torch.gather(tokens, 1, keep.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))  # (B, K, D)
-        rope = self.rope.gather(grid, keep, x.device)  # complex rotations, (N, hd/2) or (B, 1, K, hd/2)
+        rope = self.rope.gather(grid, keep, x.device)  # rotation tables of all tokens, or (B, 1, K, ...) of keep
         for blk in self.blocks:
             tokens = blk(tokens, rope=rope)
         return self.norm(tokens)
