@@ -146,8 +146,9 @@ def test_split_episodes_deterministic():
 
 def test_resume_after_interruption(tmp_path, monkeypatch):
     from worldmodel.commands import compose_config
+    from worldmodel.config import settings
 
-    cfg = compose_config("collect", ["preset=smoke", f"out_dir={tmp_path}", "episodes=4", "steps=8"])
+    cfg = settings(compose_config("collect", ["preset=smoke", f"out_dir={tmp_path}", "episodes=4", "steps=8"]))
     real, calls = collect.collect_episode, []
 
     def dying(job):  # the third episode is interrupted half-way through its write

@@ -8,6 +8,8 @@ config pulls ``configs/<name>_preset/<preset>.yaml`` through a defaults-list int
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -25,16 +27,24 @@ def register_schema(name: str, node: Any) -> None:
     ConfigStore.instance().store(name=f"{name}_schema", node=node)
 
 
-def to_dict(cfg: DictConfig) -> dict:
-    """Plain-python copy of a config (for checkpoints and summary.json); a plain dict or list is copied as it is."""
+def settings(cfg: DictConfig) -> Any:
+    """A composed structured config as its schema's dataclass instance (nested dataclasses, plain dicts and lists,
+    interpolations resolved): what the commands hand the library."""
+    return OmegaConf.to_object(cfg)
+
+
+def to_dict(cfg: Any) -> dict:
+    """Plain-python copy of settings (a dataclass, a config or a dict; for checkpoints and summary.json)."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return dataclasses.asdict(cfg)
     if not OmegaConf.is_config(cfg):
         return dict(cfg) if isinstance(cfg, dict) else cfg
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
-def select(cfg: DictConfig, key: str) -> Any:
-    """The value at a dotted ``key`` of a config (None when absent)."""
-    return OmegaConf.select(cfg, key)
+def setting(cfg: Any, key: str) -> Any:
+    """The value at a dotted ``key`` (``planner.samples``) of settings or a config."""
+    return functools.reduce(getattr, key.split("."), cfg)
 
 
 def open_schema(schema: type, *paths: str) -> DictConfig:

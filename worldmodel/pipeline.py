@@ -29,7 +29,7 @@ import torch
 from omegaconf import DictConfig
 
 from worldmodel.commands import compose_config
-from worldmodel.config import CONFIG_DIR, register_schema, to_dict
+from worldmodel.config import CONFIG_DIR, to_dict
 from worldmodel.contracts.summaries import CompareSummary, DriftSummary, GridProbeSummary, PlanSummary, load_summary
 from worldmodel.data.synthetic import generate
 from worldmodel.evaluation.compare import compare
@@ -102,7 +102,6 @@ class PipelineConfig:
     logger: str = "none"
 
 
-register_schema("pipeline", PipelineConfig)
 
 
 def env_id(task: str) -> str:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
-from worldmodel.config import register_schema
-
 TARGETS = ("pretrain", "collect", "ac", "plan", "encode")
 
 
@@ -25,7 +23,6 @@ class BenchConfig:
     overrides: list[str] = field(default_factory=list)  # extra hydra overrides for the benchmarked command
 
 
-register_schema("bench", BenchConfig)
 
 
 def run(cfg) -> dict:

@@ -23,6 +23,7 @@ import numpy as np
 
 import worldmodel.envs as envs
 from worldmodel.commands import compose_config
+from worldmodel.config import settings
 from worldmodel.data import collect
 
 
@@ -68,7 +69,7 @@ def run(cfg) -> dict:
     try:
         ccfg = compose_config("collect", [f"preset={cfg.command_preset}", *cfg.overrides,
                                           f"workers={cfg.workers}", f"out_dir={tmp}", "progress=false"])
-        summary = collect.run(ccfg)
+        summary = collect.run(settings(ccfg))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     frames = int(min(max(summary.new_frames, 200), 3000))

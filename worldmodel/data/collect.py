@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 import worldmodel.envs as envs
-from worldmodel.config import open_schema, register_schema, require, to_dict
+from worldmodel.config import require, setting, to_dict
 from worldmodel.contracts.manifest import EpisodeEntry, Manifest
 from worldmodel.contracts.records import from_dict
 from worldmodel.contracts.summaries import CollectSummary, summary_of
@@ -70,7 +70,6 @@ class CollectConfig:
 
 
 # env.kwargs stays open: env.kwargs.width=64 or env.kwargs={width: 64} add keys on the command line
-register_schema("collect", open_schema(CollectConfig, "env.kwargs"))
 
 COVERAGE_DIMS = {"worldmodel/PointReach-v0": (0, 1), "worldmodel/TwoRoom-v0": (0, 1),  # by env id, never class name
                  "worldmodel/ArmReach-v0": (4, 5), "worldmodel/PushBlock-v0": (2, 3)}
@@ -234,7 +233,7 @@ def _check_compatible(old: Manifest, new: Manifest, root: Path) -> None:
                              f"{key}={getattr(new, key)!r}: use another out_dir/dataset")
 
 
-def run(cfg) -> CollectSummary:
+def run(cfg: CollectConfig) -> CollectSummary:
     """Collect (or resume / append to) the dataset; returns the summary."""
     root = Path(cfg.dataset or cfg.out_dir)
     with run_lock(root, "collect"):  # one writer per dataset too, when it is not out_dir
@@ -245,7 +244,7 @@ def _collect(cfg, root: Path) -> CollectSummary:
     from tqdm import tqdm
 
     for name, low in (("episodes", 1), ("steps", 1), ("resolution", 8), ("workers", 1), ("threads", 1)):
-        require(name, cfg[name], low)
+        require(name, setting(cfg, name), low)
     workers = min(int(cfg.workers), int(cfg.episodes))
     check_fits(f"workers={cfg.workers}", workers * WORKER_BYTES,
                f"{workers} collection processes (about {WORKER_BYTES / 1e6:.0f} MB each)", hint="lower workers")

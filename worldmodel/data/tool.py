@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from worldmodel.config import register_schema, require  # noqa: E402
+from worldmodel.config import require  # noqa: E402
 from worldmodel.data import formats  # noqa: E402
 from worldmodel.data.formats import KeyMap  # noqa: E402
 from worldmodel.utils.atomic import atomic_path  # noqa: E402
@@ -43,10 +43,9 @@ class DataConfig:
     out_dir: str = "runs/data"  # summary.json (and the preview files)
 
 
-register_schema("data", DataConfig)
 
 
-def run(cfg) -> dict:
+def run(cfg: DataConfig) -> dict:
     """Inspect, preview or convert ``cfg.dataset``; returns the summary (the dataset's metadata and what was done)."""
     if cfg.action not in ACTIONS:
         raise ValueError(f"wm data {cfg.action!r}: expected one of {list(ACTIONS)}")

@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worldmodel.config import register_schema
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.data.episodes import read_manifest, split_episodes
 from worldmodel.data.reader import EpisodeReader
@@ -77,7 +76,6 @@ class DriftConfig:
     bootstrap_overrides: list[str] = field(default_factory=list)  # extra overrides for the bootstrap `wm train-ac`
 
 
-register_schema("drift", DriftConfig)
 
 
 def _errors(pred: torch.Tensor, true: torch.Tensor, var: float) -> tuple[np.ndarray, np.ndarray]:
@@ -204,7 +202,7 @@ def ratio_to_copy_last(curves: dict) -> float:
     return round(model / max(copy, 1e-12), 4)
 
 
-def run(cfg) -> dict:
+def run(cfg: DriftConfig) -> dict:
     """Drift curves of the latent model (and any compared models) on held-out episodes."""
 
     t0 = time.time()

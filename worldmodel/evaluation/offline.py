@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from worldmodel.config import register_schema, require, to_dict  # noqa: E402
+from worldmodel.config import require, setting, to_dict  # noqa: E402
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta  # noqa: E402
 from worldmodel.contracts.summaries import EvalOfflineSummary, summary_of  # noqa: E402
 from worldmodel.data.formats import KeyMap, as_native  # noqa: E402
@@ -65,7 +65,6 @@ class OfflineConfig:
     energy: EnergyConfig = field(default_factory=EnergyConfig)  # the energy (latent distance; no probe offline)
 
 
-register_schema("eval_offline", OfflineConfig)
 
 
 def load_windows(model, reader: EpisodeReader, ids: list[int], k: int, fs: int, n: int) -> dict:
@@ -88,12 +87,12 @@ def load_windows(model, reader: EpisodeReader, ids: list[int], k: int, fs: int, 
             "where": sel}
 
 
-def run(cfg) -> EvalOfflineSummary:
+def run(cfg: OfflineConfig) -> EvalOfflineSummary:
     """Offline goal reaching and energy landscapes on recorded episodes; returns the summary."""
     if not cfg.checkpoint:
         raise ValueError("wm eval-offline: set checkpoint=PATH (a wm train-ac checkpoint)")
     for name, low in (("windows", 1), ("goal_steps", 0), ("landscape", 0), ("landscape_grid", 3)):
-        require(name, cfg[name], low)
+        require(name, setting(cfg, name), low)
     device = resolve_device(cfg.device)
     model, kind = load_world_model(cfg.checkpoint, device)
     meta = CheckpointMeta.of(load_checkpoint(cfg.checkpoint), cfg.checkpoint)

@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from worldmodel.config import open_schema, register_schema, require, select, to_dict
+from worldmodel.config import require, setting, to_dict
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta
 from worldmodel.contracts.summaries import PlanSummary, summary_of
 from worldmodel.data.reader import EpisodeReader
@@ -105,7 +105,6 @@ class PlanConfig:
 
 
 # env.kwargs stays open, as for wm collect: 'env.kwargs.variation={distractors: 2}' plans on a shifted scene
-register_schema("plan", open_schema(PlanConfig, "env.kwargs"))
 
 ZERO_WARN = 0.2  # a zero-action success rate above this makes the goals too easy to measure anything
 
@@ -146,7 +145,7 @@ def load_setup(cfg, device: torch.device) -> Setup:
     for name, low in (("episodes", 1), ("budget", 0), ("goal_offset", 0), ("execute_steps", 1), ("resolution", 0),
                       ("planner.horizon", 1), ("planner.samples", 1), ("planner.elites", 1),
                       ("planner.iterations", 1)):
-        require(name, select(cfg, name), low)
+        require(name, setting(cfg, name), low)
     rollout_dtype(cfg.precision, device)  # refuses an unknown precision before anything is built
     model, kind = load_world_model(checkpoint, device, cfg.model_kind)
     meta = CheckpointMeta.of(load_checkpoint(checkpoint), str(checkpoint))  # dataset, split (probe, protocol)
@@ -279,7 +278,7 @@ def protocol_record(cfg, st: Setup, eps, controller: PlannerController, probe_in
             "device": str(device)}
 
 
-def run(cfg) -> PlanSummary:
+def run(cfg: PlanConfig) -> PlanSummary:
     """Evaluate planning on ``cfg.episodes`` goal-reaching episodes; returns the summary dict."""
     device = resolve_device(cfg.device)
     if cfg.threads > 0:

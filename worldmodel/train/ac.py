@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from worldmodel.config import register_schema, to_dict
+from worldmodel.config import to_dict
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta, EncoderRecord, PredictorRecord
 from worldmodel.contracts.manifest import Manifest
 from worldmodel.data.formats import KeyMap, as_native
@@ -86,7 +86,6 @@ class TrainACConfig:
     train: TrainConfig = field(default_factory=TrainConfig)  # steps, batch, optimizer, devices, checkpoints
 
 
-register_schema("train_ac", TrainACConfig)
 
 
 def resolve_inputs(cfg) -> tuple[EncoderSpec, Path]:
@@ -148,7 +147,7 @@ def batch_losses(model, batch: dict, cfg, norm_states, generator=None) -> dict:
     return ac_losses(model, batch, cfg.rollout_steps, norm_states, cfg.loss)
 
 
-def run(cfg) -> dict:
+def run(cfg: TrainACConfig) -> dict:
     """Train the predictor; returns the summary (losses, checkpoint path, tokens per frame)."""
 
     t_start = time.time()

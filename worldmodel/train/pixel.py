@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from worldmodel.config import register_schema, to_dict
+from worldmodel.config import to_dict
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta, PredictorRecord
 from worldmodel.contracts.manifest import Manifest
 from worldmodel.data.episodes import read_manifest
@@ -63,7 +63,6 @@ class TrainPixelConfig(TrainACConfig):
     img_size: int = 0  # working resolution (frames area-resized); 0: widest tokens <= latent_token_dim
 
 
-register_schema("train_pixel", TrainPixelConfig)
 
 # settings that must agree with the latent model for the comparison to be fair (checked, warned)
 BUDGET_FIELDS = ("num_steps", "rollout_steps", "rollout_weight", "loss", "use_state", "state_dims", "state_weight",
@@ -171,7 +170,7 @@ def resolve_setup(cfg, manifest: Manifest) -> tuple[ACPredictorConfig, ACPredict
     return pix, latent, setup
 
 
-def run(cfg) -> dict:
+def run(cfg: TrainPixelConfig) -> dict:
     """Train the pixel predictor; returns the summary (losses, parameter counts, checkpoint path)."""
 
     t_start = time.time()

@@ -37,7 +37,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from worldmodel.config import register_schema, to_dict
+from worldmodel.config import to_dict
 from worldmodel.contracts.summaries import PretrainSummary, summary_of
 from worldmodel.data.synthetic import SyntheticConfig, generate
 from worldmodel.data.video import VideoClipDataset, clip_loader, list_videos
@@ -156,7 +156,6 @@ class PretrainConfig:
     loss_exponent: float = 1.0
 
 
-register_schema("pretrain", PretrainConfig)
 
 
 class JEPA(nn.Module):
@@ -321,7 +320,7 @@ def run_probes(cfg, encoder: VideoViT, device) -> dict:
     }
 
 
-def run(cfg) -> PretrainSummary:
+def run(cfg: PretrainConfig) -> PretrainSummary:
     """Pretrain, checkpoint, probe; returns the summary (the CLI writes summary.json)."""
     t_start = time.time()
     reg = cfg.regularizer

@@ -1,7 +1,9 @@
-"""The ``wm`` commands: which module runs each, how its config is composed, and how one is run and recorded.
+"""The ``wm`` commands: one module each (``worldmodel/commands/<name>.py``: its schema and ``run``), how a config is
+composed, and how one is run and recorded.
 
 Every command composes its config (``configs/<name>.yaml``, schema first, then the preset, then the
-user's overrides), runs ``module.run(cfg)``, and writes ``out_dir/config.yaml`` (the resolved config) and
+user's overrides), runs ``worldmodel.commands.<name>.run(cfg)`` (which hands the library typed settings), and
+writes ``out_dir/config.yaml`` (the resolved config) and
 ``out_dir/summary.json`` (its headline figures), both atomically. While it runs, the command holds
 ``out_dir/.wm.lock`` (one writer per run folder, :mod:`worldmodel.utils.runlock`) and records SIGTERM/SIGUSR1
 instead of dying (:mod:`worldmodel.utils.preempt`): a run stopped that way leaves ``out_dir/preempted.json``,
@@ -34,18 +36,10 @@ from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_json, write_text
 from worldmodel.utils.runlock import check_out_dir, run_lock
 
-# command name -> (module defining ``run(cfg) -> dict`` and registering the schema, root config name)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "data": ("worldmodel.data.tool", "data"),
-    "collect": ("worldmodel.data.collect", "collect"),
-    "pretrain": ("worldmodel.train.pretrain", "pretrain"),
-    "train-ac": ("worldmodel.train.ac", "train_ac"),
-    "train-pixel": ("worldmodel.train.pixel", "train_pixel"),
-    "drift": ("worldmodel.evaluation.drift", "drift"),
-    "plan": ("worldmodel.planning.evaluate", "plan"),
-    "eval-offline": ("worldmodel.evaluation.offline", "eval_offline"),
-    "pipeline": ("worldmodel.pipeline", "pipeline"),
-    "bench": ("worldmodel.bench", "bench"),
+# command name -> root config name; the command itself is ``worldmodel.commands.<config name>`` (its schema + run)
+COMMANDS: dict[str, str] = {
+    "data": "data", "collect": "collect", "pretrain": "pretrain", "train-ac": "train_ac", "train-pixel": "train_pixel",
+    "drift": "drift", "plan": "plan", "eval-offline": "eval_offline", "pipeline": "pipeline", "bench": "bench",
 }
 
 
@@ -53,8 +47,8 @@ def load_command(command: str):
     """Import the module behind ``command`` (which registers its schema) and return (module, config name)."""
     if command not in COMMANDS:
         raise KeyError(f"unknown command {command!r}; expected one of {sorted(COMMANDS)}")
-    module_name, config_name = COMMANDS[command]
-    return importlib.import_module(module_name), config_name
+    config_name = COMMANDS[command]
+    return importlib.import_module(f"worldmodel.commands.{config_name}"), config_name
 
 
 def compose_config(command: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
@@ -113,7 +107,7 @@ def run_command(command: str, overrides: list[str]) -> Summary:
         start = time.time()
         threads = torch.get_num_threads()
         try:
-            result = module.run(cfg) or {}
+            result = module.run(cfg)
         except preempt.Preempted as e:
             if main:
                 preempt.mark(out_dir, str(e))
