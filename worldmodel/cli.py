@@ -77,7 +77,7 @@ def _main(argv: list[str]) -> int:
     except HydraException as e:  # unknown key, wrong type, missing group option
         if os.environ.get("WM_DEBUG"):
             raise
-        print(f"wm {command}: bad config: {e}", file=sys.stderr)
+        print(f"wm {command}: bad config: {config_error(e)}", file=sys.stderr)
         return 2
     except (ValueError, FileNotFoundError, NonFiniteLossError, DiskFullError) as e:  # the message names the culprit
         if os.environ.get("WM_DEBUG"):
@@ -88,6 +88,20 @@ def _main(argv: list[str]) -> int:
         print(f"wm {command}: preempted: {e}; rerun the same command to resume", file=sys.stderr)
         return preempt.REQUEUE_EXIT
     return 0
+
+
+def config_error(e: Exception) -> str:
+    """Hydra's composition error in one line: what failed, why (its cause: the key, the value and what was
+    expected) and, for a missing group option, the options there are."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = lines[0].rstrip(".") if lines else type(e).__name__
+    if e.__cause__ is not None and str(e.__cause__).strip():
+        text += f": {str(e.__cause__).strip().splitlines()[0]}"
+    if any(line.startswith("Available options") for line in lines):
+        start = next(i for i, line in enumerate(lines) if line.startswith("Available options")) + 1
+        options = [line for line in lines[start:] if not line.startswith(("Config search path", "provider="))]
+        text += f"; available: {', '.join(options)}"
+    return text
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ config pulls ``configs/<name>_preset/<preset>.yaml`` through a defaults-list int
 from __future__ import annotations
 
 import dataclasses
+import enum
 import functools
 import os
 from pathlib import Path
@@ -34,12 +35,24 @@ def settings(cfg: DictConfig) -> Any:
 
 
 def to_dict(cfg: Any) -> dict:
-    """Plain-python copy of settings (a dataclass, a config or a dict; for checkpoints and summary.json)."""
+    """Plain-python copy of settings (a dataclass, a config or a dict; for checkpoints and summary.json): choices
+    become their plain string values, so a checkpoint loads with ``weights_only=True`` and hashes as before."""
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
-        return dataclasses.asdict(cfg)
+        return _plain(dataclasses.asdict(cfg))
     if not OmegaConf.is_config(cfg):
-        return dict(cfg) if isinstance(cfg, dict) else cfg
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+        return _plain(dict(cfg)) if isinstance(cfg, dict) else cfg
+    return OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[return-value]
+
+
+def _plain(x: Any) -> Any:
+    """``x`` with every Enum member (at any depth of dicts and lists) replaced by its value."""
+    if isinstance(x, enum.Enum):
+        return x.value
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(v) for v in x)
+    return x
 
 
 def setting(cfg: Any, key: str) -> Any:

@@ -6,6 +6,7 @@ read from their source, so the schema is the one place a setting is documented.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import inspect
 import re
 import textwrap
@@ -44,6 +45,8 @@ def field_comments(cls: type) -> dict[str, str]:
 def _value(v) -> str:
     if isinstance(v, ListConfig):
         return str(OmegaConf.to_container(v, resolve=True))
+    if isinstance(v, enum.Enum):  # a choice: shown as it is written
+        return repr(v.value)
     return repr(v) if isinstance(v, str) else str(v)
 
 

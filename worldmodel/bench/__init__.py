@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from enum import StrEnum
 
-TARGETS = ("pretrain", "collect", "ac", "plan", "encode")
+
+class Target(StrEnum):
+    """What ``wm bench`` times."""
+    pretrain = "pretrain"
+    collect = "collect"
+    ac = "ac"
+    plan = "plan"
+    encode = "encode"
+
+
 
 
 @dataclass
 class BenchConfig:
-    target: str = "pretrain"  # what to benchmark: pretrain | collect | ac | plan | encode
+    target: Target = Target.pretrain  # what to benchmark: pretrain | collect | ac | plan | encode
     out_dir: str = "runs/bench"  # where summary.json goes
     command_preset: str = "cpu"  # preset of the benchmarked command's config (smoke in tests)
     repeats: int = 5  # timed repetitions per variant (medians are reported)
@@ -26,7 +36,5 @@ class BenchConfig:
 
 
 def run(cfg) -> dict:
-    if cfg.target not in TARGETS:
-        raise ValueError(f"bench target {cfg.target!r} is unknown; expected one of {list(TARGETS)}")
     module = importlib.import_module(f"worldmodel.bench.{cfg.target}")
     return {"target": cfg.target, **module.run(cfg)}

@@ -10,6 +10,7 @@ metadata and action columns only (no video decoding), so it answers in seconds o
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -25,14 +26,21 @@ from worldmodel.data import formats  # noqa: E402
 from worldmodel.data.formats import KeyMap  # noqa: E402
 from worldmodel.utils.atomic import atomic_path  # noqa: E402
 
-ACTIONS = ("inspect", "preview", "convert")
+
+class Action(StrEnum):
+    """What ``wm data`` does."""
+    inspect = "inspect"
+    preview = "preview"
+    convert = "convert"
+
+
 
 
 @dataclass
 class DataConfig:
     """``wm data`` settings."""
 
-    action: str = "inspect"  # inspect | preview | convert (also the first word: wm data inspect ...)
+    action: Action = Action.inspect  # inspect | preview | convert (also the first word: wm data inspect ...)
     dataset: str = ""  # the dataset: a folder or file of any supported layout
     dataset_format: str = "auto"  # auto (detected) | worldmodel | lerobot | hdf5-robomimic | hdf5-episodes
     dataset_keys: KeyMap = field(default_factory=KeyMap)  # which keys are the camera, the actions, the proprio
@@ -47,8 +55,6 @@ class DataConfig:
 
 def run(cfg: DataConfig) -> dict:
     """Inspect, preview or convert ``cfg.dataset``; returns the summary (the dataset's metadata and what was done)."""
-    if cfg.action not in ACTIONS:
-        raise ValueError(f"wm data {cfg.action!r}: expected one of {list(ACTIONS)}")
     if not cfg.dataset:
         raise ValueError("wm data needs dataset=PATH")
     keys = KeyMap.of(cfg.dataset_keys)

@@ -24,20 +24,36 @@ no state, so it is a pure latent energy, and at weight 1 it dominates the token 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 import torch
 import torch.nn.functional as F
 
-METRICS = ("l1", "l2", "cosine")
-STEP_MODES = ("last", "all", "min")
+
+class Metric(StrEnum):
+    """Per-token distance of the energy."""
+    l1 = "l1"
+    l2 = "l2"
+    cosine = "cosine"
+
+
+class StepMode(StrEnum):
+    """Which predicted steps the energy scores."""
+    last = "last"
+    all = "all"
+    min = "min"
+
+
+METRICS = tuple(m.value for m in Metric)
+STEP_MODES = tuple(m.value for m in StepMode)
 
 
 @dataclass
 class EnergyConfig:
     """Settings of the planning energy (``energy.*`` in the plan config)."""
 
-    metric: str = "l1"  # per-token distance: l1 | l2 | cosine
-    steps: str = "last"  # which predicted steps are scored: last | all (weighted mean) | min (closest step)
+    metric: Metric = Metric.l1  # per-token distance: l1 | l2 | cosine
+    steps: StepMode = StepMode.last  # which predicted steps are scored: last | all (weighted mean) | min (closest step)
     step_weight_power: float = 1.0  # steps=all: weight of step h is proportional to (h + 1) ** power
     probe_weight: float = 0.0  # weight of the learned latent->state metric term (0: plain latent distance)
     state_weight: float = 0.0  # weight of |predicted state - state read from the goal latent| (needs the probe)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -56,13 +57,14 @@ from worldmodel.planning.mpc import (
     Goals,
     PlannerController,
     PlanSettings,
+    Precision,
     random_controller,
     rollout_dtype,
     zero_controller,
 )
 from worldmodel.planning.optimizers import PlannerConfig
 from worldmodel.planning.phases import PhaseStore, run_key
-from worldmodel.planning.privilege import privileged_inputs, proprio_dims_of
+from worldmodel.planning.privilege import Mode, privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import encode_frames, fit_probe, stored_frames
 from worldmodel.planning.subgoals import SubgoalConfig, SubgoalGraph
 from worldmodel.planning.temporal import fit_temporal_metric
@@ -70,12 +72,18 @@ from worldmodel.utils.checkpoint import load_checkpoint
 from worldmodel.utils.device import resolve_device
 
 
+class Protocol(StrEnum):
+    """Where goals come from: the env's goal policy from a seeded start | recorded dataset rows."""
+    policy = "policy"
+    dataset = "dataset"
+
+
 @dataclass
 class PlanConfig:
     """``wm plan`` settings; ``planner`` is a config group (configs/planner/*.yaml)."""
 
     out_dir: str = "runs/plan"  # where summary.json and gifs/ go
-    mode: str = "pure"  # pure: frames, proprioception, goal image only | oracle: probes and roadmap on full sim state
+    mode: Mode = Mode.pure  # pure: frames, proprioception, goal image only | oracle: probes, roadmap on sim state
     checkpoint: str = ""  # world-model checkpoint (wm train-ac or train-pixel); required unless bootstrap
     model_kind: str = "auto"  # checkpoint kind to load as (train_ac | train_pixel), or auto (the checkpoint's own)
     bootstrap: bool = False  # no checkpoint given: train one with wm train-ac at preset=smoke (smoke only)
@@ -83,7 +91,7 @@ class PlanConfig:
     env: EnvConfig = field(default_factory=lambda: EnvConfig(id=""))  # env=<name> or env.id=ID; "": the model's env
     allow_other_env: bool = False  # plan on an env other than the model's (its action/state spaces must still match)
     resolution: int = 0  # rendered frame size; 0: the model's training resolution
-    protocol: str = "policy"  # goals: policy (the env's goal policy from a seeded start) | dataset (recorded rows)
+    protocol: Protocol = Protocol.policy  # goals: policy (env's goal policy, seeded start) | dataset (recorded rows)
     protocol_dataset: str = ""  # protocol=dataset: recorded episodes ("": the model's dataset, its held-out split)
     episodes: int = 50  # evaluation episodes (all planned in one batch)
     seed: int = 100_000  # episode i uses seed + i (away from collection seeds)
@@ -91,7 +99,7 @@ class PlanConfig:
     budget: int = 0  # env steps allowed per episode (0: the env's default; protocol=dataset 50)
     execute_steps: int = 1  # planned predictor steps executed before replanning
     max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
-    precision: str = "fp32"  # rollouts: fp32 | bf16 (autocast) | auto (bf16 on CUDA and CPUs with native bf16)
+    precision: Precision = Precision.fp32  # rollouts: fp32 | bf16 (autocast) | auto (bf16 on CUDA, native-bf16 CPUs)
     probe_dataset: str = ""  # dataset fitting the energy's latent probe (energy.probe_weight > 0; "": the model's)
     max_bad_fraction: float = 0.1  # corrupt probe episodes are skipped and counted; the run stops past this share
     baselines: bool = True  # also run random and zero actions on the same seeds and goals
@@ -221,9 +229,7 @@ def goal_episodes(cfg, st: Setup, goal_data: str | None, goal_ids: list[int]):
     if cfg.protocol == "dataset":
         return make_dataset_goal_episodes(st.env_id, st.env_kwargs, st.resolution, goal_data, goal_ids, E, cfg.seed,
                                           cfg.goal_offset, cfg.budget)
-    if cfg.protocol == "policy":
-        return make_goal_episodes(st.env_id, st.env_kwargs, st.resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
-    raise ValueError(f"protocol={cfg.protocol!r}; expected policy or dataset")
+    return make_goal_episodes(st.env_id, st.env_kwargs, st.resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
 
 
 def run_phases(cfg, st: Setup, eps, controller: PlannerController, phases: PhaseStore) -> tuple[dict, dict]:

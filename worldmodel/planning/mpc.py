@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Callable, Optional
 
 import numpy as np
@@ -28,7 +29,15 @@ from worldmodel.planning.observer import Observer
 from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, shift_plan
 from worldmodel.utils import preempt
 
-PRECISIONS = ("fp32", "bf16", "auto")
+
+class Precision(StrEnum):
+    """Precision of the planner's rollouts."""
+    fp32 = "fp32"
+    bf16 = "bf16"
+    auto = "auto"
+
+
+PRECISIONS = tuple(m.value for m in Precision)
 
 # controller(active episode ids (E',), frames (E', H, W, 3) uint8, observed state dims (E', S')) -> actions (E', k, A)
 Controller = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]

@@ -39,20 +39,29 @@ Std values are relative to the half-range of the bounds: ``init_std=1`` spans th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Callable, Optional
 
 import torch
 
 EnergyFn = Callable[[torch.Tensor], torch.Tensor]  # (E, S, H, A) -> (E, S)
 
-OPTIMIZERS = ("cem", "mppi", "random", "grad")
+class Optimizer(StrEnum):
+    """The planner's optimizer."""
+    cem = "cem"
+    mppi = "mppi"
+    random = "random"
+    grad = "grad"
+
+
+OPTIMIZERS = tuple(m.value for m in Optimizer)
 
 
 @dataclass
 class PlannerConfig:
     """Settings of the ``planner=`` config group (configs/planner/*.yaml)."""
 
-    name: str = "cem"  # optimizer: cem | mppi | random | grad (CEM then gradient refinement of the mean)
+    name: Optimizer = Optimizer.cem  # optimizer: cem | mppi | random | grad (CEM then gradient refinement of the mean)
     horizon: int = 5  # planned predictor steps (each held for action_repeat env steps)
     samples: int = 64  # candidate action sequences per episode per iteration
     elites: int = 8  # CEM: lowest-energy samples that refit the Gaussian

@@ -8,13 +8,22 @@ is for evaluation, or for runs marked ``oracle``, whose summaries list each such
 """
 from __future__ import annotations
 
+from enum import StrEnum
+
 import worldmodel.envs as envs
 from worldmodel.contracts.manifest import Manifest
 from worldmodel.envs import protocol
 from worldmodel.planning.energy import EnergyConfig
 from worldmodel.planning.subgoals import SubgoalConfig
 
-MODES = ("pure", "oracle")
+
+class Mode(StrEnum):
+    """What a plan run may use: pure (frames, proprioception, the goal image) | oracle (full simulator state)."""
+    pure = "pure"
+    oracle = "oracle"
+
+
+MODES = tuple(m.value for m in Mode)
 
 
 def proprio_dims_of(env_id: str, env_kwargs: dict, manifest: Manifest | None) -> list[int]:

@@ -32,9 +32,16 @@ label at all and sees every body the encoder sees (PushBlock's block too); there
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import torch
+
+
+class Space(StrEnum):
+    """Coordinates of the roadmap: the probe's labelled state dims | principal components of the latents."""
+    state = "state"
+    latent = "latent"
 
 
 @dataclass
@@ -42,7 +49,7 @@ class SubgoalConfig:
     """Settings of the subgoal roadmap (``subgoals.*`` in the plan config)."""
 
     enabled: bool = False  # plan toward graph subgoals when the goal is more than ``lookahead`` env steps away
-    space: str = "state"  # graph coordinates: state (the probe's labelled dims) | latent (principal components)
+    space: Space = Space.state  # graph coordinates: state (the probe's labelled dims) | latent (principal components)
     dims: list[int] = field(default_factory=list)  # space=state: label dims spanning the graph ([]: probe's kept)
     latent_components: int = 16  # space=latent: principal components of the latents spanning the graph
     radius: float = 0.3  # neighbour edges and goal nodes: standardized state distance

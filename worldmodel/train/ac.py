@@ -42,7 +42,7 @@ from worldmodel.models.encoders import EncoderSpec, describe, frozen_encoder_fro
 from worldmodel.models.finetune import EncoderPredictor
 from worldmodel.models.keypoints import KeypointConfig, SceneKeypoints, fit_keypoints, keypoints_of
 from worldmodel.train.ac_finetune import FinetuneConfig, finetune_losses, frame_episodes, start_latent_stats
-from worldmodel.train.ac_losses import LATENT_LOSSES, ac_losses
+from worldmodel.train.ac_losses import LatentLoss, ac_losses
 from worldmodel.train.core import TrainConfig, Trainer
 from worldmodel.train.latent_cache import latent_stats, load_latents
 from worldmodel.utils import preempt
@@ -69,7 +69,7 @@ class TrainACConfig:
     num_steps: int = 4  # teacher-forcing steps per window (windows hold num_steps + 1 frames)
     rollout_steps: int = 2  # autoregressive steps of the rollout loss (<= num_steps)
     rollout_weight: float = 1.0  # weight of the rollout loss
-    loss: str = "l1"  # latent loss: l1 (V-JEPA 2-AC) | l2 (conditional mean; see the module docstring)
+    loss: LatentLoss = LatentLoss.l1  # latent loss: l1 (V-JEPA 2-AC) | l2 (conditional mean; see the module docstring)
     use_state: bool = True  # feed a state token (state_dims) and predict the next one (False: vision only)
     state_dims: str = "proprio"  # what the state token carries: proprio (the agent's own body) | all (oracle)
     state_weight: float = 1.0  # weight of the L1 state loss (standardized units)
@@ -151,8 +151,6 @@ def run(cfg: TrainACConfig) -> dict:
     """Train the predictor; returns the summary (losses, checkpoint path, tokens per frame)."""
 
     t_start = time.time()
-    if cfg.loss not in LATENT_LOSSES:
-        raise ValueError(f"loss={cfg.loss!r}; expected one of {sorted(LATENT_LOSSES)}")
     if cfg.rollout_steps < 1 or cfg.rollout_steps > cfg.num_steps:
         raise ValueError(f"rollout_steps={cfg.rollout_steps} must be in 1..num_steps={cfg.num_steps}")
     ft = cfg.finetune

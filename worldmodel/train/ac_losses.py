@@ -2,7 +2,16 @@
 :mod:`worldmodel.train.ac`): teacher forcing, rollout, the state terms and the copy-last reference."""
 from __future__ import annotations
 
-LATENT_LOSSES = {"l1": lambda d: d.abs().mean(), "l2": lambda d: d.pow(2).mean()}
+from enum import StrEnum
+
+
+class LatentLoss(StrEnum):
+    """Latent loss of the predictor: l1 (V-JEPA 2-AC) | l2 (the conditional mean)."""
+    l1 = "l1"
+    l2 = "l2"
+
+
+LATENT_LOSSES = {LatentLoss.l1: lambda d: d.abs().mean(), LatentLoss.l2: lambda d: d.pow(2).mean()}
 
 
 def prediction_losses(z, preds, s, rollout_steps: int, norm_states, loss: str = "l1") -> dict:

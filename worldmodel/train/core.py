@@ -26,6 +26,7 @@ import math
 import os
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -34,7 +35,7 @@ from torch import nn
 from tqdm import tqdm
 
 from worldmodel.contracts.checkpoint_meta import CheckpointMeta
-from worldmodel.train.loggers import make_logger
+from worldmodel.train.loggers import Logger, make_logger
 from worldmodel.utils import preempt
 from worldmodel.utils.atomic import write_text
 from worldmodel.utils.checkpoint import (
@@ -60,6 +61,13 @@ RESUMABLE = ("out_dir", "train.steps", "train.resume", "train.device", "train.th
              "progress")
 
 
+class Schedule(StrEnum):
+    """Learning-rate schedule."""
+    cosine = "cosine"
+    wsd = "wsd"
+    constant = "constant"
+
+
 @dataclass
 class OptimConfig:
     lr: float = 1e-3  # peak learning rate after warmup
@@ -67,7 +75,7 @@ class OptimConfig:
     weight_decay: float = 0.05  # AdamW decay, applied to weight matrices only (dim >= 2)
     betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
     warmup_steps: int = 100  # linear warmup length in steps
-    schedule: str = "cosine"  # cosine | wsd (warmup-stable-decay) | constant
+    schedule: Schedule = Schedule.cosine  # cosine | wsd (warmup-stable-decay) | constant
     decay_fraction: float = 0.2  # wsd: final fraction of steps spent decaying to min_lr
     grad_clip: float = 1.0  # max global gradient norm; 0 disables clipping
 
@@ -82,7 +90,7 @@ class TrainConfig:
     resume: bool = False  # continue from out_dir/checkpoint.pt when it exists (always after a preemption)
     device: str = "auto"  # auto (cuda if available, else cpu) | cpu | cuda | cuda:1 ...
     amp: bool = True  # bf16 autocast when running on CUDA (ignored on CPU)
-    logger: str = "none"  # also send metrics.jsonl's scalars to: none | tensorboard (out_dir/tb) | wandb (offline)
+    logger: Logger = Logger.none  # metrics.jsonl's scalars also go to none | tensorboard (out_dir/tb) | wandb (offline)
     num_workers: int = 0  # data-loader worker processes
     threads: int = 0  # torch CPU threads per rank (0: leave torch's default)
     progress: bool = True  # show a tqdm progress bar on rank 0
@@ -104,7 +112,7 @@ def lr_at(step: int, total: int, cfg: OptimConfig) -> float:
             return cfg.lr
         progress = (step - decay_start) / max(1, total - decay_start)
         return cfg.lr + (cfg.min_lr - cfg.lr) * min(1.0, progress)
-    raise ValueError(f"train.optim.schedule is {cfg.schedule!r}; expected cosine, wsd or constant")
+    raise ValueError(f"train.optim.schedule is {cfg.schedule!r}; expected one of {[s.value for s in Schedule]}")
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig, fused: bool = False,
@@ -272,7 +280,7 @@ class Trainer:
                 "extra": {k: m.state_dict() for k, m in self.extra.items()},
                 "step": step,
                 "optimizer": self.optimizer.state_dict(),
-                "scheduler": {"name": self.cfg.optim.schedule, "step": step},
+                "scheduler": {"name": str(self.cfg.optim.schedule), "step": step},  # a plain string: weights_only
                 "rng": rng_state(self.device),
             })
         if self.world_size > 1:

@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
-LOGGERS = ("none", "tensorboard", "wandb")
+
+class Logger(StrEnum):
+    """Where metrics.jsonl's scalars also go."""
+    none = "none"
+    tensorboard = "tensorboard"
+    wandb = "wandb"
+
+
+LOGGERS = tuple(m.value for m in Logger)
 
 
 class MetricLogger(Protocol):

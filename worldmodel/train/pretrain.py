@@ -30,6 +30,7 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -83,13 +84,21 @@ class VideoDataConfig:
     cache_mb: float = 1024.0
 
 
-REGULARIZERS = ("ema", "sigreg", "rdmreg", "vicreg")
+class Regularizer(StrEnum):
+    """What prevents collapse (see the module docstring)."""
+    ema = "ema"
+    sigreg = "sigreg"
+    rdmreg = "rdmreg"
+    vicreg = "vicreg"
+
+
+REGULARIZERS = tuple(m.value for m in Regularizer)
 
 
 @dataclass
 class RegularizerConfig:
     # ema (V-JEPA EMA target) | sigreg (LeJEPA, no EMA) | rdmreg (Rectified LpJEPA, no EMA) | vicreg (no EMA)
-    name: str = "ema"
+    name: Regularizer = Regularizer.ema
     # ema: target momentum at the first step
     ema_start: float = 0.996
     # ema: target momentum at the last step
@@ -324,8 +333,6 @@ def run(cfg: PretrainConfig) -> PretrainSummary:
     """Pretrain, checkpoint, probe; returns the summary (the CLI writes summary.json)."""
     t_start = time.time()
     reg = cfg.regularizer
-    if reg.name not in REGULARIZERS:
-        raise ValueError(f"regularizer.name is {reg.name!r}; expected one of {list(REGULARIZERS)}")
     seed_everything(cfg.train.seed)  # identical init on every rank; the saved RNG state is the run's own
     model_cfg = VideoViTConfig(**to_dict(cfg.model))
     check_step_memory(cfg, model_cfg, resolve_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0"))))
