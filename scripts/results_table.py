@@ -11,15 +11,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from worldmodel.contracts.headline import DriftRow, GridProbeRow, PlanCell, PlanRow
 from worldmodel.contracts.summaries import PipelineSummary, load_summary
 
 
-def pct(row: dict | None) -> str:
-    if not row or row.get("success_rate") is None:
+def pct(cell: PlanCell | None) -> str:
+    if cell is None or cell.success_rate is None:
         return "—"
-    lo, hi = row.get("success_ci95") or (None, None)
+    lo, hi = cell.success_ci95 or (None, None)
     ci = f" [{lo * 100:.0f}, {hi * 100:.0f}]" if lo is not None else ""
-    return f"{row['success_rate'] * 100:.0f}%{ci}"
+    return f"{cell.success_rate * 100:.0f}%{ci}"
 
 
 def num(x, digits: int = 3) -> str:
@@ -35,16 +36,17 @@ def table(summary: PipelineSummary) -> str:
              "grid probe R²: pretrained / random-init |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for task in summary.tasks:
-        d, p = head["drift"].get(task, {}), head["plan"].get(task, {})
-        drift = " / ".join(num(d.get(k)) for k in ("probe_error_latent", "probe_error_pixel", "probe_error_copy_last"))
-        base = f"{(p.get('random') or 0) * 100:.0f}% / {(p.get('zero') or 0) * 100:.0f}%" if p else "—"
-        scape = " / ".join(num(d.get(f"landscape_temporal_{k}"), 2)
-                           for k in ("latent", "latent_random_encoder", "pixel"))
-        g = head.get("grid_probe", {}).get(task, {})
-        grid = f"{num(g.get('mean_r2'), 2)} / {num(g.get('mean_r2_random_init'), 2)}"
-        lines.append(f"| {task} | {drift} | {pct(p.get('latent'))} | {pct(p.get('latent_random_encoder'))} | "
-                     f"{pct(p.get('pixel'))} | {base} | {pct(p.get('latent_proprio'))} | "
-                     f"{pct(p.get('latent_oracle'))} | {scape} | {grid} |")
+        d, p = head.drift.get(task, DriftRow()), head.plan.get(task)
+        drift = " / ".join(num(x) for x in (d.probe_error_latent, d.probe_error_pixel, d.probe_error_copy_last))
+        base = f"{(p.random or 0) * 100:.0f}% / {(p.zero or 0) * 100:.0f}%" if p else "—"
+        scape = " / ".join(num(x, 2) for x in (d.landscape_temporal_latent, d.landscape_temporal_latent_random_encoder,
+                                               d.landscape_temporal_pixel))
+        g = head.grid_probe.get(task, GridProbeRow())
+        grid = f"{num(g.mean_r2, 2)} / {num(g.mean_r2_random_init, 2)}"
+        p = p or PlanRow()
+        lines.append(f"| {task} | {drift} | {pct(p.latent)} | {pct(p.latent_random_encoder)} | "
+                     f"{pct(p.pixel)} | {base} | {pct(p.latent_proprio)} | "
+                     f"{pct(p.latent_oracle)} | {scape} | {grid} |")
     return "\n".join(lines)
 
 

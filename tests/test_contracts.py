@@ -127,3 +127,22 @@ def test_summaries_round_trip_and_name_a_missing_field(tmp_path):
         load_summary(path, "plan")
     assert set(SUMMARIES) >= {"data", "collect", "pretrain", "train-ac", "train-pixel", "drift", "plan",
                               "eval-offline", "bench", "pipeline"}
+
+
+def test_the_pipeline_headline_is_typed_and_sparse():
+    """Rows are records; figures a run did not produce stay absent in the JSON, and a wrong value names its place."""
+    from worldmodel.contracts.headline import DriftRow, PlanCell, PlanRow
+    from worldmodel.contracts.summaries import PipelineSummary
+
+    data = {"report": "r.html", "tasks": ["T"], "stages": {"plan": {"summary": "s.json", "seconds": 1.0}},
+            "headline": {"drift": {"T": {"horizon": 8, "probe_error_latent": 0.5}},
+                         "plan": {"T": {"latent": {"success_rate": 0.8, "mode": "pure"}, "random": 0.1}}}}
+    s = summary_of("pipeline", data, "run/summary.json")
+    assert isinstance(s.headline.drift["T"], DriftRow) and s.headline.drift["T"].pixel_error is None
+    assert isinstance(s.headline.plan["T"], PlanRow) and isinstance(s.headline.plan["T"].latent, PlanCell)
+    assert s.stages["plan"].seconds == 1.0 and isinstance(s, PipelineSummary)
+    assert to_dict(s)["headline"]["drift"]["T"] == {"horizon": 8, "probe_error_latent": 0.5}  # no nulls added
+    assert to_dict(s)["headline"]["plan"]["T"]["latent"]["privileged_inputs"] == []  # a cell is whole
+    data["headline"]["plan"]["T"]["latent"]["success_rate"] = "high"
+    with pytest.raises(ValueError, match=r"run/summary.json: field 'headline'.*'T'.*'latent'.*success_rate"):
+        summary_of("pipeline", data, "run/summary.json")

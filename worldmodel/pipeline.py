@@ -30,6 +30,8 @@ from omegaconf import DictConfig
 
 from worldmodel.commands import compose_config
 from worldmodel.config import CONFIG_DIR, to_dict
+from worldmodel.contracts.headline import Headline
+from worldmodel.contracts.records import from_dict
 from worldmodel.contracts.summaries import CompareSummary, DriftSummary, GridProbeSummary, PlanSummary, load_summary
 from worldmodel.data.synthetic import generate
 from worldmodel.evaluation.compare import compare
@@ -298,7 +300,7 @@ def ablation_stages(cfg: DictConfig, root: Path, pretrain_overrides: list[str], 
     return stages
 
 
-def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
+def headline(runner: StageRunner, tasks: list[str]) -> Headline:
     """Headline figures per task: drift at the largest horizon and planning success, latent vs pixel."""
 
     out: dict[str, Any] = {"drift": {}, "plan": {}, "grid_probe": {}}
@@ -325,7 +327,7 @@ def headline(runner: StageRunner, tasks: list[str]) -> dict[str, Any]:
                 row.setdefault("zero", s.success_rate_zero)
         if row:
             out["plan"][t] = row
-    return _rounded(out)
+    return from_dict(Headline, _rounded(out), "pipeline headline")
 
 
 def drift_row(d: DriftSummary, c: CompareSummary, r: DriftSummary | None) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 class names in ``REQUIRED``), or a value of the wrong kind, raises ``ValueError`` with one line naming ``where``
 (the file) and the field. Nested contracts are built the same way. Keys the class does not declare are kept in its
 ``extra`` field when it has one (a newer writer's additions survive a round trip) and ignored otherwise (old files
-keep reading). ``to_dict`` is ``dataclasses.asdict`` with each record's ``extra`` merged back in at the top.
+keep reading). ``to_dict`` is ``dataclasses.asdict`` with each record's ``extra`` merged back in at the top; a class
+with ``SPARSE = True`` leaves out its fields that are None (figures a run did not produce).
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def _check(value: Any, hint: Any, where: str) -> Any:
         raise ValueError(f"{where} should be {getattr(base, '__name__', base)}, got {type(value).__name__} {value!r}")
     if base in (list, tuple) and args and dataclasses.is_dataclass(args[0]):
         return [from_dict(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if base is dict and len(args) == 2 and dataclasses.is_dataclass(args[1]):
+        return {k: from_dict(args[1], v, f"{where}[{k!r}]") for k, v in value.items()}
     return value
 
 
@@ -73,7 +76,9 @@ def to_dict(record: Any) -> dict:
     """A contract as a plain dict (``asdict``), each nested ``extra`` merged into its record's own keys."""
     def plain(x):
         if dataclasses.is_dataclass(x) and not isinstance(x, type):
-            out = {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x) if f.name != "extra"}
+            sparse = getattr(type(x), "SPARSE", False)  # figures a run did not produce are absent, not null
+            out = {f.name: plain(getattr(x, f.name)) for f in dataclasses.fields(x)
+                   if f.name != "extra" and not (sparse and getattr(x, f.name) is None)}
             out.update(plain(getattr(x, "extra", None) or {}))
             return out
         if isinstance(x, dict):

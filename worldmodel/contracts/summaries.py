@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from worldmodel.contracts.headline import Headline
 from worldmodel.contracts.records import from_dict
 
 
@@ -356,13 +357,9 @@ class PipelineSummary(Summary):
     report_md: str = ""
     tasks: list[str] = field(default_factory=list)
     stages: dict[str, StageRecord] = field(default_factory=dict)
-    headline: dict = field(default_factory=dict)
+    headline: Headline = field(default_factory=Headline)
     seconds_stages: float | None = None
     seconds_this_run: float | None = None
-
-    def __post_init__(self):
-        object.__setattr__(self, "stages", {k: from_dict(StageRecord, v, f"pipeline stage {k}")
-                                            for k, v in self.stages.items()})
 
 
 SUMMARIES: dict[str, type[Summary]] = {
