@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from worldmodel.losses import effective_rank, sigreg, vicreg
-from worldmodel.train.pretrain import RegularizerConfig
+from worldmodel.train.regularizers import VicRegConfig
 
 DIM, BATCH = 192, 256  # embedding width (vit_tiny) and samples per step
 
@@ -31,7 +31,7 @@ def train_rank(loss_name: str, slices: int, steps: int, every: int, dim: int = D
     w = (torch.randn(dim, init_rank, generator=g) @ torch.randn(init_rank, dim, generator=g) / init_rank)
     w.requires_grad_()
     opt = torch.optim.Adam([w], lr=lr)
-    reg = RegularizerConfig()
+    reg = VicRegConfig()
 
     def rank() -> float:
         with torch.no_grad():

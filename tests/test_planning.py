@@ -3,7 +3,14 @@ import pytest
 import torch
 
 from worldmodel.planning.energy import EnergyConfig, goal_energy, step_weights, token_distance
-from worldmodel.planning.optimizers import NonFiniteEnergyError, PlannerConfig, episode_generators, plan, shift_plan
+from worldmodel.planning.optimizers import (
+    NonFiniteEnergyError,
+    PlannerConfig,
+    episode_generators,
+    plan,
+    planner_settings,
+    shift_plan,
+)
 
 E, H, A = 3, 4, 2
 LOW, HIGH = -torch.ones(A), torch.ones(A)
@@ -30,7 +37,7 @@ def targets(seed=0, scale=0.7):
 def test_finds_quadratic_minimum(name):
     target = targets()
     energy = quadratic(target)
-    cfg = PlannerConfig(name=name, horizon=H, samples=256, elites=16, iterations=8, min_std=0.01)
+    cfg = planner_settings(dict(name=name, horizon=H, samples=256, elites=16, iterations=8, min_std=0.01))
     res = plan(energy, cfg, LOW, HIGH, E, episode_generators([1, 2, 3]))
     assert res.actions.shape == (E, H, A)
     assert (res.actions - target).abs().max() < 0.1
@@ -42,7 +49,7 @@ def test_finds_quadratic_minimum(name):
 def test_improves_over_initial_mean(name):
     target = targets(1, scale=0.9)
     energy = quadratic(target)
-    cfg = PlannerConfig(name=name, horizon=H, samples=64, elites=8, iterations=3)
+    cfg = planner_settings(dict(name=name, horizon=H, samples=64, elites=8, iterations=3))
     start = -target  # a poor warm start: the optimizer must move away from it
     res = plan(energy, cfg, LOW, HIGH, E, episode_generators([4, 5, 6]), mean=start.clone())
     e0 = energy(start[:, None])[:, 0]
@@ -56,7 +63,7 @@ def test_non_finite_energies_rank_last(name):
     plan made with +inf there; an episode with no finite sample fails loudly instead of executing NaN."""
     target = targets(2, scale=0.5)
     base = quadratic(target)
-    cfg = PlannerConfig(name=name, horizon=H, samples=128, elites=8, iterations=4, min_std=0.01)
+    cfg = planner_settings(dict(name=name, horizon=H, samples=128, elites=8, iterations=4, min_std=0.01))
 
     def poisoned(bad):
         def energy(a):
@@ -78,7 +85,7 @@ def test_non_finite_energies_rank_last(name):
 def test_bounds_respected(name):
     low, high = torch.tensor([-0.5, 0.0]), torch.tensor([0.25, 2.0])
     target = torch.full((E, H, A), 5.0)  # minimum far outside the box
-    cfg = PlannerConfig(name=name, horizon=H, samples=64, elites=8, iterations=4, init_std=2.0)
+    cfg = planner_settings(dict(name=name, horizon=H, samples=64, elites=8, iterations=4, init_std=2.0))
     seen = []
     base = quadratic(target)
 
@@ -113,7 +120,7 @@ def test_warm_start_is_kept_as_candidate():
 def test_batched_equals_per_episode_loop(name):
     target = targets(3)
     seeds = [10, 11, 12]
-    cfg = PlannerConfig(name=name, horizon=H, samples=32, elites=4, iterations=3)
+    cfg = planner_settings(dict(name=name, horizon=H, samples=32, elites=4, iterations=3))
     batched = plan(quadratic(target), cfg, LOW, HIGH, E, episode_generators(seeds))
     for e in range(E):
         single = plan(quadratic(target[e:e + 1]), cfg, LOW, HIGH, 1, episode_generators([seeds[e]]))
@@ -197,3 +204,18 @@ def test_criterion_weight_scales_the_criterion_dims():
     probe.weight_dims([2, 3], 3.0)
     after = probe.state_distance(err, None, goal.expand(K, K))[:, 0]  # (K,)
     assert torch.allclose(after[2:], 3 * after[:2]) and torch.isclose(after.sum(), before.sum())
+
+
+def test_each_planner_option_has_its_own_settings():
+    """One schema per option of the planner group: mppi's temperature and grad's Adam steps exist only there."""
+    from worldmodel.commands import compose_config
+    from worldmodel.config import settings
+    from worldmodel.planning.optimizers import GradConfig, MPPIConfig
+
+    mppi = settings(compose_config("plan", ["preset=smoke", "planner=mppi", "planner.temperature=0.2"])).planner
+    assert isinstance(mppi, MPPIConfig) and mppi.temperature == 0.2 and not hasattr(mppi, "grad_steps")
+    grad = settings(compose_config("plan", ["preset=smoke", "planner=grad"])).planner
+    assert isinstance(grad, GradConfig) and grad.grad_steps == 5 and not hasattr(grad, "temperature")
+    with pytest.raises(Exception, match="temperature"):
+        compose_config("plan", ["preset=smoke", "planner=cem", "planner.temperature=0.2"])
+    assert type(planner_settings({"name": "mppi", "temperature": 0.3})) is MPPIConfig

@@ -126,3 +126,19 @@ def test_torchrun_two_processes(tmp_path, data_dir):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 3
     assert (out / "checkpoint.pt").is_file()
+
+
+def test_each_regularizer_option_has_its_own_settings_tuned_per_preset():
+    """One schema per option of the regularizer group; the cpu preset's tuned values reach the option chosen."""
+    from worldmodel.config import settings
+    from worldmodel.train.regularizers import EmaConfig, SigRegConfig
+
+    ema = settings(compose_config("pretrain", ["preset=cpu"])).regularizer
+    assert isinstance(ema, EmaConfig) and (ema.ema_start, ema.ema_vicreg) == (0.99, 0.1)
+    assert not hasattr(ema, "sigreg_weight")
+    sig = settings(compose_config("pretrain", ["preset=cpu", "regularizer=sigreg"])).regularizer
+    assert isinstance(sig, SigRegConfig)
+    assert (sig.sigreg_weight, sig.sigreg_slices, sig.sigreg_tokens) == (0.125, 1024, 512)
+    assert settings(compose_config("pretrain", ["preset=gpu", "regularizer=sigreg"])).regularizer.sigreg_weight == 0.05
+    with pytest.raises(Exception, match="ema_start"):
+        compose_config("pretrain", ["preset=cpu", "regularizer=sigreg", "regularizer.ema_start=0.9"])

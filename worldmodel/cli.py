@@ -99,7 +99,8 @@ def config_error(e: Exception) -> str:
         text += f": {str(e.__cause__).strip().splitlines()[0]}"
     if any(line.startswith("Available options") for line in lines):
         start = next(i for i, line in enumerate(lines) if line.startswith("Available options")) + 1
-        options = [line for line in lines[start:] if not line.startswith(("Config search path", "provider="))]
+        options = [line for line in lines[start:] if not line.startswith(("Config search path", "provider="))
+                   and not line.endswith("_schema")]  # an option's schema is not an option
         text += f"; available: {', '.join(options)}"
     return text
 

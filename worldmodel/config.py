@@ -28,6 +28,13 @@ def register_schema(name: str, node: Any) -> None:
     ConfigStore.instance().store(name=f"{name}_schema", node=node)
 
 
+def register_group_schemas(group: str, schemas: dict[str, type]) -> None:
+    """Register each option's schema of config group ``group`` as ``<group>/<option>_schema``; the option's file
+    ``configs/<group>/<option>.yaml`` lists it first in its defaults."""
+    for option, node in schemas.items():
+        ConfigStore.instance().store(group=group, name=f"{option}_schema", node=node)
+
+
 def settings(cfg: DictConfig) -> Any:
     """A composed structured config as its schema's dataclass instance (nested dataclasses, plain dicts and lists,
     interpolations resolved): what the commands hand the library."""

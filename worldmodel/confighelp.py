@@ -20,7 +20,7 @@ _FIELD = re.compile(r"^(\w+)\s*:\s*[^=]+?(\s*=.*)?$")
 @lru_cache(maxsize=None)
 def field_comments(cls: type) -> dict[str, str]:
     """Field name -> its comment (inline ``# ...`` after the field, else the comment lines above it), for a
-    dataclass and its dataclass bases (the subclass's comment wins)."""
+    dataclass and its dataclass bases (the subclass's comment wins where it has one)."""
     out: dict[str, str] = {}
     for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
         try:
@@ -37,7 +37,9 @@ def field_comments(cls: type) -> dict[str, str]:
             match = _FIELD.match(code.strip())
             if match and not code.strip().startswith(("def ", "@", "return ", "class ")) and line.startswith("    ") \
                     and not line.startswith("     "):
-                out[match.group(1)] = inline.strip() or " ".join(pending)
+                note = inline.strip() or " ".join(pending)
+                if note or match.group(1) not in out:  # a subclass's field without a comment keeps its base's
+                    out[match.group(1)] = note
             pending = []
     return out
 

@@ -22,7 +22,7 @@ from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 from worldmodel.models.world_model import LatentWorldModel
 from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.mpc import Goals, PlannerController, PlanSettings
-from worldmodel.planning.optimizers import PlannerConfig
+from worldmodel.planning.optimizers import planner_settings
 from worldmodel.planning.probe import LatentProbe
 from worldmodel.planning.temporal import TemporalMetric
 from worldmodel.utils.device import resolve_device
@@ -77,7 +77,7 @@ def time_replanning(model, plan_cfg, img_size: int, repeats: int, warmup: int) -
     if energy.temporal_weight > 0:  # a metric of the right shapes (its values do not change the cost)
         temporal = TemporalMetric(torch.randn(ND, energy.temporal_dim) / ND ** 0.5, torch.ones(ND), 0.0, float("nan"))
     goals = Goals(frames[::-1].copy(), list(range(E)), -np.ones(A, np.float32), np.ones(A, np.float32))
-    settings = PlanSettings(PlannerConfig(**to_dict(plan_cfg.planner)), energy, int(plan_cfg.execute_steps),
+    settings = PlanSettings(planner_settings(to_dict(plan_cfg.planner)), energy, int(plan_cfg.execute_steps),
                             int(plan_cfg.max_batch), str(plan_cfg.precision))
     ctrl = PlannerController(model, goals, settings, probe, temporal=temporal)
     active = np.arange(E)

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from worldmodel.config import register_schema, settings
+from worldmodel.config import register_group_schemas, register_schema, settings
 from worldmodel.contracts.summaries import EvalOfflineSummary, summary_of
 from worldmodel.evaluation import offline
+from worldmodel.planning.optimizers import PLANNER_SCHEMAS
 
 register_schema("eval_offline", offline.OfflineConfig)
+register_group_schemas("planner", PLANNER_SCHEMAS)
 
 
 def run(cfg: DictConfig) -> EvalOfflineSummary:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from worldmodel.config import open_schema, register_schema, settings
+from worldmodel.config import open_schema, register_group_schemas, register_schema, settings
 from worldmodel.contracts.summaries import PlanSummary, summary_of
 from worldmodel.planning import evaluate
+from worldmodel.planning.optimizers import PLANNER_SCHEMAS
 
 register_schema("plan", open_schema(evaluate.PlanConfig, "env.kwargs"))
+register_group_schemas("planner", PLANNER_SCHEMAS)
 
 
 def run(cfg: DictConfig) -> PlanSummary:

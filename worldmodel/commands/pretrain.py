@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from worldmodel.config import register_schema, settings
+from worldmodel.config import register_group_schemas, register_schema, settings
 from worldmodel.contracts.summaries import PretrainSummary, summary_of
 from worldmodel.train import pretrain
+from worldmodel.train.regularizers import REGULARIZER_SCHEMAS
 
 register_schema("pretrain", pretrain.PretrainConfig)
+register_group_schemas("regularizer", REGULARIZER_SCHEMAS)
 
 
 def run(cfg: DictConfig) -> PretrainSummary:

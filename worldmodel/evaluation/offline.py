@@ -38,7 +38,7 @@ from worldmodel.planning.compat import check_dataset_compatible  # noqa: E402
 from worldmodel.planning.energy import EnergyConfig  # noqa: E402
 from worldmodel.planning.mpc import make_energy_fn  # noqa: E402
 from worldmodel.planning.observer import Observer  # noqa: E402
-from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan  # noqa: E402
+from worldmodel.planning.optimizers import PlannerConfig, episode_generators, plan, planner_settings  # noqa: E402
 from worldmodel.utils.atomic import atomic_path  # noqa: E402
 from worldmodel.utils.checkpoint import load_checkpoint  # noqa: E402
 from worldmodel.utils.device import resolve_device  # noqa: E402
@@ -102,7 +102,7 @@ def run(cfg: OfflineConfig) -> EvalOfflineSummary:
     reader = EpisodeReader(dataset)
     check_dataset_compatible(model, reader.manifest, dataset, cfg.checkpoint)
     ids = ids or reader.ids
-    planner = PlannerConfig(**to_dict(cfg.planner))
+    planner = planner_settings(to_dict(cfg.planner))
     energy = EnergyConfig(**{**to_dict(cfg.energy), "probe_weight": 0.0,
                              "state_weight": 0.0})
     k, fs = int(cfg.goal_steps or planner.horizon), model.frame_skip

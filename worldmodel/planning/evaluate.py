@@ -62,7 +62,7 @@ from worldmodel.planning.mpc import (
     rollout_dtype,
     zero_controller,
 )
-from worldmodel.planning.optimizers import PlannerConfig
+from worldmodel.planning.optimizers import PlannerConfig, planner_settings
 from worldmodel.planning.phases import PhaseStore, run_key
 from worldmodel.planning.privilege import Mode, privileged_inputs, proprio_dims_of
 from worldmodel.planning.probe import encode_frames, fit_probe, stored_frames
@@ -165,7 +165,7 @@ def load_setup(cfg, device: torch.device) -> Setup:
     env_kwargs = {**own_kwargs, **to_dict(cfg.env.kwargs)}
     resolution = int(cfg.resolution or (manifest.height_width[0] if manifest else 64))
     check_env_compatible(model, env_id, env_kwargs, resolution, checkpoint, cfg.allow_other_env)
-    planner = PlannerConfig(**to_dict(cfg.planner))
+    planner = planner_settings(to_dict(cfg.planner))
     energy = EnergyConfig(**to_dict(cfg.energy))
     check_plan_memory(model, int(cfg.episodes), planner, int(cfg.max_batch))
     subgoals = SubgoalConfig(**to_dict(cfg.subgoals))

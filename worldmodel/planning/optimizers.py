@@ -59,7 +59,8 @@ OPTIMIZERS = tuple(m.value for m in Optimizer)
 
 @dataclass
 class PlannerConfig:
-    """Settings of the ``planner=`` config group (configs/planner/*.yaml)."""
+    """Settings every option of the ``planner=`` group shares (configs/planner/*.yaml): the cem and random options
+    use this schema as it is (random shooting ignores the Gaussian's settings); mppi and grad extend it."""
 
     name: Optimizer = Optimizer.cem  # optimizer: cem | mppi | random | grad (CEM then gradient refinement of the mean)
     horizon: int = 5  # planned predictor steps (each held for action_repeat env steps)
@@ -70,10 +71,34 @@ class PlannerConfig:
     min_std: float = 0.05  # std floor, in units of the action half-range
     momentum_mean: float = 0.0  # weight of the old mean in each update (0 = plain CEM)
     momentum_std: float = 0.0  # weight of the old std in each update
-    temperature: float = 0.5  # MPPI: softmax temperature in units of the per-episode energy std
     return_best: bool = False  # return the best sample seen instead of the final mean
-    grad_steps: int = 5  # grad: Adam steps on the CEM mean through the energy
-    grad_lr: float = 0.05  # grad: Adam learning rate, in units of the action half-range
+
+
+@dataclass
+class MPPIConfig(PlannerConfig):
+    """MPPI: softmax weights over all samples instead of hard elites."""
+
+    name: Optimizer = Optimizer.mppi
+    temperature: float = 0.5  # softmax temperature in units of the per-episode energy std
+
+
+@dataclass
+class GradConfig(PlannerConfig):
+    """CEM, then Adam steps on the plan through the differentiable world model."""
+
+    name: Optimizer = Optimizer.grad
+    grad_steps: int = 5  # Adam steps on the CEM mean through the energy
+    grad_lr: float = 0.05  # Adam learning rate, in units of the action half-range
+
+
+# option -> its settings schema
+PLANNER_SCHEMAS: dict[str, type[PlannerConfig]] = {"cem": PlannerConfig, "mppi": MPPIConfig, "random": PlannerConfig,
+                                                   "grad": GradConfig}
+
+
+def planner_settings(values: dict) -> PlannerConfig:
+    """The option's settings from a plain dict (a config's ``planner`` node, a summary's record)."""
+    return PLANNER_SCHEMAS[str(values.get("name", "cem"))](**values)
 
 
 @dataclass

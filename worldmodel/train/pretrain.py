@@ -30,7 +30,6 @@ import os
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import torch
@@ -48,6 +47,7 @@ from worldmodel.models.masked_predictor import MaskedPredictor, PredictorConfig
 from worldmodel.models.video_vit import VideoViT, VideoViTConfig
 from worldmodel.probes.attentive import ProbeConfig, probe_clips, probe_encoder
 from worldmodel.train.core import TrainConfig, Trainer
+from worldmodel.train.regularizers import REGULARIZER_SCHEMAS, RegularizerConfig
 from worldmodel.utils import preempt
 from worldmodel.utils.device import resolve_device, seed_everything
 from worldmodel.utils.memory import F32, check_fits, transformer_bytes
@@ -84,53 +84,6 @@ class VideoDataConfig:
     cache_mb: float = 1024.0
 
 
-class Regularizer(StrEnum):
-    """What prevents collapse (see the module docstring)."""
-    ema = "ema"
-    sigreg = "sigreg"
-    rdmreg = "rdmreg"
-    vicreg = "vicreg"
-
-
-REGULARIZERS = tuple(m.value for m in Regularizer)
-
-
-@dataclass
-class RegularizerConfig:
-    # ema (V-JEPA EMA target) | sigreg (LeJEPA, no EMA) | rdmreg (Rectified LpJEPA, no EMA) | vicreg (no EMA)
-    name: Regularizer = Regularizer.ema
-    # ema: target momentum at the first step
-    ema_start: float = 0.996
-    # ema: target momentum at the last step
-    ema_end: float = 1.0
-    # ema: weight of VICReg's variance and covariance terms on the context tokens, added to the prediction loss as
-    # in C-JEPA (0: V-JEPA's EMA alone); the terms are weighted by vicreg_var and vicreg_cov
-    ema_vicreg: float = 0.0
-    # sigreg: weight w in (1 - w) * prediction + w * SIGReg
-    sigreg_weight: float = 0.05
-    # sigreg: random 1-D projections per step
-    sigreg_slices: int = 256
-    # sigreg: context tokens (per rank) drawn at random as the statistic's samples; the statistic grows with the
-    # sample count, so this keeps its scale near LeJEPA's (a batch of a few hundred embeddings); 0 = all tokens
-    sigreg_tokens: int = 256
-    # rdmreg: weight w in (1 - w) * prediction + w * RDMReg
-    rdmreg_weight: float = 0.1
-    # rdmreg: random 1-D projections per step
-    rdmreg_slices: int = 256
-    # rdmreg: context tokens (per rank) drawn at random as samples; 0 = all tokens
-    rdmreg_tokens: int = 256
-    # rdmreg: shape p of the generalized Gaussian (2: rectified Gaussian, 1: rectified Laplace)
-    rdmreg_p: float = 2.0
-    # rdmreg: location of the generalized Gaussian before rectification (lower: sparser)
-    rdmreg_mu: float = 0.0
-    # rdmreg: scale of the generalized Gaussian
-    rdmreg_sigma: float = 1.0
-    # vicreg: weight of the variance hinge
-    vicreg_var: float = 1.0
-    # vicreg: weight of the covariance penalty
-    vicreg_cov: float = 0.04
-
-
 @dataclass
 class CollapseConfig:
     # steps between collapse statistics (0: never)
@@ -151,7 +104,7 @@ class PretrainConfig:
     predictor: PredictorConfig = field(default_factory=PredictorConfig)
     # multi-block masks
     masks: MaskConfig = field(default_factory=MaskConfig)
-    # collapse prevention (group regularizer/)
+    # collapse prevention: the selected option of group regularizer/, with its own schema (train/regularizers.py)
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     # training videos
     data: VideoDataConfig = field(default_factory=VideoDataConfig)
@@ -272,7 +225,7 @@ def train_step(cfg, trainer: Trainer, target: nn.Module, x: torch.Tensor, step: 
         loss = pred_loss + reg.vicreg_var * v + reg.vicreg_cov * c
         metrics.update({"loss/vic_var": v.item(), "loss/vic_cov": c.item()})
     else:
-        raise ValueError(f"regularizer.name is {reg.name!r}; expected one of {list(REGULARIZERS)}")
+        raise ValueError(f"regularizer.name is {reg.name!r}; expected one of {list(REGULARIZER_SCHEMAS)}")
     metrics["loss/total"] = loss.item()
     if cfg.collapse.every and step % cfg.collapse.every == 0:
         stats = collapse_stats(h_raw)
