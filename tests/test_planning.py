@@ -191,7 +191,8 @@ def test_kernel_probe_localizes_a_blob_better_than_linear():
 
 
 def test_criterion_weight_scales_the_criterion_dims():
-    """weight_dims: an error on a criterion dim costs ``weight`` times one on another dim; mean weight stays 1."""
+    """weighted: an error on a criterion dim costs ``weight`` times one on another dim; mean weight stays 1; the
+    fitted probe itself is left as it was."""
     from worldmodel.planning.probe import LatentProbe
 
     K = 4
@@ -201,8 +202,9 @@ def test_criterion_weight_scales_the_criterion_dims():
     err = torch.eye(K)[:, None]  # (K, 1, K): a unit error on one dim per row
     before = probe.state_distance(err, None, goal.expand(K, K))  # (K, 1)
     assert torch.allclose(before, torch.full((K, 1), 1 / K))
-    probe.weight_dims([2, 3], 3.0)
-    after = probe.state_distance(err, None, goal.expand(K, K))[:, 0]  # (K,)
+    weighted = probe.weighted([2, 3], 3.0)
+    after = weighted.state_distance(err, None, goal.expand(K, K))[:, 0]  # (K,)
+    assert probe.dim_weights is None and torch.equal(probe.state_distance(err, None, goal.expand(K, K)), before)
     assert torch.allclose(after[2:], 3 * after[:2]) and torch.isclose(after.sum(), before.sum())
 
 

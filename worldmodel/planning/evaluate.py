@@ -213,7 +213,7 @@ def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> Aids:
         return aids
     probe = fit_probe(model, dataset, min_r2=energy.probe_min_r2, metric=energy.metric, fine=fine, frames=frames)
     if energy.state_weight > 0 and model.uses_state:
-        probe.match_predicted(model.state_dims, labels)
+        probe = probe.matched(model.state_dims, labels)
     info.update({"labels": "proprio" if labels is not None else "full state", "label_dims": labels,
                  "dims": probe.dims, "r2": probe.r2, "latent_scale": probe.latent_scale, "goal_r2": probe.goal_r2})
     aids.probe = probe
@@ -300,7 +300,7 @@ def run(cfg: PlanConfig) -> PlanSummary:
     criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
     if probe is not None and st.energy.criterion_weight != 1.0 and criterion_dims is not None \
             and cfg.mode == "oracle":
-        probe.weight_dims(criterion_dims, st.energy.criterion_weight)
+        probe = probe.weighted(criterion_dims, st.energy.criterion_weight)
         probe_info["dim_weights"] = [round(w, 4) for w in probe.dim_weights.tolist()]
     settings = PlanSettings(st.planner, st.energy, int(cfg.execute_steps), int(cfg.max_batch), cfg.precision)
     controller = PlannerController(st.model, Goals(eps.goal_frames, eps.seeds, eps.low, eps.high), settings, probe,

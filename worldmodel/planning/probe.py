@@ -22,6 +22,7 @@ probes, from the same data the world model was trained on.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -40,9 +41,10 @@ from worldmodel.utils.atomic import atomic_path
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True, eq=False)
 class LatentProbe:
-    """Linear map from flattened latents to standardized states, restricted to well-predicted dims."""
+    """Linear map from flattened latents to standardized states, restricted to well-predicted dims. Immutable once
+    fitted: ``matched`` and ``weighted`` return adjusted copies."""
 
     weight: torch.Tensor  # (N * D, K) standardized-state coefficients of the kept dims
     x_mean: torch.Tensor  # (N * D,) mean flattened latent of the fit
@@ -57,21 +59,21 @@ class LatentProbe:
     kept_cols: list[int] | None = None  # kept dims (of K) the model predicts (``match_predicted``; None: all K)
     pred_cols: list[int] | None = None  # their columns in the model's predicted states (None: ``dims``)
 
-    def match_predicted(self, state_dims: list[int], label_dims: list[int] | None) -> None:
-        """Align the state term with a model whose predicted states are the env dims ``state_dims``, the probe's
+    def matched(self, state_dims: list[int], label_dims: list[int] | None) -> LatentProbe:
+        """This probe aligned with a model whose predicted states are the env dims ``state_dims``, the probe's
         labels being the env dims ``label_dims`` (None: all, in order): only kept dims the model predicts count."""
         env_dims = [d if label_dims is None else label_dims[d] for d in self.dims]  # (K,) env dim of each kept dim
         pairs = [(k, state_dims.index(e)) for k, e in enumerate(env_dims) if e in state_dims]
         if not pairs:
             raise ValueError(f"energy.state_weight > 0: the model predicts state dims {state_dims}, none of which "
                              f"the probe reads from images (kept dims {env_dims}); set energy.state_weight=0")
-        self.kept_cols, self.pred_cols = [k for k, _ in pairs], [c for _, c in pairs]
+        return dataclasses.replace(self, kept_cols=[k for k, _ in pairs], pred_cols=[c for _, c in pairs])
 
-    def weight_dims(self, dims, weight: float) -> None:
-        """Weigh the kept dims among ``dims`` (simulator state dims) ``weight`` times the others in
+    def weighted(self, dims, weight: float) -> LatentProbe:
+        """This probe with the kept dims among ``dims`` (simulator state dims) weighed ``weight`` times the others in
         ``state_distance``; the weights are normalized to mean 1 over the kept dims, so the term keeps its scale."""
         w = torch.tensor([float(weight) if d in set(dims) else 1.0 for d in self.dims])  # (K,)
-        self.dim_weights = w / w.mean()
+        return dataclasses.replace(self, dim_weights=w / w.mean())
 
     def distance(self, z: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """z (B, H, N, D), goal (B, N, D) -> (B, H) mean |W^T (z - goal)| over kept dims."""
@@ -225,6 +227,6 @@ def fit_probe(model, dataset: str | Path, episodes: int = 40, stride: int = 4, m
     out = LatentProbe(weight=probe.w[:, dims].contiguous(), x_mean=probe.x_mean, y_mean=probe.y_mean[dims],
                       y_std=probe.y_std[dims], dims=dims, r2=[round(v, 4) for v in r2], latent_scale=max(scale, 1e-8))
     if fine and frames.z_fine is not None:  # targets in the standardized units of the kept dims
-        out.goal_probe = KernelProbe(frames.z_fine.flatten(1), out.standardize(states_t), seed=seed)
-        out.goal_r2 = [round(v, 4) for v in out.goal_probe.r2.tolist()]
+        goal = KernelProbe(frames.z_fine.flatten(1), out.standardize(states_t), seed=seed)
+        out = dataclasses.replace(out, goal_probe=goal, goal_r2=[round(v, 4) for v in goal.r2.tolist()])
     return out
