@@ -4,7 +4,9 @@ Each command has a root config ``configs/<name>.yaml`` (the repository's top-lev
 ``worldmodel.configs``) whose defaults list starts with a structured schema (a dataclass registered in hydra's
 ConfigStore as ``<name>_schema``), so unknown keys and wrong types fail at composition with hydra's message naming
 the key. Scale is one override, ``preset=smoke|cpu|gpu``: the root
-config pulls ``configs/<name>_preset/<preset>.yaml`` through a defaults-list interpolation.
+config pulls ``configs/<name>_preset/<preset>.yaml`` through a defaults-list interpolation. A group's options
+each have their own schema (``register_group_schemas``). The library receives a composed config as its schema's
+dataclass (``settings``) and records it as plain values (``to_dict``: choices become strings).
 """
 from __future__ import annotations
 
