@@ -1,4 +1,4 @@
-"""worldmodel environments: four MuJoCo goal-reaching tasks and an adapter for any gymnasium env.
+"""worldmodel environments: five MuJoCo goal-reaching tasks and an adapter for any gymnasium env.
 
 Registered ids (gymnasium namespace ``worldmodel``)::
 
@@ -6,6 +6,7 @@ Registered ids (gymnasium namespace ``worldmodel``)::
     worldmodel/TwoRoom-v0      point mass, two rooms + door     goal_offset 40, budget 100
     worldmodel/ArmReach-v0     planar two-link arm, fingertip   goal_offset 25, budget 75
     worldmodel/PushBlock-v0    pusher moves a block (contact)   goal_offset 50, budget 150
+    worldmodel/PushT-v0        pusher moves a T to a pose       goal_offset 60, budget 200
 
 ``make(env_id, resolution=64, render=True, **kwargs)`` builds ours directly and wraps any other gymnasium
 id in ``GymAdapter`` (adapter keys: state_key, state_hook, state_dims, success_threshold, goal_offset,
@@ -32,6 +33,7 @@ TASKS = {
     "worldmodel/TwoRoom-v0": "worldmodel.envs.two_room:TwoRoomEnv",
     "worldmodel/ArmReach-v0": "worldmodel.envs.arm_reach:ArmReachEnv",
     "worldmodel/PushBlock-v0": "worldmodel.envs.push_block:PushBlockEnv",
+    "worldmodel/PushT-v0": "worldmodel.envs.push_t:PushTEnv",
 }
 
 for _id, _entry in TASKS.items():

@@ -13,9 +13,11 @@
 - Success (``success``): ``state`` (default) compares the state with the goal set by ``set_goal`` (the goal
   protocol): every condition of ``success_conditions`` (a list of ``{dims, threshold, angle}``: the Euclidean
   norm over ``dims``, angles wrapped to [-pi, pi) first, below ``threshold``) holds, or, without conditions, the
-  distance over ``state_dims`` is below ``success_threshold``. Or the env's own signal: ``terminated``,
-  ``info:<key>`` (e.g. ``info:is_success``), or ``<module>:<function>`` called as ``f(env, obs, info) -> bool``.
-  ``info["success"]`` is False until a goal is set.
+  distance over ``state_dims`` (default: ``goal_dims`` when set, else every dim) is below ``success_threshold``.
+  Or the env's own signal: ``terminated``, ``info:<key>`` (e.g. ``info:is_success``), or
+  ``<module>:<function>`` called as ``f(env, obs, info) -> bool``.
+  ``info["success"]`` is False until a goal is set. Final distances are taken over the dims success is about
+  (``success_dims``), never over an env's own target dims.
 - ``ignore_terminated``: the env's own ``terminated`` (e.g. about a target of its own) does not end episodes
   (``info["env_terminated"]`` keeps it); ``goal_option``: the goal state is handed to the env as
   ``reset(options={goal_option: goal[goal_dims]})`` when an episode starts.
@@ -25,6 +27,10 @@
 - Protocol defaults ``goal_offset`` and ``budget`` are adapter settings too; so is ``goal_policy``, the policy
   rolled to make goals (``"module:Class"``, built as ``Class(env, rng)`` with ``reset(state)`` and
   ``__call__(state) -> action``; default seeded OU noise, see ``envs/policies.py``).
+- ``agent_dims``, ``agent_bounds``, ``object_dims``, ``action_scale``: where the agent is, the bounds it must stay
+  in, what it can push, and how far a unit action moves it; with them collection (``policy=reach``) and the goal
+  policy keep the agent in view and push the objects (``envs/reach_policy.py``), and ``wm collect`` counts the
+  recorded states outside the bounds.
 """
 from __future__ import annotations
 
@@ -37,7 +43,8 @@ from PIL import Image
 
 ADAPTER_KEYS = ("state_key", "state_hook", "state_dims", "proprio_dims", "success_threshold", "goal_offset",
                 "budget", "success", "success_conditions", "ignore_terminated", "goal_option", "goal_dims",
-                "goal_policy", "render_method", "render_kwargs")
+                "goal_policy", "render_method", "render_kwargs", "agent_dims", "agent_bounds", "object_dims",
+                "action_scale")
 
 
 def to_numpy(x: Any) -> np.ndarray:
@@ -97,13 +104,18 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         goal_policy: str | None = None,
         render_method: str = "render",
         render_kwargs: dict | None = None,
+        agent_dims: Sequence[int] | None = None,
+        agent_bounds: Sequence[Sequence[float]] | None = None,
+        object_dims: Sequence[Sequence[int]] | None = None,
+        action_scale: float = 1.0,
     ):
         gym.utils.RecordConstructorArgs.__init__(
             self, resolution=resolution, state_key=state_key, state_hook=state_hook, state_dims=state_dims,
             proprio_dims=proprio_dims, success_threshold=success_threshold, goal_offset=goal_offset, budget=budget,
             success=success, success_conditions=success_conditions, ignore_terminated=ignore_terminated,
             goal_option=goal_option, goal_dims=goal_dims, goal_policy=goal_policy, render_method=render_method,
-            render_kwargs=render_kwargs)
+            render_kwargs=render_kwargs, agent_dims=agent_dims, agent_bounds=agent_bounds, object_dims=object_dims,
+            action_scale=action_scale)
         gym.Wrapper.__init__(self, env)
         self.name = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         if not isinstance(env.action_space, gym.spaces.Box):
@@ -129,6 +141,13 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if not callable(getattr(env.unwrapped, self.render_method, None)):
             raise ValueError(f"env.id={self.name!r}: render_method {self.render_method!r} is not a method of the env")
         self.goal_policy = _resolve_hook(goal_policy)  # the goal protocol's policy class (None: seeded OU noise)
+        # where the agent is and what it can push (envs/reach_policy.py: collection and goals that keep it in view)
+        self.agent_dims = None if agent_dims is None else [int(d) for d in agent_dims]
+        self.agent_bounds = None if agent_bounds is None else [[float(v) for v in b] for b in agent_bounds]
+        self.object_dims = [[int(d) for d in o] for o in (object_dims or [])]
+        self.action_scale = float(action_scale)
+        if self.action_scale <= 0:
+            raise ValueError(f"env.kwargs.action_scale={action_scale}: expected > 0")
         self.criterion = self._describe_criterion()
         self.goal_state: np.ndarray | None = None
         self._state: np.ndarray | None = None
@@ -154,7 +173,17 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self.conditions:
             return " AND ".join(f"||{'wrap' if c['angle'] else ''}(state[{c['dims']}] - goal)|| < {c['threshold']}"
                                 for c in self.conditions)
-        return f"||state[{self.state_dims or 'all'}] - goal|| < {self.success_tolerance}"
+        return f"||state[{self.success_dims or 'all'}] - goal|| < {self.success_tolerance}"
+
+    @property
+    def success_dims(self) -> list[int] | None:
+        """The state dims success is about, for distances and probes: ``state_dims``; else the dims of the success
+        conditions; else ``goal_dims`` (what an env judging success itself is handed); None: every dim."""
+        if self.state_dims is not None:
+            return self.state_dims
+        if self.conditions:
+            return sorted({d for c in self.conditions for d in c["dims"]})
+        return self.goal_dims
 
     @staticmethod
     def _gap(s: np.ndarray, g: np.ndarray, dims, angle: bool) -> float:
@@ -168,8 +197,8 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
         if self.conditions:
             c = self.conditions[0]
             return self._gap(state, goal_state, c["dims"], c["angle"])
-        dims = self.state_dims if self.state_dims is not None else slice(None)
-        return self._gap(state, goal_state, dims, False)
+        dims = self.success_dims
+        return self._gap(state, goal_state, dims if dims is not None else slice(None), False)
 
     def is_success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
         """The state criterion; with an env signal (``success`` other than state), the signal of the last
@@ -199,7 +228,7 @@ class GymAdapter(gym.Wrapper, gym.utils.RecordConstructorArgs):
     def protocol_defaults(self) -> dict:
         return {"goal_offset": self.goal_offset, "budget": self.budget,
                 "success_tolerance": self.success_tolerance, "criterion": self.criterion,
-                "criterion_dims": self.state_dims,  # None: every state dim
+                "criterion_dims": self.success_dims,  # None: every state dim
                 "proprio_dims": self.proprio_dims}
 
     def _augment(self, obs: Any, info: dict, terminated: bool = False) -> dict:

@@ -124,7 +124,7 @@ class TaskEnv(MujocoEnv):
 
     def _info(self, state: np.ndarray) -> dict:
         dist = self.state_distance(state, self.goal_state)
-        return {"state": state, "success": bool(dist < self.success_tolerance), "distance": float(dist)}
+        return {"state": state, "success": self.is_success(state, self.goal_state), "distance": float(dist)}
 
     def _get_reset_info(self) -> dict:
         return self._info(self.state())

@@ -8,8 +8,11 @@ the policy is built with, so a policy is deterministic given its seed.
 - ``OUPolicy``: Ornstein-Uhlenbeck (temporally correlated) noise, so rollouts travel instead of jittering.
 - ``ScriptedPolicy``: per-task noisy goal-directed behaviour for coverage: repeatedly pick a target
   (TwoRoom: the other room 70% of the time, through the door; PushBlock: a new block position, so the
-  pusher walks behind the block and pushes it), drive there with the task controller plus OU noise.
+  pusher walks behind the block and pushes it; PushT: a new block pose), drive there with the task controller
+  plus OU noise.
 - ``GoalPolicy``: the goal protocol's policy: one target drawn from the seed, driven to with mild noise.
+- ``ReachPushPolicy`` (``envs/reach_policy.py``, ``reach``): foreign envs that say where the agent is: keeps it
+  inside its bounds and pushes the objects.
 - ``scripted_controller(env, goal_state)``: noise-free state feedback that reaches ``goal_state``
   (solvability check). The per-task logic lives in the ``TaskController`` subclasses below.
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from worldmodel.envs import arm_reach, push_block, two_room
+from worldmodel.envs import arm_reach, push_block, push_t, two_room
+from worldmodel.envs.push_t_control import PoseController
+from worldmodel.envs.reach_policy import ReachPushPolicy, reach_settings
 
 
 def _scale(u: np.ndarray) -> np.ndarray:
@@ -166,11 +171,40 @@ class PushController(TaskController):
         return _scale(speed * d - 4.0 * lat * perp)
 
 
+class PushTController(TaskController):
+    """PushT: targets are block poses (x, y, angle); the pose controller (``envs/push_t_control.py``) picks the
+    face point to push at. Targets move the block 0.2-0.4 (exploring: 0.1-0.5) and turn it 0.4-1.0 rad (0-1.2)."""
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.pose = PoseController()
+
+    def sample_target(self, rng, state, explore):
+        b = np.asarray(state[2:4], np.float64)
+        d = rng.normal(size=2)
+        d /= max(float(np.linalg.norm(d)), 1e-9)
+        far = rng.uniform(0.1, 0.5) if explore else rng.uniform(0.2, 0.4)
+        turn = rng.uniform(0.0, 1.2) if explore else rng.uniform(0.4, 1.0)
+        xy = np.clip(b + far * d, -0.6, 0.6)
+        self.pose.reset()
+        return np.array([*xy, push_t.block_angle(state) + rng.choice([-1.0, 1.0]) * turn])
+
+    def target_of(self, goal_state):
+        return np.array([goal_state[2], goal_state[3], push_t.block_angle(goal_state)], np.float64)
+
+    def reached(self, state, target):
+        return self.pose.done(state, target)
+
+    def act(self, state, target):
+        return self.pose.act(state, target)
+
+
 CONTROLLERS = {  # by registered env id: a foreign env whose class shares a name never gets one of ours
     "worldmodel/PointReach-v0": PointController,
     "worldmodel/TwoRoom-v0": TwoRoomController,
     "worldmodel/ArmReach-v0": ArmController,
     "worldmodel/PushBlock-v0": PushController,
+    "worldmodel/PushT-v0": PushTController,
 }
 
 
@@ -248,30 +282,40 @@ class ScriptedPolicy(_Policy):
 
 class GoalPolicy(_Policy):
     """Goal protocol policy: one target drawn at reset, driven to with mild OU noise (deterministic given
-    the rng). For foreign envs (no task controller) it is plain OU noise."""
+    the rng). For foreign envs (no task controller): one reach-or-push target when the env declares
+    ``agent_dims`` (``envs/reach_policy.py``), else plain OU noise."""
 
     def __init__(self, env, rng, noise: float = 0.15):
         super().__init__(env, rng)
         self.ctrl = task_controller(env)
+        self.reach = None
+        if self.ctrl is None and reach_settings(env) is not None:
+            self.reach = ReachPushPolicy(env, rng, noise=noise, single_target=True)
         self.ou = OUPolicy(env, rng, theta=0.3, sigma=noise if self.ctrl else 0.3)
         self.target = None
 
     def reset(self, state):
-        if self.ctrl is None:
+        if self.reach is not None:
+            self.reach.reset(state)
+        elif self.ctrl is None:
             self.ou.reset(state)
         else:
             self.target = self.ctrl.sample_target(self.rng, state, explore=False)
 
     def __call__(self, state):
+        if self.reach is not None:
+            return self.reach(state)
         if self.ctrl is None:
             return self._to_env(self.ou.noise())
         return self._to_env(self.ctrl.act(state, self.target) + self.ou.noise())
 
 
 def make_policy(name: str, env, seed: int | np.random.Generator):
-    """Build a collection policy by name: ``random``, ``ou`` or ``scripted``."""
+    """Build a collection policy by name: ``random``, ``ou``, ``scripted`` (our tasks) or ``reach`` (foreign envs
+    that declare ``agent_dims``)."""
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    table = {"random": RandomPolicy, "ou": OUPolicy, "scripted": ScriptedPolicy, "goal": GoalPolicy}
+    table = {"random": RandomPolicy, "ou": OUPolicy, "scripted": ScriptedPolicy, "goal": GoalPolicy,
+             "reach": ReachPushPolicy}
     if name not in table:
         raise ValueError(f"unknown policy {name!r}; expected one of {sorted(table)}")
     return table[name](env, rng)

@@ -4,7 +4,7 @@ import pytest
 from helpers import run_json
 
 from worldmodel.data.episodes import episode_paths, load_episode
-from worldmodel.planning.goals import make_dataset_goal_episodes
+from worldmodel.planning.goals import make_dataset_goal_episodes, select_dataset_starts
 
 
 @pytest.fixture(scope="module")
@@ -15,16 +15,17 @@ def data(tmp_path_factory):
 
 
 def test_starts_replay_to_the_recorded_state_and_goals_are_recorded_frames(data):
-    eps = make_dataset_goal_episodes("worldmodel/PointReach-v0", {}, 32, data, [0, 1, 2, 3], episodes=6, seed=5,
-                                     goal_offset=6, budget=10)
+    starts = select_dataset_starts("worldmodel/PointReach-v0", {}, 32, data, [0, 1, 2, 3], episodes=6, seed=5,
+                                   goal_offset=6, budget=10)
+    eps = make_dataset_goal_episodes("worldmodel/PointReach-v0", {}, 32, starts)
     assert eps.goal_offset == 6 and eps.budget == 10 and eps.settings["protocol"] == "dataset"
     for e, (i, t) in enumerate(eps.settings["starts"]):
         rec = load_episode(data, i)
         assert np.array_equal(eps.goal_frames[e], rec["frames"][t + 6])  # the recorded frame, not a new rollout
         assert np.allclose(eps.start(e)["state"], rec["states"][t], atol=1e-4)
         assert np.array_equal(eps.envs[e].render(), rec["frames"][t])  # the replayed start looks like the record
-    again = make_dataset_goal_episodes("worldmodel/PointReach-v0", {}, 32, data, [0, 1, 2, 3], 6, 5, 6, 10)
-    assert again.settings["starts"] == eps.settings["starts"]  # seeded
+    again = select_dataset_starts("worldmodel/PointReach-v0", {}, 32, data, [0, 1, 2, 3], 6, 5, 6, 10)
+    assert again.rows == starts.rows  # seeded
 
 
 def test_a_start_the_env_does_not_reproduce_is_refused(data, tmp_path):
@@ -39,7 +40,7 @@ def test_a_start_the_env_does_not_reproduce_is_refused(data, tmp_path):
     with open(npz, "wb") as f:
         np.savez(f, **arrays)
     with pytest.raises(ValueError, match="replaying episode 2 .* does not reproduce"):
-        make_dataset_goal_episodes("worldmodel/PointReach-v0", {}, 32, bad, [2], episodes=3, seed=0, goal_offset=6)
+        select_dataset_starts("worldmodel/PointReach-v0", {}, 32, bad, [2], episodes=3, seed=0, goal_offset=6)
 
 
 def test_plan_with_the_dataset_protocol(data, tmp_path):

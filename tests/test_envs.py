@@ -1,4 +1,4 @@
-"""The four worldmodel MuJoCo tasks: gymnasium compliance, determinism, success criteria, solvability."""
+"""The five worldmodel MuJoCo tasks: gymnasium compliance, determinism, success criteria, solvability."""
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -13,7 +13,8 @@ from worldmodel.envs.policies import PointController, RandomPolicy  # noqa: E402
 
 TASKS = list(envs.TASKS)
 # state components the success criterion reads (position of point / fingertip / block)
-CRITERION_DIMS = {"PointReach": [0, 1], "TwoRoom": [0, 1], "ArmReach": [4, 5], "PushBlock": [2, 3]}
+CRITERION_DIMS = {"PointReach": [0, 1], "TwoRoom": [0, 1], "ArmReach": [4, 5], "PushBlock": [2, 3],
+                  "PushT": [2, 3, 4, 5]}
 
 
 def short(env_id: str) -> str:
@@ -126,6 +127,43 @@ def test_pushblock_scripted_policy_touches_block():
         s = info["state"]
         touched += env.unwrapped.touching()
     assert touched > 0 and np.linalg.norm(s[2:4] - start) > 0.1
+
+
+def _posed(state: np.ndarray, dx: float, turn: float) -> np.ndarray:
+    """A PushT state with the block moved dx along x and turned by ``turn`` rad."""
+    out = state.copy()
+    angle = np.arctan2(state[5], state[4]) + turn
+    out[2] += dx
+    out[4:6] = np.cos(angle), np.sin(angle)
+    return out
+
+
+def test_pusht_success_needs_position_and_angle():
+    """Both tolerances (0.12 and pi/9) must hold; the angle wraps; the pusher's own position is free."""
+    env = envs.make("worldmodel/PushT-v0", render=False)
+    _, info = env.reset(seed=2)
+    s = info["state"]
+    assert protocol.is_success(env, s, _posed(s, 0.08, 0.25))
+    assert not protocol.is_success(env, s, _posed(s, 0.0, 0.5))  # in place, turned too far
+    assert not protocol.is_success(env, s, _posed(s, 0.15, 0.0))  # right angle, too far away
+    assert protocol.is_success(env, _posed(s, 0.0, np.pi - 0.1), _posed(s, 0.0, -np.pi + 0.1))  # 0.2 rad, wrapped
+    assert protocol.state_distance(env, s, _posed(s, 0.0, np.pi / 9)) == pytest.approx(0.12, abs=1e-5)
+    assert "AND" in protocol.defaults(env)["criterion"]
+
+
+def test_pusht_scripted_policy_moves_and_turns_the_block():
+    env = envs.make("worldmodel/PushT-v0", render=False)
+    _, info = env.reset(seed=0)
+    policy = envs.make_policy("scripted", env, 0)
+    s = info["state"]
+    policy.reset(s)
+    start = s.copy()
+    for _ in range(80):
+        _, _, _, _, info = env.step(policy(s))
+        s = info["state"]
+    moved = np.linalg.norm(s[2:4] - start[2:4])
+    turned = abs(np.angle(complex(s[4], s[5]) / complex(start[4], start[5])))
+    assert moved > 0.1 and turned > 0.2
 
 
 VARIED = {"floor_rgb": [0.3, 0.5, 0.8], "floor_jitter": 0.1, "light": 0.7, "light_jitter": 0.2, "distractors": 3,

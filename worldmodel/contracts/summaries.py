@@ -74,6 +74,7 @@ class CollectSummary(Summary):
     steps: int = 0
     resolution: int = 0
     coverage: dict = field(default_factory=dict)  # state-space coverage statistics of the whole dataset
+    warnings: list[str] = field(default_factory=list)  # dataset checks that failed (static frames, agent out of view)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ from worldmodel.data.episodes import (
 )
 from worldmodel.envs import make_policy, protocol
 from worldmodel.envs.config import EnvConfig
+from worldmodel.envs.reach_policy import reach_settings
 from worldmodel.utils import preempt
 from worldmodel.utils.memory import check_fits
 from worldmodel.utils.runlock import run_lock
@@ -57,7 +58,7 @@ class CollectConfig:
     env: EnvConfig = field(default_factory=EnvConfig)  # which environment (config group configs/env/)
     episodes: int = 100  # target number of episodes in the dataset (with append: number to add)
     steps: int = 100  # env steps per episode (an episode ends earlier if the env terminates)
-    policy: str = "scripted"  # random | ou | scripted (noisy goal-directed, our tasks only)
+    policy: str = "scripted"  # random | ou | scripted (noisy goal-directed, our tasks) | reach (env.kwargs.agent_dims)
     workers: int = 2  # parallel collection processes (1: in this process)
     threads: int = 1  # CPU threads of each worker process (OpenMP, torch, llvmpipe): workers x threads fill the cores
     resolution: int = 64  # rendered frame size (square)
@@ -74,6 +75,10 @@ class CollectConfig:
 COVERAGE_DIMS = {"worldmodel/PointReach-v0": (0, 1), "worldmodel/TwoRoom-v0": (0, 1),  # by env id, never class name
                  "worldmodel/ArmReach-v0": (4, 5), "worldmodel/PushBlock-v0": (2, 3)}
 GRID = 10  # coverage grid cells per axis over [-1, 1]^2
+STATIC_GREY = 0.5  # a step whose frame differs from the last by less than this mean grey level changed nothing
+STATIC_WARN = 0.5  # dataset check: more static steps than this share of all steps is a warning
+OUTSIDE_WARN = 0.05  # dataset check: more recorded states with the agent outside its bounds than this share
+MOVED_WARN = 0.2  # dataset check: objects moved (by 5% of the bounds) in fewer episodes than this share
 WORKER_BYTES = 200e6  # one collection process: Python, MuJoCo, a GL context (measured ~170 MB)
 
 _WORKER: dict = {}
@@ -112,15 +117,18 @@ def collect_episode(job: dict) -> dict:
     policy.reset(state)
     writer = EpisodeWriter(job["root"], job["index"], fps=job["fps"], crf=job["crf"])
     try:
-        writer.add_frame(env.render())  # frames stream to the encoder while the rollout goes on
+        frame = env.render()
+        writer.add_frame(frame)  # frames stream to the encoder while the rollout goes on
         states, actions, rewards, success = [state], [], [], []
         touching = getattr(env.unwrapped, "touching", None)
-        touches = 0
+        touches, static = 0, 0
         for _ in range(job["steps"]):
             action = np.asarray(policy(state), np.float32)
             _, reward, terminated, truncated, info = env.step(action)
             state = np.asarray(info["state"], np.float32)
-            writer.add_frame(env.render())
+            last, frame = frame, env.render()
+            static += bool(np.abs(frame.astype(np.int16) - last).mean() < STATIC_GREY)
+            writer.add_frame(frame)
             states.append(state)
             actions.append(action)
             rewards.append(float(reward))
@@ -128,7 +136,8 @@ def collect_episode(job: dict) -> dict:
             touches += bool(touching()) if touching is not None else 0
             if terminated or truncated:
                 break
-        stats = {"seed": env_seed, "policy_seed": policy_seed, "policy": job["policy"]}  # in the npz: a resumed
+        stats = {"seed": env_seed, "policy_seed": policy_seed, "policy": job["policy"],  # in the npz: a resumed
+                 "static_steps": static}
         # collection rebuilds the manifest entry of an episode finished just before a kill from the file alone
         if touching is not None:
             stats["touch_steps"] = touches  # steps with pusher-block contact (PushBlock coverage)
@@ -168,17 +177,28 @@ def _pooled(jobs: list[dict], workers: int, init: tuple, threads: int = 1):
             child.join()
 
 
-def coverage(root: Path, entries: list[EpisodeEntry], env_id: str) -> dict:
-    """Coverage statistics over the dataset's episodes (reads the npz state arrays)."""
+def coverage(root: Path, entries: list[EpisodeEntry], env_id: str, reach: dict | None = None) -> dict:
+    """Coverage statistics over the dataset's episodes (reads the npz state arrays): state ranges, success, the
+    share of steps whose frame did not change, and with the env's reach settings (``envs/reach_policy.py``) the share
+    of states with the agent outside its bounds and of episodes that moved an object."""
 
     if not entries:
         return {}
     dims = COVERAGE_DIMS.get(env_id)
     cells: set = set()
     crossed, touched, moved, succ, lo, hi = [], [], [], [], None, None
+    static, steps, outside, states_seen, obj_moved = 0, 0, 0, 0, []
     for e in entries:
         z = load_arrays(root, e.id)
         s = z["states"]  # (T+1, S)
+        if "static_steps" in z:
+            static, steps = static + int(z["static_steps"]), steps + len(s) - 1
+        if reach is not None:
+            agent = s[:, reach["agent"]]
+            outside += int(np.any((agent < reach["low"]) | (agent > reach["high"]), axis=1).sum())
+            states_seen += len(s)
+            extent = float(np.linalg.norm(reach["high"] - reach["low"]))
+            obj_moved += [bool(np.linalg.norm(s[-1, o] - s[0, o]) > 0.05 * extent) for o in reach["objects"]]
         lo = s.min(0) if lo is None else np.minimum(lo, s.min(0))
         hi = s.max(0) if hi is None else np.maximum(hi, s.max(0))
         succ.append(bool(z["success"].any()))
@@ -200,6 +220,28 @@ def coverage(root: Path, entries: list[EpisodeEntry], env_id: str) -> dict:
         out["touched_block"] = float(np.mean(touched))
         out["block_moved"] = float(np.mean(np.asarray(moved) > 0.1))
         out["block_displacement_mean"] = float(np.mean(moved))
+    if steps:
+        out["static_frame_share"] = static / steps
+    if states_seen:
+        out["agent_outside_bounds"] = outside / states_seen
+    if obj_moved:
+        out["objects_moved"] = float(np.mean(obj_moved))
+    return out
+
+
+def dataset_warnings(cov: dict) -> list[str]:
+    """What makes a dataset a poor teacher, in one line each: frames that barely change, an agent that leaves its
+    bounds, objects that are never moved."""
+    out = []
+    if cov.get("static_frame_share", 0.0) > STATIC_WARN:
+        out.append(f"the frame does not change (< {STATIC_GREY} grey levels) in {cov['static_frame_share']:.0%} of "
+                   f"recorded steps: the actions barely move anything visible")
+    if cov.get("agent_outside_bounds", 0.0) > OUTSIDE_WARN:
+        out.append(f"the agent is outside env.kwargs.agent_bounds in {cov['agent_outside_bounds']:.0%} of recorded "
+                   f"states (out of view): try policy=reach")
+    if "objects_moved" in cov and cov["objects_moved"] < MOVED_WARN:
+        out.append(f"objects moved in {cov['objects_moved']:.0%} of episodes: a predictor learns little of them "
+                   f"(policy=reach pushes them)")
     return out
 
 
@@ -248,15 +290,19 @@ def _collect(cfg, root: Path) -> CollectSummary:
     workers = min(int(cfg.workers), int(cfg.episodes))
     check_fits(f"workers={cfg.workers}", workers * WORKER_BYTES,
                f"{workers} collection processes (about {WORKER_BYTES / 1e6:.0f} MB each)", hint="lower workers")
-    if cfg.policy not in ("random", "ou", "scripted"):
-        raise ValueError(f"policy={cfg.policy!r}: expected random, ou or scripted")
+    if cfg.policy not in ("random", "ou", "scripted", "reach"):
+        raise ValueError(f"policy={cfg.policy!r}: expected random, ou, scripted or reach")
     env_kwargs = to_dict(cfg.env.kwargs) if cfg.env.kwargs is not None else {}
     probe = make_env(cfg.env.id, env_kwargs, cfg.resolution, cfg.steps, render=False)
     _, info = probe.reset(seed=0)
     state_dim = int(np.asarray(info["state"]).size)
     fps = float(probe.metadata.get("render_fps") or 20)
     if cfg.policy == "scripted" and envs.task_controller(probe) is None:
-        raise ValueError(f"policy=scripted exists only for the worldmodel/* tasks, not {cfg.env.id}; use ou")
+        raise ValueError(f"policy=scripted exists only for the worldmodel/* tasks, not {cfg.env.id}; use ou, or "
+                         f"reach with env.kwargs.agent_dims")
+    if cfg.policy == "reach" and reach_settings(probe) is None:
+        raise ValueError(f"policy=reach needs env.kwargs.agent_dims (the agent's position dims in {cfg.env.id}'s "
+                         f"state)")
 
     done = complete_episodes(root)  # also removes partial files of an interrupted run
     entries = {i: episode_entry(root, i) for i in done}
@@ -317,8 +363,11 @@ def _collect(cfg, root: Path) -> CollectSummary:
         "new_frames": new_frames, "dataset": str(root), "frames_per_s": round(new_frames / max(seconds, 1e-9), 1),
         "collect_seconds": round(seconds, 2), "env_id": cfg.env.id, "policy": cfg.policy,
         "workers": int(cfg.workers), "steps": int(cfg.steps), "resolution": int(cfg.resolution),
-        "coverage": coverage(root, manifest.episode_list, cfg.env.id),
+        "coverage": coverage(root, manifest.episode_list, cfg.env.id, reach_settings(probe)),
     }
+    summary["warnings"] = dataset_warnings(summary["coverage"])
+    for warning in summary["warnings"]:
+        print(f"[collect] warning: {warning}")
     probe.close()
     summary = summary_of("collect", summary, f"{root}: collect summary")
     print(f"[collect] {summary.new_episodes} new episodes, {new_frames} frames in {seconds:.1f}s "

@@ -47,9 +47,11 @@ from worldmodel.planning.budget import check_plan_memory
 from worldmodel.planning.compat import check_env_compatible
 from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.goals import (
+    DatasetStarts,
     make_dataset_goal_episodes,
     make_goal_episodes,
     save_gifs,
+    select_dataset_starts,
     stats_summary,
     timing_summary,
 )
@@ -97,6 +99,7 @@ class PlanConfig:
     seed: int = 100_000  # episode i uses seed + i (away from collection seeds)
     goal_offset: int = 0  # env steps from the start to the goal (0: the env's default; protocol=dataset 25)
     budget: int = 0  # env steps allowed per episode (0: the env's default; protocol=dataset 50)
+    reject_trivial_goals: bool = True  # replace goals that zero actions meet within the budget (they test nothing)
     execute_steps: int = 1  # planned predictor steps executed before replanning
     max_batch: int = 0  # most rollouts per model call (0: all episodes x samples at once)
     precision: Precision = Precision.fp32  # rollouts: fp32 | bf16 (autocast) | auto (bf16 on CUDA, native-bf16 CPUs)
@@ -223,13 +226,13 @@ def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> Aids:
     return aids
 
 
-def goal_episodes(cfg, st: Setup, goal_data: str | None, goal_ids: list[int]):
-    """The E evaluation episodes of the goal protocol (``protocol=policy|dataset``)."""
-    E = int(cfg.episodes)
-    if cfg.protocol == "dataset":
-        return make_dataset_goal_episodes(st.env_id, st.env_kwargs, st.resolution, goal_data, goal_ids, E, cfg.seed,
-                                          cfg.goal_offset, cfg.budget)
-    return make_goal_episodes(st.env_id, st.env_kwargs, st.resolution, E, cfg.seed, cfg.goal_offset, cfg.budget)
+def goal_episodes(cfg, st: Setup, starts: DatasetStarts | None):
+    """The E evaluation episodes of the goal protocol: ``starts`` (``protocol=dataset``, checked) or the env's goal
+    policy from seeded starts."""
+    if starts is not None:
+        return make_dataset_goal_episodes(st.env_id, st.env_kwargs, st.resolution, starts)
+    return make_goal_episodes(st.env_id, st.env_kwargs, st.resolution, int(cfg.episodes), cfg.seed, cfg.goal_offset,
+                              cfg.budget, cfg.reject_trivial_goals)
 
 
 def run_phases(cfg, st: Setup, eps, controller: PlannerController, phases: PhaseStore) -> tuple[dict, dict]:
@@ -291,12 +294,17 @@ def run(cfg: PlanConfig) -> PlanSummary:
         torch.set_num_threads(int(cfg.threads))
     st = load_setup(cfg, device)
     goal_data, goal_ids = goal_episodes_of(cfg, st.meta)  # protocol=dataset: the episodes planning is judged on
+    starts = None  # protocol=dataset: rows replayed and checked first, before the probes are fit
+    if goal_data is not None:
+        starts = select_dataset_starts(st.env_id, st.env_kwargs, st.resolution, goal_data, goal_ids,
+                                       int(cfg.episodes), cfg.seed, cfg.goal_offset, cfg.budget,
+                                       cfg.reject_trivial_goals)
     same = goal_data is not None and (Path(goal_data).resolve()
                                       == Path(cfg.probe_dataset or st.meta.dataset).resolve())
     # fitted before any env exists (MuJoCo's EGL + late imports crash); no evaluation frame reaches planning
     aids = planner_aids(cfg, st, goal_ids if same else None)
     probe, probe_info = aids.probe, aids.info
-    eps = goal_episodes(cfg, st, goal_data, goal_ids)
+    eps = goal_episodes(cfg, st, starts)
     criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
     if probe is not None and st.energy.criterion_weight != 1.0 and criterion_dims is not None \
             and cfg.mode == "oracle":

@@ -5,7 +5,8 @@ Goal protocol (docs/environments.md), per episode i with seed s_i = seed + i: ``
 goal_offset)`` gives the goal frame and state (the env's goal policy rolled ``goal_offset`` steps from
 ``reset(seed=s_i)``); then ``protocol.start`` resets with s_i again and the controller gets ``budget`` env
 steps; success is the env's state criterion at any step. The planner, random and zero actions run on the same
-seeds and goals, so their rows compare episode by episode.
+seeds and goals, so their rows compare episode by episode. With ``reject_trivial`` a goal that zero actions already
+meet within the budget is replaced by the next unused seed (``protocol=dataset``: by another recorded row).
 """
 from __future__ import annotations
 
@@ -96,22 +97,60 @@ class GoalEpisodes:
             env.close()
 
 
-def make_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, episodes: int, seed: int,
-                       goal_offset: int = 0, budget: int = 0) -> GoalEpisodes:
-    """Build the envs and goals of episodes seed .. seed + episodes - 1 (0 offset/budget: the env's defaults)."""
+def zero_reaches(env, goal: protocol.Goal, budget: int, replay: np.ndarray | None = None) -> bool:
+    """Whether zero actions meet ``goal`` within ``budget`` steps from its start (after ``replay``'s recorded
+    actions, for the dataset protocol): such a goal measures no planning."""
+    _, info = protocol.start(env, goal)
+    for a in [] if replay is None else replay:
+        _, _, _, _, info = env.step(a)
+    zero = np.zeros(env.action_space.shape, np.float32)
+    for _ in range(int(budget) + 1):
+        if protocol.is_success(env, info["state"], goal.state):
+            return True
+        _, _, terminated, truncated, info = env.step(zero)
+        if terminated or truncated:
+            return protocol.is_success(env, info["state"], goal.state)
+    return False
 
-    seeds = [int(seed) + i for i in range(int(episodes))]
-    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in seeds]
+
+TRIVIAL_DRAWS = 4  # at most this many candidate goals per episode before too many trivial ones stop the run
+
+
+def _too_easy(rejected: int, drawn: int, where: str) -> ValueError:
+    return ValueError(f"{where}: zero actions reach {rejected} of {drawn} goals drawn within the budget; the goals are "
+                      f"too easy to measure planning (a longer goal_offset, or reject_trivial_goals=false to plan on "
+                      f"them anyway)")
+
+
+def make_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, episodes: int, seed: int,
+                       goal_offset: int = 0, budget: int = 0, reject_trivial: bool = False) -> GoalEpisodes:
+    """Build the envs and goals of episodes seed .. seed + episodes - 1 (0 offset/budget: the env's defaults).
+    ``reject_trivial``: a goal that zero actions meet within the budget is replaced by the next unused seed
+    (seed + episodes, seed + episodes + 1, ...); the summary records how many were."""
+    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in range(int(episodes))]
     defaults = protocol.defaults(env_list[0])
     goal_offset = int(goal_offset or defaults["goal_offset"])
     budget = int(budget or defaults["budget"])
-    goals = [protocol.make_goal(env, s, goal_offset) for env, s in zip(env_list, seeds)]
+    spare = iter(range(int(seed) + int(episodes), int(seed) + TRIVIAL_DRAWS * int(episodes)))
+    goals, rejected = [], 0
+    for i, env in enumerate(env_list):
+        s = int(seed) + i
+        while True:
+            goal = protocol.make_goal(env, s, goal_offset)
+            if not reject_trivial or not zero_reaches(env, goal, budget):
+                break
+            rejected += 1
+            s = next(spare, None)
+            if s is None:
+                raise _too_easy(rejected, rejected + i, f"env.id={env_id}")
+        goals.append(goal)
     return GoalEpisodes(
-        envs=env_list, seeds=seeds, goal_frames=np.stack([g.frame for g in goals]),
+        envs=env_list, seeds=[g.seed for g in goals], goal_frames=np.stack([g.frame for g in goals]),
         goal_states=np.stack([np.asarray(g.state, np.float32) for g in goals]),
         low=np.asarray(env_list[0].action_space.low, np.float32),
         high=np.asarray(env_list[0].action_space.high, np.float32), goal_offset=goal_offset, budget=budget,
-        settings={**protocol.settings(env_list[0], goal_offset, budget), "env_defaults": dict(defaults)})
+        settings={**protocol.settings(env_list[0], goal_offset, budget), "env_defaults": dict(defaults),
+                  "reject_trivial_goals": bool(reject_trivial), "trivial_goals_replaced": rejected})
 
 
 def timing_summary(plan_seconds: list[tuple[float, int]], episodes: int) -> dict:
@@ -128,12 +167,32 @@ def timing_summary(plan_seconds: list[tuple[float, int]], episodes: int) -> dict
 DATASET_DEFAULTS = {"goal_offset": 25, "budget": 50}  # the published protocol (DINO-WM, LeWorldModel tables)
 
 
-def make_dataset_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, dataset: str | Path, ids: list[int],
-                               episodes: int, seed: int, goal_offset: int = 0, budget: int = 0) -> GoalEpisodes:
-    """Start and goal rows of recorded episodes (``protocol=dataset``): ``episodes`` starts drawn (seeded) from the
-    episodes ``ids`` of ``dataset``, the goal ``goal_offset`` rows later (its recorded frame and state). Each start is
-    restored by resetting with the episode's recorded env seed and replaying its recorded actions, checked against
-    the recorded state (an env that does not reproduce it is refused)."""
+@dataclass
+class DatasetStarts:
+    """Start and goal rows of recorded episodes (``protocol=dataset``), checked by ``select_dataset_starts``."""
+
+    dataset: str
+    rows: list[tuple[int, int]]  # (episode id, start step)
+    seeds: list[int]  # the episodes' recorded env seeds
+    goal_frames: np.ndarray  # (E, H, W, 3) uint8: the recorded frames goal_offset rows after each start
+    goal_states: np.ndarray  # (E, S): their recorded states (success checks only)
+    replay: list[np.ndarray]  # recorded actions from reset(seed) to each start
+    goal_offset: int
+    budget: int
+    trivial_replaced: int = 0  # candidate rows refused because zero actions meet their goal
+    reject_trivial: bool = False
+
+
+def select_dataset_starts(env_id: str, env_kwargs: dict, resolution: int, dataset: str | Path, ids: list[int],
+                          episodes: int, seed: int, goal_offset: int = 0, budget: int = 0,
+                          reject_trivial: bool = False) -> DatasetStarts:
+    """Draw ``episodes`` (episode, step) rows (seeded) from the episodes ``ids`` of ``dataset``, the goal
+    ``goal_offset`` rows later, and check them on an env built without a renderer, before any heavy set-up:
+
+    - each start is replayed **as it was recorded** (``reset(seed)`` with no goal option, then the recorded actions)
+      and must reproduce the recorded state (an env that does not is refused);
+    - ``reject_trivial``: a row whose goal zero actions meet within the budget (started the way planning starts it,
+      goal option included) is replaced by another draw."""
     goal_offset = int(goal_offset or DATASET_DEFAULTS["goal_offset"])
     budget = int(budget or DATASET_DEFAULTS["budget"])
     reader = EpisodeReader(dataset)
@@ -146,30 +205,50 @@ def make_dataset_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, d
         raise ValueError(f"protocol=dataset: no episode of {dataset} records its env seed "
                          f"(a `wm collect` dataset does)")
     rng = np.random.default_rng(int(seed))
-    picks = [(int(usable[j]), None) for j in rng.integers(0, len(usable), int(episodes))]
-    eps = {i: reader.load(i) for i in sorted({i for i, _ in picks})}
-    rows = []
-    for i, _ in picks:
-        T = len(eps[i]["actions"])
+    env = envs.make(env_id, resolution=resolution, render=False, **env_kwargs)
+    loaded: dict[int, dict] = {}
+    rows, rejected = [], 0
+    while len(rows) < int(episodes):
+        if rejected + len(rows) >= TRIVIAL_DRAWS * int(episodes):
+            raise _too_easy(rejected, rejected + len(rows), f"protocol=dataset on {dataset}")
+        i = int(usable[int(rng.integers(0, len(usable)))])
+        ep = loaded.setdefault(i, reader.load(i))
+        T = len(ep["actions"])
         if T < goal_offset:
             raise ValueError(f"protocol=dataset: episode {i} of {dataset} has {T} steps < goal_offset={goal_offset}")
-        rows.append((i, int(rng.integers(0, T - goal_offset + 1))))
-    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in rows]
-    out = GoalEpisodes(
-        envs=env_list, seeds=[int(seeds_of[i]) for i, _ in rows],
-        goal_frames=np.stack([eps[i]["frames"][t + goal_offset] for i, t in rows]),
-        goal_states=np.stack([eps[i]["states"][t + goal_offset] for i, t in rows]).astype(np.float32),
-        low=np.asarray(env_list[0].action_space.low, np.float32), high=np.asarray(env_list[0].action_space.high,
-                                                                                 np.float32),
-        goal_offset=goal_offset, budget=budget, replay=[eps[i]["actions"][:t] for i, t in rows],
-        settings={**protocol.settings(env_list[0], goal_offset, budget), "protocol": "dataset",
-                  "dataset": str(dataset), "starts": [[i, t] for i, t in rows],
-                  "goal_policy": "recorded episodes: the goal is the recorded frame goal_offset rows after the start"})
-    for e, (i, t) in enumerate(rows):  # the replayed start must be the recorded one
-        got = out.start(e)["state"]
-        if not np.allclose(got, eps[i]["states"][t], atol=1e-4):
+        t = int(rng.integers(0, T - goal_offset + 1))
+        _, info = env.reset(seed=int(seeds_of[i]))  # as recorded: no goal handed to the env
+        for a in ep["actions"][:t]:
+            _, _, _, _, info = env.step(a)
+        if not np.allclose(info["state"], ep["states"][t], atol=1e-4):
+            gap = np.abs(info["state"] - ep["states"][t]).max()
             raise ValueError(f"protocol=dataset: replaying episode {i} of {dataset} from its seed does not reproduce "
-                             f"its state at step {t} (max difference {np.abs(got - eps[i]['states'][t]).max():.3g}); "
-                             f"the env must be deterministic under seed + actions")
-    return out
+                             f"its state at step {t} (max difference {gap:.3g}); the env must be deterministic under "
+                             f"seed + actions")
+        goal = protocol.Goal(None, np.asarray(ep["states"][t + goal_offset], np.float32), int(seeds_of[i]))
+        if reject_trivial and zero_reaches(env, goal, budget, ep["actions"][:t]):
+            rejected += 1
+            continue
+        rows.append((i, t))
+    env.close()
+    return DatasetStarts(
+        dataset=str(dataset), rows=rows, seeds=[int(seeds_of[i]) for i, _ in rows],
+        goal_frames=np.stack([loaded[i]["frames"][t + goal_offset] for i, t in rows]),
+        goal_states=np.stack([loaded[i]["states"][t + goal_offset] for i, t in rows]).astype(np.float32),
+        replay=[loaded[i]["actions"][:t] for i, t in rows], goal_offset=goal_offset, budget=budget,
+        trivial_replaced=rejected, reject_trivial=bool(reject_trivial))
 
+
+def make_dataset_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, starts: DatasetStarts) -> GoalEpisodes:
+    """The goal episodes of checked dataset rows (``select_dataset_starts``): envs that render, started by seed, the
+    goal handed to the env where it takes one, and the recorded actions up to each start."""
+    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in starts.rows]
+    return GoalEpisodes(
+        envs=env_list, seeds=list(starts.seeds), goal_frames=starts.goal_frames, goal_states=starts.goal_states,
+        low=np.asarray(env_list[0].action_space.low, np.float32),
+        high=np.asarray(env_list[0].action_space.high, np.float32),
+        goal_offset=starts.goal_offset, budget=starts.budget, replay=starts.replay,
+        settings={**protocol.settings(env_list[0], starts.goal_offset, starts.budget), "protocol": "dataset",
+                  "dataset": starts.dataset, "starts": [[i, t] for i, t in starts.rows],
+                  "reject_trivial_goals": starts.reject_trivial, "trivial_goals_replaced": starts.trivial_replaced,
+                  "goal_policy": "recorded episodes: the goal is the recorded frame goal_offset rows after the start"})
