@@ -182,9 +182,15 @@ def test_gymnasium_mujoco_examples_end_to_end(tmp_path, env_name):
     data = tmp_path / "data"
     run_json("collect", ["preset=smoke", f"env={env_name}", "policy=ou", "resolution=32", f"out_dir={data}"])
     ac = run_json("train-ac", ["preset=smoke", f"dataset={data}", f"out_dir={tmp_path / 'ac'}"])
-    plan = run_json("plan", ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0",
-                                f"out_dir={tmp_path / 'plan'}"])
+    args = ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0", f"out_dir={tmp_path / 'p'}"]
+    if env_name == "pusher":  # OU goals never move the object: zero actions meet every goal, and plan refuses them
+        with pytest.raises(ValueError, match="zero actions reach .* too easy"):
+            run_json("plan", args)
+        args.append("reject_trivial_goals=false")
+    plan = run_json("plan", args)
     assert plan["episodes"] == 2 and plan["privileged_inputs"] == []
+    if env_name == "pusher":
+        assert "zero actions already succeed" in plan["warning"]
 
 
 class AutoResetQuirk(QuirkEnv):

@@ -48,10 +48,12 @@ from worldmodel.planning.compat import check_env_compatible
 from worldmodel.planning.energy import EnergyConfig, uses_probe
 from worldmodel.planning.goals import (
     DatasetStarts,
+    GoalSeeds,
     make_dataset_goal_episodes,
     make_goal_episodes,
     save_gifs,
     select_dataset_starts,
+    select_goal_seeds,
     stats_summary,
     timing_summary,
 )
@@ -226,13 +228,22 @@ def planner_aids(cfg, st: Setup, exclude: list[int] | None) -> Aids:
     return aids
 
 
-def goal_episodes(cfg, st: Setup, starts: DatasetStarts | None):
-    """The E evaluation episodes of the goal protocol: ``starts`` (``protocol=dataset``, checked) or the env's goal
-    policy from seeded starts."""
-    if starts is not None:
-        return make_dataset_goal_episodes(st.env_id, st.env_kwargs, st.resolution, starts)
+def choose_goals(cfg, st: Setup, goal_data: str | None, goal_ids: list[int]) -> DatasetStarts | GoalSeeds:
+    """The protocol's episodes, checked on envs without a renderer before any heavy set-up: recorded rows replayed
+    (``protocol=dataset``) or seeds; goals zero actions meet are replaced unless ``reject_trivial_goals=false``."""
+    if goal_data is not None:
+        return select_dataset_starts(st.env_id, st.env_kwargs, st.resolution, goal_data, goal_ids, int(cfg.episodes),
+                                     cfg.seed, cfg.goal_offset, cfg.budget, cfg.reject_trivial_goals)
+    return select_goal_seeds(st.env_id, st.env_kwargs, int(cfg.episodes), cfg.seed, cfg.goal_offset, cfg.budget,
+                             cfg.reject_trivial_goals)
+
+
+def goal_episodes(cfg, st: Setup, chosen: DatasetStarts | GoalSeeds):
+    """The E evaluation episodes (envs that render, goals) of the chosen rows or seeds."""
+    if isinstance(chosen, DatasetStarts):
+        return make_dataset_goal_episodes(st.env_id, st.env_kwargs, st.resolution, chosen)
     return make_goal_episodes(st.env_id, st.env_kwargs, st.resolution, int(cfg.episodes), cfg.seed, cfg.goal_offset,
-                              cfg.budget, cfg.reject_trivial_goals)
+                              cfg.budget, chosen=chosen)
 
 
 def run_phases(cfg, st: Setup, eps, controller: PlannerController, phases: PhaseStore) -> tuple[dict, dict]:
@@ -294,17 +305,13 @@ def run(cfg: PlanConfig) -> PlanSummary:
         torch.set_num_threads(int(cfg.threads))
     st = load_setup(cfg, device)
     goal_data, goal_ids = goal_episodes_of(cfg, st.meta)  # protocol=dataset: the episodes planning is judged on
-    starts = None  # protocol=dataset: rows replayed and checked first, before the probes are fit
-    if goal_data is not None:
-        starts = select_dataset_starts(st.env_id, st.env_kwargs, st.resolution, goal_data, goal_ids,
-                                       int(cfg.episodes), cfg.seed, cfg.goal_offset, cfg.budget,
-                                       cfg.reject_trivial_goals)
+    chosen = choose_goals(cfg, st, goal_data, goal_ids)  # checked before the probes are fit
     same = goal_data is not None and (Path(goal_data).resolve()
                                       == Path(cfg.probe_dataset or st.meta.dataset).resolve())
     # fitted before any env exists (MuJoCo's EGL + late imports crash); no evaluation frame reaches planning
     aids = planner_aids(cfg, st, goal_ids if same else None)
     probe, probe_info = aids.probe, aids.info
-    eps = goal_episodes(cfg, st, starts)
+    eps = goal_episodes(cfg, st, chosen)
     criterion_dims = eps.settings.get("criterion_dims")  # None: the criterion reads every state dim
     if probe is not None and st.energy.criterion_weight != 1.0 and criterion_dims is not None \
             and cfg.mode == "oracle":

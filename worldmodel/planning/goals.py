@@ -122,35 +122,57 @@ def _too_easy(rejected: int, drawn: int, where: str) -> ValueError:
                       f"them anyway)")
 
 
-def make_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, episodes: int, seed: int,
-                       goal_offset: int = 0, budget: int = 0, reject_trivial: bool = False) -> GoalEpisodes:
-    """Build the envs and goals of episodes seed .. seed + episodes - 1 (0 offset/budget: the env's defaults).
-    ``reject_trivial``: a goal that zero actions meet within the budget is replaced by the next unused seed
-    (seed + episodes, seed + episodes + 1, ...); the summary records how many were."""
-    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in range(int(episodes))]
-    defaults = protocol.defaults(env_list[0])
-    goal_offset = int(goal_offset or defaults["goal_offset"])
-    budget = int(budget or defaults["budget"])
+@dataclass
+class GoalSeeds:
+    """The episode seeds of ``protocol=policy``, chosen by ``select_goal_seeds``."""
+
+    seeds: list[int]
+    replaced: int = 0  # seeds refused because zero actions meet their goal
+    reject_trivial: bool = False
+
+
+def select_goal_seeds(env_id: str, env_kwargs: dict, episodes: int, seed: int, goal_offset: int = 0,
+                      budget: int = 0, reject_trivial: bool = False) -> GoalSeeds:
+    """Seeds seed .. seed + episodes - 1; with ``reject_trivial`` a seed whose goal zero actions meet within the
+    budget is replaced by the next unused one (seed + episodes, ...). Checked on an env built without a renderer,
+    before any heavy set-up; too many trivial goals stop the run in one line."""
+    seeds = [int(seed) + i for i in range(int(episodes))]
+    if not reject_trivial:
+        return GoalSeeds(seeds)
+    env = envs.make(env_id, render=False, **env_kwargs)
+    defaults = protocol.defaults(env)
+    goal_offset, budget = int(goal_offset or defaults["goal_offset"]), int(budget or defaults["budget"])
     spare = iter(range(int(seed) + int(episodes), int(seed) + TRIVIAL_DRAWS * int(episodes)))
-    goals, rejected = [], 0
-    for i, env in enumerate(env_list):
-        s = int(seed) + i
-        while True:
-            goal = protocol.make_goal(env, s, goal_offset)
-            if not reject_trivial or not zero_reaches(env, goal, budget):
-                break
+    kept, rejected = [], 0
+    for s in seeds:
+        while zero_reaches(env, protocol.make_goal(env, s, goal_offset), budget):
             rejected += 1
             s = next(spare, None)
             if s is None:
-                raise _too_easy(rejected, rejected + i, f"env.id={env_id}")
-        goals.append(goal)
+                raise _too_easy(rejected, rejected + len(kept), f"env.id={env_id}")
+        kept.append(s)
+    env.close()
+    return GoalSeeds(kept, rejected, True)
+
+
+def make_goal_episodes(env_id: str, env_kwargs: dict, resolution: int, episodes: int, seed: int,
+                       goal_offset: int = 0, budget: int = 0, reject_trivial: bool = False,
+                       chosen: GoalSeeds | None = None) -> GoalEpisodes:
+    """Build the envs and goals of the episode seeds ``chosen`` (default: ``select_goal_seeds`` of the other
+    arguments); 0 offset/budget: the env's defaults."""
+    chosen = chosen or select_goal_seeds(env_id, env_kwargs, episodes, seed, goal_offset, budget, reject_trivial)
+    env_list = [envs.make(env_id, resolution=resolution, render=True, **env_kwargs) for _ in chosen.seeds]
+    defaults = protocol.defaults(env_list[0])
+    goal_offset = int(goal_offset or defaults["goal_offset"])
+    budget = int(budget or defaults["budget"])
+    goals = [protocol.make_goal(env, s, goal_offset) for env, s in zip(env_list, chosen.seeds)]
     return GoalEpisodes(
-        envs=env_list, seeds=[g.seed for g in goals], goal_frames=np.stack([g.frame for g in goals]),
+        envs=env_list, seeds=list(chosen.seeds), goal_frames=np.stack([g.frame for g in goals]),
         goal_states=np.stack([np.asarray(g.state, np.float32) for g in goals]),
         low=np.asarray(env_list[0].action_space.low, np.float32),
         high=np.asarray(env_list[0].action_space.high, np.float32), goal_offset=goal_offset, budget=budget,
         settings={**protocol.settings(env_list[0], goal_offset, budget), "env_defaults": dict(defaults),
-                  "reject_trivial_goals": bool(reject_trivial), "trivial_goals_replaced": rejected})
+                  "reject_trivial_goals": chosen.reject_trivial, "trivial_goals_replaced": chosen.replaced})
 
 
 def timing_summary(plan_seconds: list[tuple[float, int]], episodes: int) -> dict:
