@@ -185,8 +185,7 @@ def test_gymnasium_mujoco_examples_end_to_end(tmp_path, env_name):
     args = ["preset=smoke", "bootstrap=false", f"checkpoint={ac['checkpoint']}", "gifs=0", f"out_dir={tmp_path / 'p'}"]
     if env_name == "pusher":  # OU goals never move the object: zero actions meet every goal, and plan refuses them
         with pytest.raises(ValueError, match="zero actions reach .* too easy"):
-            run_json("plan", args)
-        args.append("reject_trivial_goals=false")
+            run_json("plan", [*args, "reject_trivial_goals=true"])
     plan = run_json("plan", args)
     assert plan["episodes"] == 2 and plan["privileged_inputs"] == []
     if env_name == "pusher":

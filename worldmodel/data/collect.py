@@ -358,16 +358,16 @@ def _collect(cfg, root: Path) -> CollectSummary:
     preempt.check(f"collect: {len(entries)} finished episodes kept in {root}")
     seconds = time.time() - t0
     manifest = read_manifest(root)
+    cov = coverage(root, manifest.episode_list, cfg.env.id, reach_settings(probe))
+    for warning in dataset_warnings(cov):
+        print(f"[collect] warning: {warning}")
     summary = {
         "episodes": manifest.episodes, "new_episodes": len(jobs), "frames": manifest.frames,
         "new_frames": new_frames, "dataset": str(root), "frames_per_s": round(new_frames / max(seconds, 1e-9), 1),
         "collect_seconds": round(seconds, 2), "env_id": cfg.env.id, "policy": cfg.policy,
         "workers": int(cfg.workers), "steps": int(cfg.steps), "resolution": int(cfg.resolution),
-        "coverage": coverage(root, manifest.episode_list, cfg.env.id, reach_settings(probe)),
+        "coverage": cov, "warnings": dataset_warnings(cov),
     }
-    summary["warnings"] = dataset_warnings(summary["coverage"])
-    for warning in summary["warnings"]:
-        print(f"[collect] warning: {warning}")
     probe.close()
     summary = summary_of("collect", summary, f"{root}: collect summary")
     print(f"[collect] {summary.new_episodes} new episodes, {new_frames} frames in {seconds:.1f}s "
