@@ -1,6 +1,6 @@
 """Robustness table: the main job's planners, trained on nominal frames, planning on shifted ones.
 
-    python scripts/robustness.py runs/main --task PointReach --episodes 20 --out runs/robustness
+    python scripts/robustness.py runs/main --task PointReach --episodes 50
     python scripts/robustness.py runs/main --task PointReach --model "latent, varied=runs/varied/train_ac_PointReach"
 
 For each model the main job trained on the task (latent: ``train_ac_<task>``; pixel: ``train_pixel_<task>``;
@@ -8,18 +8,26 @@ random-init encoder: ``train_ac_random_<task>`` where it exists; ``--model "name
 predictor trained on varied data) and each factor of variation below, runs
 ``wm plan preset=cpu`` with the same goals (seed 100000, as the main job's plan stages), the main job's latent
 energy, and the env's ``variation`` set at plan time only (the training data stay nominal), then prints one markdown
-table of success with 95% intervals. Every row's ``privileged_inputs`` must be empty, or the script stops.
+table of success with 95% intervals and writes it as ``<run>/robustness/<task>/table.json``, which the pipeline's
+report shows (re-run ``wm pipeline`` with the same settings: every stage is reused, the report is rebuilt). Every
+row's ``privileged_inputs`` must be empty, or the script stops.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import yaml
 
 from worldmodel.cli import main as wm
+from worldmodel.contracts.records import to_dict
+from worldmodel.contracts.robustness import RobustnessCell, RobustnessTable
 from worldmodel.contracts.summaries import PlanSummary, load_summary
+from worldmodel.utils.atomic import write_text
+
+SEED = 100_000  # the main job's plan stages' goals
 
 FACTORS = {  # name -> env.kwargs.variation at plan time; always given: a plan otherwise inherits the data's variation
     "nominal": "{}",
@@ -34,7 +42,7 @@ MODELS = {"latent": "train_ac_{task}", "pixel": "train_pixel_{task}", "random-in
 def plan(checkpoint: Path, variation: str, episodes: int, out: Path) -> PlanSummary:
     """One ``wm plan`` run (reused when its summary exists); its summary."""
     if not (out / "summary.json").is_file():
-        argv = ["plan", "preset=cpu", f"checkpoint={checkpoint}", f"episodes={episodes}", "seed=100000",
+        argv = ["plan", "preset=cpu", f"checkpoint={checkpoint}", f"episodes={episodes}", f"seed={SEED}",
                 "baselines=false", "gifs=0", f"out_dir={out}", f"env.kwargs.variation={variation}"]
         if wm(argv) != 0:
             sys.exit(f"robustness: wm {' '.join(argv)} failed")
@@ -51,9 +59,11 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="a main-job folder (wm pipeline out_dir)")
     ap.add_argument("--task", default="PointReach")
     ap.add_argument("--episodes", type=int, default=20)
-    ap.add_argument("--out", type=Path, default=Path("runs/robustness"))
+    ap.add_argument("--out", type=Path, default=None, help="plan folders and table.json (default: <run>/robustness, "
+                    "where the pipeline's report finds them)")
     ap.add_argument("--model", action="append", default=[], help="an extra row: 'name=run folder of a checkpoint'")
     args = ap.parse_args()
+    out = args.out or args.run / "robustness"
     models = {name: args.run / pattern.format(task=args.task) / "checkpoint.pt" for name, pattern in MODELS.items()}
     for extra in args.model:
         name, _, folder = extra.partition("=")
@@ -63,15 +73,23 @@ def main() -> None:
         sys.exit(f"robustness: no checkpoint of {args.task} under {args.run}")
     print(f"| {args.task}, {args.episodes} episodes | " + " | ".join(FACTORS) + " |")
     print("|---" * (len(FACTORS) + 1) + "|")
+    table = RobustnessTable(task=args.task, episodes=args.episodes, seed=SEED)
     for name, ckpt in models.items():
-        cells = []
+        texts = []
         for factor, variation in FACTORS.items():
             tag = factor.replace(" ", "_")
             row = "".join(c if c.isalnum() else "_" for c in name)
-            s = plan(ckpt, variation, args.episodes, args.out / args.task / row / tag)
+            folder = out / args.task / row / tag
+            s = plan(ckpt, variation, args.episodes, folder)
             lo, hi = s.success_ci95
-            cells.append(f"{s.success_rate:.0%} [{lo:.0%}, {hi:.0%}]")
-        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+            texts.append(f"{s.success_rate:.0%} [{lo:.0%}, {hi:.0%}]")
+            table.cells.append(RobustnessCell(
+                model=name, factor=factor, variation=s.protocol.get("variation") or {},
+                train_variation=s.protocol.get("train_variation") or {}, success_rate=s.success_rate,
+                success_ci95=[lo, hi], summary=str(folder / "summary.json")))
+        print(f"| {name} | " + " | ".join(texts) + " |", flush=True)
+    write_text(out / args.task / "table.json", json.dumps(to_dict(table), indent=1))
+    print(f"robustness: {out / args.task / 'table.json'}")
 
 
 if __name__ == "__main__":

@@ -173,3 +173,25 @@ def test_changed_forced_and_crashed_stages_rerun_with_their_downstream(smoke_run
     assert rerun == {"train_pixel_PointReach", "drift_PointReach", "compare_PointReach", "plan_pixel_PointReach",
                      "plan_latent_PointReach", "drift_random_PointReach"}
     assert third["headline"]["drift"]["PointReach"]["horizon"] == 2
+
+
+def test_report_shows_the_robustness_tables(tmp_path):
+    """A table scripts/robustness.py wrote under <run>/robustness/<task>/ appears in the report, cell by cell; a
+    broken table fails in one line naming its file."""
+    from worldmodel.contracts.records import to_dict
+    from worldmodel.contracts.robustness import RobustnessCell, RobustnessTable, load_table
+    from worldmodel.evaluation.report import build_report
+
+    cells = [RobustnessCell("latent", "nominal", {}, {}, 0.8, [0.58, 0.92]),
+             RobustnessCell("latent", "floor colour", {"floor_rgb": [0.45, 0.6, 0.85]}, {}, 0.1, [0.03, 0.3]),
+             RobustnessCell("pixel", "nominal", {}, {}, 0.25, [0.11, 0.47])]
+    path = tmp_path / "robustness" / "PointReach" / "table.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(to_dict(RobustnessTable("PointReach", 20, 100000, cells))))
+    md = Path(build_report(tmp_path, [], [])["md"]).read_text()
+    assert "Robustness" in md and "| latent | 80% [58%, 92%] | 10% [3%, 30%] |" in md
+    assert "| pixel | 25% [11%, 47%] | — |" in md
+    assert (tmp_path / "report_assets" / "robustness_PointReach.png").is_file()
+    path.write_text(json.dumps({"task": "PointReach", "episodes": "many"}))
+    with pytest.raises(ValueError, match="table.json: robustness table"):
+        load_table(path)

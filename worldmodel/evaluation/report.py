@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from worldmodel.contracts.robustness import load_table
 from worldmodel.contracts.summaries import (
     CompareSummary,
     DriftSummary,
@@ -189,6 +190,7 @@ def build_report(out_dir: str | Path, records: list[dict], tasks: list[str], tit
         _task_section(doc, t, summary, assets, max_gifs)
     _training_section(doc, records, summaries, assets)
     _protocol_section(doc, tasks, summary)
+    _robustness_section(doc, root, assets)
     doc.heading("Stage timings", anchor="timings")
     doc.table(["stage", "command", "seconds", "CPU seconds", "reused from an earlier run"],
               [[r["name"], r["command"], fmt(r.get("seconds"), 4), fmt(r.get("cpu_seconds"), 4), bool(r.get("reused"))]
@@ -323,3 +325,25 @@ def _protocol_section(doc: Doc, tasks: list[str], summary) -> None:
         doc.table(["task", "environment", "episodes", "budget (env steps)", "goal offset (steps)", "success",
                    "planner", "steps executed per plan", "frame size (px)", "precision", "seeds"], rows,
                   caption="How each task was planned and judged (the same for every row of the task)")
+
+
+def _robustness_section(doc: Doc, root: Path, assets: Path) -> None:
+    """The robustness tables ``scripts/robustness.py`` wrote under ``root/robustness/<task>/table.json``: success per
+    model under each factor of variation set at plan time, as a table and grouped bars."""
+    paths = sorted((root / "robustness").glob("*/table.json"))
+    if not paths:
+        return
+    doc.heading("Robustness: factors of variation at plan time", anchor="robustness")
+    for path in paths:
+        t = load_table(path)
+        factors = t.factors()
+        bars = {f: [(m, c.success_rate, c.success_ci95) for m in t.models() if (c := t.cell(m, f))] for f in factors}
+        doc.image(plot_headline(bars, assets / f"robustness_{t.task}.png", title=f"{t.task}: success under each "
+                                f"factor of variation (95% Wilson intervals)"), f"robustness of {t.task}")
+        rows = []
+        for m in t.models():
+            cells = [t.cell(m, f) for f in factors]
+            rows.append([m, *[f"{c.success_rate:.0%} [{c.success_ci95[0]:.0%}, {c.success_ci95[1]:.0%}]"
+                              if c else "—" for c in cells]])
+        doc.table(["model", *factors], rows, caption=f"{t.task}: {t.episodes} episodes per cell (goals of seed "
+                  f"{t.seed} on), the variation set at plan time only; made by scripts/robustness.py")

@@ -25,9 +25,10 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def plot_headline(bars: dict[str, list[tuple[str, float, list | None]]], path: Path) -> Path | None:
-    """Grouped bars of planning success per task: ``bars[task] = [(row label, rate, [lo, hi] or None), ...]``,
-    the 95% interval as an error bar; the same labels share a colour across tasks."""
+def plot_headline(bars: dict[str, list[tuple[str, float, list | None]]], path: Path,
+                  title: str = "Goal reaching from pixels: success per task, with 95% Wilson intervals") -> Path | None:
+    """Grouped bars of planning success per group (task, or factor of variation): ``bars[group] = [(row label, rate,
+    [lo, hi] or None), ...]``, the 95% interval as an error bar; the same labels share a colour across groups."""
     tasks = [t for t, rows in bars.items() if rows]
     if not tasks:
         return None
@@ -50,7 +51,7 @@ def plot_headline(bars: dict[str, list[tuple[str, float, list | None]]], path: P
     ax.set_xticks(range(len(tasks)), tasks, fontsize=11)
     ax.set_ylim(0, 105)
     ax.set_ylabel("success rate (%)", fontsize=11)
-    ax.set_title("Goal reaching from pixels: success per task, with 95% Wilson intervals", fontsize=12)
+    ax.set_title(title, fontsize=12)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     return _save(fig, path)
