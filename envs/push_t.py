@@ -76,6 +76,13 @@ class PushTEnv(TaskEnv):
         angle = rng.uniform(-np.pi, np.pi)
         return np.concatenate([pusher, block, [angle]]), np.zeros(5)
 
+    def touching(self) -> bool:
+        """Whether the pusher currently touches the T (a contact between the pusher and the crossbar or the stem)."""
+        pusher = self.model.geom("pusher").id
+        tee = {self.model.geom("bar").id, self.model.geom("stem").id}
+        return any({c.geom1, c.geom2} & tee and pusher in (c.geom1, c.geom2)
+                   for c in self.data.contact[: self.data.ncon])
+
     def state_distance(self, state, goal_state):
         pos, ang = pose_errors(state, goal_state)
         return float(np.hypot(pos, ang * POS_TOLERANCE / ANGLE_TOLERANCE))

@@ -54,6 +54,8 @@ def test_scripted_coverage_door_and_block(tmp_path):
     rnd = run_json("collect", ["preset=smoke", "env=pushblock", "steps=60", "policy=random",
                                   f"out_dir={tmp_path / 'rb'}"])
     assert rnd["coverage"]["block_displacement_mean"] < block["coverage"]["block_displacement_mean"]
+    tee = run_json("collect", ["preset=smoke", "env=pusht", "steps=60", f"out_dir={tmp_path / 't'}"])
+    assert tee["coverage"]["touched_block"] >= 0.75 and tee["coverage"]["block_moved"] >= 0.5
 
 
 def test_foreign_gymnasium_env(tmp_path):

@@ -147,3 +147,14 @@ def test_wm_plan_smoke(tmp_path: Path):
                                    "env.kwargs.variation={distractors: 2, frame_noise: 4.0}"])
     assert shifted["protocol"]["variation"] == {"distractors": 2, "frame_noise": 4.0}
     assert shifted["protocol"]["train_variation"] == {} and shifted["privileged_inputs"] == []
+
+
+def test_pusht_collect_train_plan_from_the_cli(tmp_path: Path):
+    """PushT goes through wm collect, train-ac and plan like the other tasks; the pose criterion is recorded."""
+    from helpers import run_json
+
+    run_json("collect", ["preset=smoke", "env=pusht", "resolution=32", f"out_dir={tmp_path / 'data'}"])
+    ac = run_json("train-ac", ["preset=smoke", f"dataset={tmp_path / 'data'}", f"out_dir={tmp_path / 'ac'}"])
+    plan = run_json("plan", ["preset=smoke", f"checkpoint={ac['checkpoint']}", "gifs=0", f"out_dir={tmp_path / 'p'}"])
+    assert plan["env"] == "worldmodel/PushT-v0" and plan["privileged_inputs"] == []
+    assert "AND" in plan["protocol"]["criterion"] and plan["protocol"]["proprio_dims"] == [0, 1, 6, 7]

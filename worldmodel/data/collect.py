@@ -140,7 +140,7 @@ def collect_episode(job: dict) -> dict:
                  "static_steps": static}
         # collection rebuilds the manifest entry of an episode finished just before a kill from the file alone
         if touching is not None:
-            stats["touch_steps"] = touches  # steps with pusher-block contact (PushBlock coverage)
+            stats["touch_steps"] = touches  # steps with pusher-block contact (PushBlock and PushT coverage)
         return writer.finish(np.stack(actions), np.stack(states), np.asarray(rewards), np.asarray(success),
                              **stats)
     except BaseException:
@@ -207,7 +207,7 @@ def coverage(root: Path, entries: list[EpisodeEntry], env_id: str, reach: dict |
             cells.update(map(tuple, ij))
         if env_id == "worldmodel/TwoRoom-v0":
             crossed.append(bool(np.any(np.sign(s[:, 0]) != np.sign(s[0, 0]))))
-        if env_id == "worldmodel/PushBlock-v0":
+        if env_id in ("worldmodel/PushBlock-v0", "worldmodel/PushT-v0"):
             touched.append(int(z["touch_steps"]) > 0)
             moved.append(float(np.linalg.norm(s[-1, 2:4] - s[0, 2:4])))
     out = {"success_any": float(np.mean(succ)), "state_min": np.round(lo.astype(float), 3).tolist(),
