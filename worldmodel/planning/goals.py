@@ -144,14 +144,16 @@ def select_goal_seeds(env_id: str, env_kwargs: dict, episodes: int, seed: int, g
     goal_offset, budget = int(goal_offset or defaults["goal_offset"]), int(budget or defaults["budget"])
     spare = iter(range(int(seed) + int(episodes), int(seed) + TRIVIAL_DRAWS * int(episodes)))
     kept, rejected = [], 0
-    for s in seeds:
-        while zero_reaches(env, protocol.make_goal(env, s, goal_offset), budget):
-            rejected += 1
-            s = next(spare, None)
-            if s is None:
-                raise _too_easy(rejected, rejected + len(kept), f"env.id={env_id}")
-        kept.append(s)
-    env.close()
+    try:
+        for s in seeds:
+            while zero_reaches(env, protocol.make_goal(env, s, goal_offset), budget):
+                rejected += 1
+                s = next(spare, None)
+                if s is None:
+                    raise _too_easy(rejected, rejected + len(kept), f"env.id={env_id}")
+            kept.append(s)
+    finally:
+        env.close()
     return GoalSeeds(kept, rejected, True)
 
 
@@ -205,6 +207,26 @@ class DatasetStarts:
     reject_trivial: bool = False
 
 
+def _steps(ep: dict, i: int, dataset, goal_offset: int) -> int:
+    """Steps of a recorded episode, which must be at least ``goal_offset``."""
+    T = len(ep["actions"])
+    if T < goal_offset:
+        raise ValueError(f"protocol=dataset: episode {i} of {dataset} has {T} steps < goal_offset={goal_offset}")
+    return T
+
+
+def _check_replay(env, ep: dict, seed: int, t: int, where: str) -> None:
+    """Replay a recorded episode to step ``t`` as it was recorded (``reset(seed)``, no goal option, its actions) and
+    refuse an env that does not reproduce the recorded state there."""
+    _, info = env.reset(seed=seed)
+    for a in ep["actions"][:t]:
+        _, _, _, _, info = env.step(a)
+    if not np.allclose(info["state"], ep["states"][t], atol=1e-4):
+        gap = np.abs(info["state"] - ep["states"][t]).max()
+        raise ValueError(f"protocol=dataset: replaying {where} from its seed does not reproduce its state at step {t} "
+                         f"(max difference {gap:.3g}); the env must be deterministic under seed + actions")
+
+
 def select_dataset_starts(env_id: str, env_kwargs: dict, resolution: int, dataset: str | Path, ids: list[int],
                           episodes: int, seed: int, goal_offset: int = 0, budget: int = 0,
                           reject_trivial: bool = False) -> DatasetStarts:
@@ -228,31 +250,25 @@ def select_dataset_starts(env_id: str, env_kwargs: dict, resolution: int, datase
                          f"(a `wm collect` dataset does)")
     rng = np.random.default_rng(int(seed))
     env = envs.make(env_id, resolution=resolution, render=False, **env_kwargs)
-    loaded: dict[int, dict] = {}
-    rows, rejected = [], 0
-    while len(rows) < int(episodes):
-        if rejected + len(rows) >= TRIVIAL_DRAWS * int(episodes):
-            raise _too_easy(rejected, rejected + len(rows), f"protocol=dataset on {dataset}")
-        i = int(usable[int(rng.integers(0, len(usable)))])
-        ep = loaded.setdefault(i, reader.load(i))
-        T = len(ep["actions"])
-        if T < goal_offset:
-            raise ValueError(f"protocol=dataset: episode {i} of {dataset} has {T} steps < goal_offset={goal_offset}")
-        t = int(rng.integers(0, T - goal_offset + 1))
-        _, info = env.reset(seed=int(seeds_of[i]))  # as recorded: no goal handed to the env
-        for a in ep["actions"][:t]:
-            _, _, _, _, info = env.step(a)
-        if not np.allclose(info["state"], ep["states"][t], atol=1e-4):
-            gap = np.abs(info["state"] - ep["states"][t]).max()
-            raise ValueError(f"protocol=dataset: replaying episode {i} of {dataset} from its seed does not reproduce "
-                             f"its state at step {t} (max difference {gap:.3g}); the env must be deterministic under "
-                             f"seed + actions")
-        goal = protocol.Goal(None, np.asarray(ep["states"][t + goal_offset], np.float32), int(seeds_of[i]))
-        if reject_trivial and zero_reaches(env, goal, budget, ep["actions"][:t]):
-            rejected += 1
-            continue
-        rows.append((i, t))
-    env.close()
+    try:
+        loaded: dict[int, dict] = {}
+        rows, rejected = [], 0
+        while len(rows) < int(episodes):
+            if rejected + len(rows) >= TRIVIAL_DRAWS * int(episodes):
+                raise _too_easy(rejected, rejected + len(rows), f"protocol=dataset on {dataset}")
+            i = int(usable[int(rng.integers(0, len(usable)))])
+            if i not in loaded:
+                loaded[i] = reader.load(i)
+            ep = loaded[i]
+            t = int(rng.integers(0, _steps(ep, i, dataset, goal_offset) - goal_offset + 1))
+            _check_replay(env, ep, int(seeds_of[i]), t, f"episode {i} of {dataset}")
+            goal = protocol.Goal(None, np.asarray(ep["states"][t + goal_offset], np.float32), int(seeds_of[i]))
+            if reject_trivial and zero_reaches(env, goal, budget, ep["actions"][:t]):
+                rejected += 1
+                continue
+            rows.append((i, t))
+    finally:
+        env.close()
     return DatasetStarts(
         dataset=str(dataset), rows=rows, seeds=[int(seeds_of[i]) for i, _ in rows],
         goal_frames=np.stack([loaded[i]["frames"][t + goal_offset] for i, t in rows]),
