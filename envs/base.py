@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+import mujoco
 import numpy as np
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
@@ -111,6 +112,7 @@ class TaskEnv(MujocoEnv):
         obs, info = super().reset(seed=seed, options=options)
         if self.scene is not None:
             self.scene.reset(seed)  # after the task's own draws, from a stream of its own
+            mujoco.mj_camlight(self.model, self.data)  # the camera's new place, without touching the state
         return obs, info
 
     def render(self):

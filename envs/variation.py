@@ -9,7 +9,13 @@ on the command line; it is recorded with the dataset's ``env_kwargs`` and with e
 - ``distractors`` / ``distractor_speed`` / ``distractor_radius``: discs of random colours drawn over the scene that
   random-walk on their own (world units per env step; they bounce off the arena's edges); the agent cannot move or
   predict them, and they are in no state vector;
-- ``frame_noise``: the standard deviation of per-pixel Gaussian noise added to every frame (0-255 units).
+- ``frame_noise``: the standard deviation of per-pixel Gaussian noise added to every frame (0-255 units);
+- ``body_jitter``: a per-episode uniform jitter of each channel of every body's colour (the agent's and the objects'
+  geoms: all but the floor and the walls) by up to this;
+- ``camera_jitter``: a per-episode uniform shift of the top camera along x and y by up to this many world units (the
+  whole scene moves in the frame; distractors stay put in the world).
+
+Sizes are not a factor: a geom's size is also its collision shape, so it would change the task.
 
 Every draw comes from a generator seeded by the reset seed (and, for the noise, the step), never from the env's own
 generator: the same seed and actions give the same states and success with or without variation, and the same
@@ -35,6 +41,8 @@ class Variation:
     distractor_speed: float = 0.05  # their random-walk speed, world units per env step
     distractor_radius: float = 0.1  # their radius, world units
     frame_noise: float = 0.0  # std of per-pixel Gaussian noise on every frame, 0-255 units
+    body_jitter: float = 0.0  # per-episode uniform jitter of each body colour channel, +- this
+    camera_jitter: float = 0.0  # per-episode uniform shift of the camera along x and y, +- this (world units)
 
     @classmethod
     def parse(cls, settings: dict | None) -> Variation:
@@ -47,7 +55,8 @@ class Variation:
         v = cls(**{k: (tuple(float(c) for c in val) if k == "floor_rgb" else val) for k, val in settings.items()})
         if v.floor_rgb and (len(v.floor_rgb) != 3 or not all(0 <= c <= 1 for c in v.floor_rgb)):
             raise ValueError(f"env.kwargs.variation.floor_rgb={list(v.floor_rgb)}: expected 3 values in [0, 1]")
-        for key in ("floor_jitter", "light_jitter", "distractor_speed", "distractor_radius", "frame_noise"):
+        for key in ("floor_jitter", "light_jitter", "distractor_speed", "distractor_radius", "frame_noise",
+                    "body_jitter", "camera_jitter"):
             if float(getattr(v, key)) < 0:
                 raise ValueError(f"env.kwargs.variation.{key}={getattr(v, key)}: expected >= 0")
         if float(v.light) <= 0 or int(v.distractors) < 0:
@@ -69,6 +78,11 @@ class SceneVariation:
         self.floor = model.geom("floor").id
         self.nominal_floor = model.geom_rgba[self.floor, :3].copy()
         self.nominal_light = (model.vis.headlight.ambient.copy(), model.vis.headlight.diffuse.copy())
+        self.bodies = np.flatnonzero(model.geom_bodyid != 0)  # geoms of the agent and the objects (not the world's)
+        self.nominal_bodies = model.geom_rgba[self.bodies, :3].copy()
+        self.camera = model.camera("top").id
+        self.nominal_camera = model.cam_pos[self.camera].copy()
+        self.shift = np.zeros(2)  # the camera's shift this episode (world units)
         self.seed, self.episode, self.t = 0, 0, 0
         self.pos = self.vel = self.colours = np.zeros((0, 3))
         self.rng = np.random.default_rng([SALT])  # replaced at every reset
@@ -90,6 +104,11 @@ class SceneVariation:
         angle = rng.uniform(0, 2 * np.pi, n)
         self.vel = v.distractor_speed * np.stack([np.cos(angle), np.sin(angle)], -1)
         self.colours = rng.uniform(0, 255, (n, 3))
+        looks = np.random.default_rng([SALT, self.seed, self.episode, 1])  # a stream of its own: the others' draws
+        tint = looks.uniform(-v.body_jitter, v.body_jitter, self.nominal_bodies.shape)  # stay as they were
+        self.model.geom_rgba[self.bodies, :3] = np.clip(self.nominal_bodies + tint, 0, 1)
+        self.shift = looks.uniform(-v.camera_jitter, v.camera_jitter, 2)
+        self.model.cam_pos[self.camera, :2] = self.nominal_camera[:2] + self.shift
         self.rng = rng
 
     def step(self) -> None:
@@ -112,8 +131,8 @@ class SceneVariation:
             return frame
         H, W = frame.shape[:2]
         out = frame.astype(np.float32)
-        x = (np.arange(W) + 0.5) / W * 2 * ARENA - ARENA  # (W,) world x of the pixel centres
-        y = ARENA - (np.arange(H) + 0.5) / H * 2 * ARENA  # (H,) world y
+        x = (np.arange(W) + 0.5) / W * 2 * ARENA - ARENA + self.shift[0]  # (W,) world x of the pixel centres
+        y = ARENA - (np.arange(H) + 0.5) / H * 2 * ARENA + self.shift[1]  # (H,) world y
         for (px, py), colour in zip(self.pos, self.colours):
             out[((y[:, None] - py) ** 2 + (x[None, :] - px) ** 2) < self.v.distractor_radius ** 2] = colour
         if self.v.frame_noise:

@@ -167,7 +167,9 @@ def test_pusht_scripted_policy_moves_and_turns_the_block():
 
 
 VARIED = {"floor_rgb": [0.3, 0.5, 0.8], "floor_jitter": 0.1, "light": 0.7, "light_jitter": 0.2, "distractors": 3,
-          "frame_noise": 8.0}
+          "frame_noise": 8.0, "body_jitter": 0.3, "camera_jitter": 0.08}
+ALONE = [{"floor_rgb": [0.3, 0.5, 0.8]}, {"light": 0.6}, {"distractors": 2}, {"frame_noise": 5.0},
+         {"body_jitter": 0.4}, {"camera_jitter": 0.1}]
 
 
 def _rollout(env, seed: int, actions: np.ndarray):
@@ -202,3 +204,13 @@ def test_variation_settings_are_checked_in_one_line():
         envs.make("worldmodel/PointReach-v0", variation={"floor_color": [1, 0, 0]})
     with pytest.raises(ValueError, match=r"env.kwargs.variation.floor_rgb=\[2.0, 0.0, 0.0\]"):
         envs.make("worldmodel/PointReach-v0", variation={"floor_rgb": [2, 0, 0]})
+
+
+@pytest.mark.parametrize("env_id", list(envs.TASKS))
+def test_each_factor_alone_changes_the_frames_never_the_state(env_id):
+    actions = np.full((4, 2), 0.5, np.float32)
+    s0, ok0, f0 = _rollout(envs.make(env_id, resolution=32), 5, actions)
+    for factor in ALONE:
+        s1, ok1, f1 = _rollout(envs.make(env_id, resolution=32, variation=factor), 5, actions)
+        assert np.array_equal(s0, s1) and ok0 == ok1, factor
+        assert np.abs(f1.astype(int) - f0).mean() > 0.05, factor
