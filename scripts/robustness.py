@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -54,6 +55,35 @@ def plan(checkpoint: Path, variation: str, episodes: int, out: Path) -> PlanSumm
     return summary
 
 
+def shifted_drift(ckpts: dict[str, Path], variation: str, out: Path) -> dict[str, float]:
+    """Open-loop drift under a shift: the latent model's dataset collected again with the same seeds and settings
+    (the same states and actions) under ``variation``, then ``wm drift`` of every model on its held-out episodes;
+    the state-probe error at the largest horizon per model (in training state stds)."""
+    latent = ckpts["latent"]
+    source = Path(load_summary(latent.parent / "summary.json", "train-ac").dataset)
+    settings = yaml.safe_load((source / "config.yaml").read_text())
+    data = out / "data"
+    if not (data / "summary.json").is_file():
+        argv = ["collect", "preset=cpu", f"env.id={settings['env']['id']}", f"episodes={settings['episodes']}",
+                f"steps={settings['steps']}", f"seed={settings['seed']}", f"policy={settings['policy']}",
+                f"resolution={settings['resolution']}", f"env.kwargs.variation={variation}", f"out_dir={data}"]
+        if wm(argv) != 0:
+            sys.exit(f"robustness: wm {' '.join(argv)} failed")
+    drift = out / "drift"
+    if not (drift / "summary.json").is_file():
+        others = [str(c) for name, c in ckpts.items() if name == "pixel"]
+        argv = ["drift", "preset=cpu", f"checkpoint={latent}", f"dataset={data}", f"out_dir={drift}",
+                f"compare_checkpoints=[{','.join(others)}]"]
+        if wm(argv) != 0:
+            sys.exit(f"robustness: wm {' '.join(argv)} failed")
+    d = load_summary(drift / "summary.json", "drift")
+    out_errors = {"latent": d.probe_error[-1] if d.probe_error else None,
+                  "copy last": d.probe_error_copy_last[-1] if d.probe_error_copy_last else None}
+    if d.probe_error_pixel:
+        out_errors["pixel"] = d.probe_error_pixel[-1]
+    return out_errors
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="a main-job folder (wm pipeline out_dir)")
@@ -62,6 +92,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="plan folders and table.json (default: <run>/robustness, "
                     "where the pipeline's report finds them)")
     ap.add_argument("--model", action="append", default=[], help="an extra row: 'name=run folder of a checkpoint'")
+    ap.add_argument("--drift", action="store_true", help="also the open-loop drift of the latent and pixel models "
+                    "under each shift (the latent model's dataset collected again under it)")
     args = ap.parse_args()
     out = args.out or args.run / "robustness"
     models = {name: args.run / pattern.format(task=args.task) / "checkpoint.pt" for name, pattern in MODELS.items()}
@@ -88,6 +120,14 @@ def main() -> None:
                 train_variation=s.protocol.get("train_variation") or {}, success_rate=s.success_rate,
                 success_ci95=[lo, hi], summary=str(folder / "summary.json")))
         print(f"| {name} | " + " | ".join(texts) + " |", flush=True)
+    if args.drift:
+        print(f"\n| {args.task}: probe error at the largest horizon | " + " | ".join(FACTORS) + " |")
+        print("|---" * (len(FACTORS) + 1) + "|")
+        errors = {f: shifted_drift(models, v, out / args.task / "shift" / f.replace(" ", "_"))
+                  for f, v in FACTORS.items()}
+        for name in ("latent", "pixel", "copy last"):
+            print(f"| {name} | " + " | ".join(f"{errors[f].get(name, float('nan')):.3f}" for f in FACTORS) + " |")
+        table = replace(table, drift={f: {k: v for k, v in e.items() if v is not None} for f, e in errors.items()})
     write_text(out / args.task / "table.json", json.dumps(to_dict(table), indent=1))
     print(f"robustness: {out / args.task / 'table.json'}")
 

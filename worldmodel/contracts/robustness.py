@@ -30,6 +30,8 @@ class RobustnessTable:
     episodes: int
     seed: int
     cells: list[RobustnessCell] = field(default_factory=list)
+    # factor -> model (latent | pixel | copy last) -> state-probe error of open-loop rollouts at the largest horizon
+    drift: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def models(self) -> list[str]:
         return list(dict.fromkeys(c.model for c in self.cells))
