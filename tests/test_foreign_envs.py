@@ -137,6 +137,10 @@ def test_frames_that_never_change_are_reported(tmp_path):
     assert s["coverage"]["static_frame_share"] == 1.0 and any("does not change" in w for w in s["warnings"])
 
 
-def test_reach_needs_the_agent_dims(tmp_path):
+def test_reach_needs_the_agent_dims_and_bad_bounds_fail_before_collecting(tmp_path):
     with pytest.raises(ValueError, match="agent_dims"):
         run_json("collect", ["preset=smoke", "env.id=quirks/Quirk-v0", "policy=reach", f"out_dir={tmp_path}"])
+    with pytest.raises(ValueError, match="agent_bounds"):
+        run_json("collect", ["preset=smoke", "env.id=quirks/Quirk-v0", "policy=ou", "+env.kwargs.agent_dims=[0,1]",
+                             "+env.kwargs.agent_bounds=[[0],[1]]", f"out_dir={tmp_path / 'b'}"])
+    assert not list((tmp_path / "b").glob("episodes/*"))

@@ -300,7 +300,8 @@ def _collect(cfg, root: Path) -> CollectSummary:
     if cfg.policy == "scripted" and envs.task_controller(probe) is None:
         raise ValueError(f"policy=scripted exists only for the worldmodel/* tasks, not {cfg.env.id}; use ou, or "
                          f"reach with env.kwargs.agent_dims")
-    if cfg.policy == "reach" and reach_settings(probe) is None:
+    reach = reach_settings(probe)  # the agent's bounds for the dataset check; bad settings fail here, not at the end
+    if cfg.policy == "reach" and reach is None:
         raise ValueError(f"policy=reach needs env.kwargs.agent_dims (the agent's position dims in {cfg.env.id}'s "
                          f"state)")
 
@@ -358,7 +359,7 @@ def _collect(cfg, root: Path) -> CollectSummary:
     preempt.check(f"collect: {len(entries)} finished episodes kept in {root}")
     seconds = time.time() - t0
     manifest = read_manifest(root)
-    cov = coverage(root, manifest.episode_list, cfg.env.id, reach_settings(probe))
+    cov = coverage(root, manifest.episode_list, cfg.env.id, reach)
     for warning in dataset_warnings(cov):
         print(f"[collect] warning: {warning}")
     summary = {

@@ -308,7 +308,7 @@ def run(cfg: PlanConfig) -> PlanSummary:
     chosen = choose_goals(cfg, st, goal_data, goal_ids)  # checked before the probes are fit
     same = goal_data is not None and (Path(goal_data).resolve()
                                       == Path(cfg.probe_dataset or st.meta.dataset).resolve())
-    # fitted before any env exists (MuJoCo's EGL + late imports crash); no evaluation frame reaches planning
+    # fitted before any rendering env exists (MuJoCo's EGL + late imports crash); no evaluation frame reaches planning
     aids = planner_aids(cfg, st, goal_ids if same else None)
     probe, probe_info = aids.probe, aids.info
     eps = goal_episodes(cfg, st, chosen)
