@@ -115,18 +115,24 @@ def test_tworoom_needs_the_door():
     assert greedy_fail >= 3  # a straight line usually misses the door
 
 
-def test_pushblock_scripted_policy_touches_block():
-    env = envs.make("worldmodel/PushBlock-v0", render=False)
+def _scripted_roll(env_id: str, steps: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The scripted collection policy for ``steps`` from seed 0: (start state, end state, steps touching)."""
+    env = envs.make(env_id, render=False)
     _, info = env.reset(seed=0)
     policy = envs.make_policy("scripted", env, 0)
-    s = info["state"]
+    s = start = info["state"]
     policy.reset(s)
-    start, touched = s[2:4].copy(), 0
-    for _ in range(60):
+    touched = 0
+    for _ in range(steps):
         _, _, _, _, info = env.step(policy(s))
         s = info["state"]
         touched += env.unwrapped.touching()
-    assert touched > 0 and np.linalg.norm(s[2:4] - start) > 0.1
+    return start, s, touched
+
+
+def test_pushblock_scripted_policy_touches_block():
+    start, end, touched = _scripted_roll("worldmodel/PushBlock-v0", 60)
+    assert touched > 0 and np.linalg.norm(end[2:4] - start[2:4]) > 0.1
 
 
 def _posed(state: np.ndarray, dx: float, turn: float) -> np.ndarray:
@@ -152,18 +158,10 @@ def test_pusht_success_needs_position_and_angle():
 
 
 def test_pusht_scripted_policy_moves_and_turns_the_block():
-    env = envs.make("worldmodel/PushT-v0", render=False)
-    _, info = env.reset(seed=0)
-    policy = envs.make_policy("scripted", env, 0)
-    s = info["state"]
-    policy.reset(s)
-    start = s.copy()
-    for _ in range(80):
-        _, _, _, _, info = env.step(policy(s))
-        s = info["state"]
-    moved = np.linalg.norm(s[2:4] - start[2:4])
-    turned = abs(np.angle(complex(s[4], s[5]) / complex(start[4], start[5])))
-    assert moved > 0.1 and turned > 0.2
+    start, end, touched = _scripted_roll("worldmodel/PushT-v0", 80)
+    moved = np.linalg.norm(end[2:4] - start[2:4])
+    turned = abs(np.angle(complex(end[4], end[5]) / complex(start[4], start[5])))
+    assert touched > 0 and moved > 0.1 and turned > 0.2
 
 
 VARIED = {"floor_rgb": [0.3, 0.5, 0.8], "floor_jitter": 0.1, "light": 0.7, "light_jitter": 0.2, "distractors": 3,
